@@ -1,0 +1,3 @@
+module Adder.Tests.DataTests
+
+open Xunit

@@ -1,0 +1,3 @@
+module Adder.Tests.ForwardTests
+
+open Xunit
