@@ -35,3 +35,26 @@ let tempDir () =
     let d = Path.Combine(Path.GetTempPath(), "adder-tests-" + Guid.NewGuid().ToString("N"))
     Directory.CreateDirectory d |> ignore
     d
+
+open Adder.Core
+
+/// Builds a 311p model from a golden file's {name: {shape, data}} map, checking every shape.
+let modelFromGolden (pars: JsonElement) =
+    let model = Model(ModelConfig.Preset311)
+    for t in model.Layout.Tensors do
+        let e = pars.GetProperty(t.Name)
+        let shape = [| for x in e.GetProperty("shape").EnumerateArray() -> x.GetInt32() |]
+        if shape <> t.Shape then failwithf "golden %s has shape %A, layout says %A" t.Name shape t.Shape
+        let data = floats (e.GetProperty "data")
+        let view = model.Tensor(t.Name)
+        for i in 0 .. data.Length - 1 do view.[i] <- float32 data.[i]
+    model
+
+let pairs (batch: JsonElement) =
+    let items = [| for x in batch.EnumerateArray() -> x.GetProperty("a").GetInt64(), x.GetProperty("b").GetInt64() |]
+    Array.map fst items, Array.map snd items
+
+let relativeError (got: float[]) (expected: float[]) =
+    let diff = Array.map2 (fun g e -> (g - e) * (g - e)) got expected |> Array.sum |> sqrt
+    let norm = expected |> Array.sumBy (fun e -> e * e) |> sqrt
+    diff / max norm 1e-30

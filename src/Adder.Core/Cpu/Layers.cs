@@ -1,0 +1,273 @@
+namespace Adder.Core.Cpu;
+
+/// <summary>One forward and one backward function per layer, on lane vectors (one sequence per lane).
+/// Parameters are scalars broadcast to all lanes; parameter gradients accumulate per lane into
+/// <c>grad</c> (indexed like the flat parameter buffer) and are summed across lanes once per batch.</summary>
+public static class Layers
+{
+    // ---- matrix product y = x·M, M stored in×out row-major (low-rank factors, shared qkv_A) ----
+
+    public static void MatMulForward(float[] p, int m, int inDim, int outDim, ReadOnlySpan<VF> x, Span<VF> y)
+    {
+        for (int o = 0; o < outDim; o++)
+        {
+            var acc = VF.Zero;
+            for (int i = 0; i < inDim; i++) acc = LaneMath.Fma(x[i], p[m + i * outDim + o], acc);
+            y[o] = acc;
+        }
+    }
+
+    /// <summary>Adds dL/dx into dx and dL/dM into grad.</summary>
+    public static void MatMulBackward(float[] p, int m, int inDim, int outDim, ReadOnlySpan<VF> x, ReadOnlySpan<VF> dy,
+        Span<VF> dx, Span<VF> grad)
+    {
+        for (int i = 0; i < inDim; i++)
+        {
+            var acc = dx[i];
+            int row = m + i * outDim;
+            for (int o = 0; o < outDim; o++)
+            {
+                grad[row + o] = LaneMath.Fma(x[i], dy[o], grad[row + o]);
+                acc = LaneMath.Fma(dy[o], p[row + o], acc);
+            }
+            dx[i] = acc;
+        }
+    }
+
+    // ---- linear: y = x·A·B (low rank) or y = x·Wᵀ (full, W stored out×in) ----
+
+    public static void LinearForward(float[] p, in LinearView lin, ReadOnlySpan<VF> x, Span<VF> hidden, Span<VF> y)
+    {
+        if (lin.LowRank)
+        {
+            MatMulForward(p, lin.A, lin.In, lin.Rank, x, hidden);
+            MatMulForward(p, lin.B, lin.Rank, lin.Out, hidden, y);
+            return;
+        }
+        for (int o = 0; o < lin.Out; o++)
+        {
+            var acc = VF.Zero;
+            int row = lin.W + o * lin.In;
+            for (int i = 0; i < lin.In; i++) acc = LaneMath.Fma(x[i], p[row + i], acc);
+            y[o] = acc;
+        }
+    }
+
+    /// <summary>Adds dL/dx into dx and the parameter gradients into grad. scratch holds at least Rank vectors.</summary>
+    public static void LinearBackward(float[] p, in LinearView lin, ReadOnlySpan<VF> x, ReadOnlySpan<VF> hidden,
+        ReadOnlySpan<VF> dy, Span<VF> scratch, Span<VF> dx, Span<VF> grad)
+    {
+        if (lin.LowRank)
+        {
+            var dHidden = scratch[..lin.Rank];
+            dHidden.Clear();
+            MatMulBackward(p, lin.B, lin.Rank, lin.Out, hidden, dy, dHidden, grad);
+            MatMulBackward(p, lin.A, lin.In, lin.Rank, x, dHidden, dx, grad);
+            return;
+        }
+        for (int o = 0; o < lin.Out; o++)
+        {
+            int row = lin.W + o * lin.In;
+            var g = dy[o];
+            for (int i = 0; i < lin.In; i++)
+            {
+                grad[row + i] = LaneMath.Fma(g, x[i], grad[row + i]);
+                dx[i] = LaneMath.Fma(g, p[row + i], dx[i]);
+            }
+        }
+    }
+
+    // ---- RMSNorm (weight) or LayerNorm (weight, bias) ----
+
+    public static void NormForward(float[] p, in NormView norm, ReadOnlySpan<VF> x, Span<VF> hat, out VF rstd, Span<VF> y)
+    {
+        int d = x.Length;
+        var invD = V.Create(1f / d);
+        if (norm.Bias < 0)
+        {
+            var ss = VF.Zero;
+            for (int i = 0; i < d; i++) ss = LaneMath.Fma(x[i], x[i], ss);
+            rstd = V.Create(1f) / V.Sqrt(ss * invD + V.Create(ModelConfig.RmsNormEps));
+            for (int i = 0; i < d; i++) { hat[i] = x[i] * rstd; y[i] = hat[i] * V.Create(p[norm.Weight + i]); }
+        }
+        else
+        {
+            var sum = VF.Zero;
+            for (int i = 0; i < d; i++) sum += x[i];
+            var mean = sum * invD;
+            var ss = VF.Zero;
+            for (int i = 0; i < d; i++) { var c = x[i] - mean; ss = LaneMath.Fma(c, c, ss); }
+            rstd = V.Create(1f) / V.Sqrt(ss * invD + V.Create(ModelConfig.LayerNormEps));
+            for (int i = 0; i < d; i++)
+            {
+                hat[i] = (x[i] - mean) * rstd;
+                y[i] = LaneMath.Fma(hat[i], p[norm.Weight + i], V.Create(p[norm.Bias + i]));
+            }
+        }
+    }
+
+    /// <summary>Adds dL/dx into dx. scratch holds at least d vectors.</summary>
+    public static void NormBackward(float[] p, in NormView norm, ReadOnlySpan<VF> hat, VF rstd, ReadOnlySpan<VF> dy,
+        Span<VF> scratch, Span<VF> dx, Span<VF> grad)
+    {
+        int d = hat.Length;
+        var dHat = scratch[..d];
+        var meanDHatHat = VF.Zero;
+        var meanDHat = VF.Zero;
+        for (int i = 0; i < d; i++)
+        {
+            grad[norm.Weight + i] = LaneMath.Fma(dy[i], hat[i], grad[norm.Weight + i]);
+            if (norm.Bias >= 0) grad[norm.Bias + i] += dy[i];
+            dHat[i] = dy[i] * V.Create(p[norm.Weight + i]);
+            meanDHatHat = LaneMath.Fma(dHat[i], hat[i], meanDHatHat);
+            meanDHat += dHat[i];
+        }
+        var invD = V.Create(1f / d);
+        meanDHatHat *= invD;
+        meanDHat = norm.Bias >= 0 ? meanDHat * invD : VF.Zero;   // RMSNorm has no centring term
+        for (int i = 0; i < d; i++)
+            dx[i] += rstd * (dHat[i] - meanDHat - hat[i] * meanDHatHat);
+    }
+
+    // ---- causal self-attention for one query position t (keys and values of positions 0..t) ----
+
+    /// <summary>q: this position's queries [D]; keys, values: [T][D] of this layer; att: [H][T][T] of this layer;
+    /// y: output [D].</summary>
+    public static void AttentionForward(int t, int heads, int headDim, ReadOnlySpan<VF> q, ReadOnlySpan<VF> keys,
+        ReadOnlySpan<VF> values, Span<VF> att, int T, Span<VF> y)
+    {
+        int d = heads * headDim;
+        var scale = V.Create(1f / MathF.Sqrt(headDim));
+        for (int h = 0; h < heads; h++)
+        {
+            var row = att.Slice((h * T + t) * T, t + 1);
+            int c0 = h * headDim;
+            var max = V.Create(float.NegativeInfinity);
+            for (int j = 0; j <= t; j++)
+            {
+                var s = VF.Zero;
+                for (int c = 0; c < headDim; c++) s = LaneMath.Fma(q[c0 + c], keys[j * d + c0 + c], s);
+                s *= scale;
+                row[j] = s;
+                max = V.Max(max, s);
+            }
+            var sum = VF.Zero;
+            for (int j = 0; j <= t; j++) { var e = V.Exp(row[j] - max); row[j] = e; sum += e; }
+            var inv = V.Create(1f) / sum;
+            for (int c = 0; c < headDim; c++) y[c0 + c] = VF.Zero;
+            for (int j = 0; j <= t; j++)
+            {
+                var pj = row[j] * inv;
+                row[j] = pj;
+                for (int c = 0; c < headDim; c++) y[c0 + c] = LaneMath.Fma(pj, values[j * d + c0 + c], y[c0 + c]);
+            }
+        }
+    }
+
+    /// <summary>Backward of one query position: adds into dq [D], and into dKeys, dValues [T][D] for
+    /// positions 0..t (the same array when K and V are tied).</summary>
+    public static void AttentionBackward(int t, int heads, int headDim, ReadOnlySpan<VF> q, ReadOnlySpan<VF> keys,
+        ReadOnlySpan<VF> values, ReadOnlySpan<VF> att, int T, ReadOnlySpan<VF> dy, Span<VF> dq, Span<VF> dKeys,
+        Span<VF> dValues, Span<VF> scratch)
+    {
+        int d = heads * headDim;
+        var scale = V.Create(1f / MathF.Sqrt(headDim));
+        for (int h = 0; h < heads; h++)
+        {
+            var row = att.Slice((h * T + t) * T, t + 1);
+            var dp = scratch[..(t + 1)];
+            int c0 = h * headDim;
+            var dot = VF.Zero;
+            for (int j = 0; j <= t; j++)
+            {
+                var acc = VF.Zero;
+                for (int c = 0; c < headDim; c++)
+                {
+                    acc = LaneMath.Fma(dy[c0 + c], values[j * d + c0 + c], acc);
+                    dValues[j * d + c0 + c] = LaneMath.Fma(row[j], dy[c0 + c], dValues[j * d + c0 + c]);
+                }
+                dp[j] = acc;
+                dot = LaneMath.Fma(row[j], acc, dot);
+            }
+            for (int j = 0; j <= t; j++)
+            {
+                var ds = row[j] * (dp[j] - dot) * scale;
+                for (int c = 0; c < headDim; c++)
+                {
+                    dq[c0 + c] = LaneMath.Fma(ds, keys[j * d + c0 + c], dq[c0 + c]);
+                    dKeys[j * d + c0 + c] = LaneMath.Fma(ds, q[c0 + c], dKeys[j * d + c0 + c]);
+                }
+            }
+        }
+    }
+
+    // ---- tied head and cross-entropy ----
+
+    /// <summary>logits[v] = z · E[v]ᵀ for the tied output head.</summary>
+    public static void HeadForward(float[] p, int embedding, int vocab, ReadOnlySpan<VF> z, Span<VF> logits)
+    {
+        int d = z.Length;
+        for (int v = 0; v < vocab; v++)
+        {
+            var acc = VF.Zero;
+            for (int i = 0; i < d; i++) acc = LaneMath.Fma(z[i], p[embedding + v * d + i], acc);
+            logits[v] = acc;
+        }
+    }
+
+    /// <summary>Turns logits into dL/dlogits in place ((softmax − one-hot) · weight) and returns the per-lane
+    /// loss −log p[label]. labels holds each lane's label id as a float.</summary>
+    public static VF CrossEntropyForwardBackward(Span<VF> logits, VF labels, VF weight)
+    {
+        int vocab = logits.Length;
+        var max = logits[0];
+        for (int v = 1; v < vocab; v++) max = V.Max(max, logits[v]);
+        var sum = VF.Zero;
+        var labelShifted = VF.Zero;
+        for (int v = 0; v < vocab; v++)
+        {
+            var shifted = logits[v] - max;
+            labelShifted = V.ConditionalSelect(V.Equals(labels, V.Create((float)v)), shifted, labelShifted);
+            var e = V.Exp(shifted);
+            logits[v] = e;
+            sum += e;
+        }
+        var inv = V.Create(1f) / sum;
+        for (int v = 0; v < vocab; v++)
+        {
+            var hit = V.ConditionalSelect(V.Equals(labels, V.Create((float)v)), V.Create(1f), VF.Zero);
+            logits[v] = (logits[v] * inv - hit) * weight;
+        }
+        return V.Log(sum) - labelShifted;
+    }
+
+    /// <summary>Backward of the tied head: adds into dz [D] and the embedding's gradient.</summary>
+    public static void HeadBackward(float[] p, int embedding, int vocab, ReadOnlySpan<VF> z, ReadOnlySpan<VF> dLogits,
+        Span<VF> dz, Span<VF> grad)
+    {
+        int d = z.Length;
+        for (int v = 0; v < vocab; v++)
+        {
+            int row = embedding + v * d;
+            for (int i = 0; i < d; i++)
+            {
+                grad[row + i] = LaneMath.Fma(dLogits[v], z[i], grad[row + i]);
+                dz[i] = LaneMath.Fma(dLogits[v], p[row + i], dz[i]);
+            }
+        }
+    }
+
+    /// <summary>Lane-wise argmax, lowest index on ties (SPEC section 3).</summary>
+    public static void Argmax(ReadOnlySpan<VF> logits, Span<int> best)
+    {
+        var bestValue = logits[0];
+        var bestIndex = VF.Zero;
+        for (int v = 1; v < logits.Length; v++)
+        {
+            var greater = V.GreaterThan(logits[v], bestValue);
+            bestValue = V.ConditionalSelect(greater, logits[v], bestValue);
+            bestIndex = V.ConditionalSelect(greater, V.Create((float)v), bestIndex);
+        }
+        for (int lane = 0; lane < LaneMath.Width; lane++) best[lane] = (int)bestIndex[lane];
+    }
+}
