@@ -1,3 +1,1 @@
 module Adder.Tests.ForwardTests
-
-open Xunit

@@ -43,9 +43,14 @@ let modelFromGolden (pars: JsonElement) =
     let model = Model(ModelConfig.Preset311)
     for t in model.Layout.Tensors do
         let e = pars.GetProperty(t.Name)
-        let shape = [| for x in e.GetProperty("shape").EnumerateArray() -> x.GetInt32() |]
-        if shape <> t.Shape then failwithf "golden %s has shape %A, layout says %A" t.Name shape t.Shape
-        let data = floats (e.GetProperty "data")
+        // either {shape, data} or a bare list of values
+        let data =
+            if e.ValueKind = JsonValueKind.Array then floats e
+            else
+                let shape = [| for x in e.GetProperty("shape").EnumerateArray() -> x.GetInt32() |]
+                if shape <> t.Shape then failwithf "golden %s has shape %A, layout says %A" t.Name shape t.Shape
+                floats (e.GetProperty "data")
+        if data.Length <> t.Size then failwithf "golden %s has %d values, expected %d" t.Name data.Length t.Size
         let view = model.Tensor(t.Name)
         for i in 0 .. data.Length - 1 do view.[i] <- float32 data.[i]
     model

@@ -57,15 +57,23 @@ public sealed class CpuBackend
         return active;
     }
 
-    void RunChunks(int chunks, Action<int, int> work)
+    /// <summary>Runs work(worker, chunk) for every chunk on up to Threads workers. With a static partition
+    /// (worker w takes chunks w, w + workers, ...) each worker's gradient sums always see the same chunks in
+    /// the same order, so a training step is bit-for-bit repeatable for a given thread count.</summary>
+    void RunChunks(int chunks, Action<int, int> work, bool staticPartition)
     {
         nextChunk = 0;
         int workers = Math.Min(Threads, chunks);
         if (workers <= 1) { for (int c = 0; c < chunks; c++) work(0, c); return; }
         Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, worker =>
         {
-            int c;
-            while ((c = Interlocked.Increment(ref nextChunk) - 1) < chunks) work(worker, c);
+            if (staticPartition)
+            {
+                for (int c = worker; c < chunks; c += workers) work(worker, c);
+                return;
+            }
+            int next;
+            while ((next = Interlocked.Increment(ref nextChunk) - 1) < chunks) work(worker, next);
         });
     }
 
@@ -80,7 +88,7 @@ public sealed class CpuBackend
         Transformer.PositionTable(p, Layout, posTable);
         foreach (var g in gradients) g.Clear();
         chunkScale = 1f / (count * Tokens.ScoredPositions);
-        RunChunks(ChunkCount(count), gradientChunk);
+        RunChunks(ChunkCount(count), gradientChunk, staticPartition: true);
         return ReduceGradients(grad);
     }
 
@@ -104,7 +112,7 @@ public sealed class CpuBackend
         Transformer.PositionTable(p, Layout, posTable);
         int vocab = Config.VocabSize, T = Tokens.InputLength;
         var result = new float[count * T * vocab];
-        RunChunks(ChunkCount(count), (worker, chunk) =>
+        RunChunks(ChunkCount(count), staticPartition: false, work: (worker, chunk) =>
         {
             var act = activations[worker];
             int active = LoadChunk(act, chunk, promptOnly: false);
@@ -131,7 +139,7 @@ public sealed class CpuBackend
         if (output.Length < count * Tokens.SumDigits) throw new ArgumentException("output too small");
         parameters = p; batchA = a; batchB = b; batchCount = count; decoded = output;
         Transformer.PositionTable(p, Layout, posTable);
-        RunChunks(ChunkCount(count), decodeChunk);
+        RunChunks(ChunkCount(count), decodeChunk, staticPartition: false);
     }
 
     void DecodeChunk(int worker, int chunk)

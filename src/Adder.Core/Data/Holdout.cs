@@ -1,0 +1,53 @@
+namespace Adder.Core;
+
+public readonly record struct Pair(long A, long B);
+
+/// <summary>A run's held-out pairs: validation then test, all distinct (SPEC section 5).</summary>
+public sealed class Holdout
+{
+    /// <summary>The seeds of the reference evaluation suite: the TEST part of holdout(5000, 10000, s).</summary>
+    public static readonly int[] ReferenceSuiteSeeds = [41, 100, 200, 300, 400, 500, 999, 1234, 7777, 31415];
+
+    public Pair[] Validation { get; }
+    public Pair[] Test { get; }
+    readonly HashSet<Pair> reserved;
+
+    Holdout(Pair[] validation, Pair[] test, HashSet<Pair> reserved)
+    {
+        Validation = validation;
+        Test = test;
+        this.reserved = reserved;
+    }
+
+    /// <summary>A holdout of given pairs (tests, custom splits).</summary>
+    public static Holdout FromPairs(Pair[] validation, Pair[] test) =>
+        new(validation, test, [.. validation, .. test]);
+
+    /// <summary>Whether a pair is one of this holdout's validation or test pairs.</summary>
+    public bool Contains(long a, long b) => reserved.Contains(new Pair(a, b));
+
+    /// <summary>The reference's dedup walk: draw n a's then n b's (n = max(2·missing, 4096)), keep the pairs
+    /// not seen before, in order, until val + test are collected.</summary>
+    public static Holdout Build(int validationCount, int testCount, long seed)
+    {
+        int total = validationCount + testCount;
+        var rng = new TorchGenerator((ulong)seed);
+        var seen = new HashSet<Pair>(total);
+        var pairs = new List<Pair>(total);
+        const long Range = 10_000_000_000L;
+        while (pairs.Count < total)
+        {
+            int n = Math.Max(2 * (total - pairs.Count), 4096);
+            var a = new long[n];
+            for (int i = 0; i < n; i++) a[i] = rng.RandInt(0, Range);
+            var b = new long[n];
+            for (int i = 0; i < n; i++) b[i] = rng.RandInt(0, Range);
+            for (int i = 0; i < n && pairs.Count < total; i++)
+            {
+                var p = new Pair(a[i], b[i]);
+                if (seen.Add(p)) pairs.Add(p);
+            }
+        }
+        return new Holdout(pairs.GetRange(0, validationCount).ToArray(), pairs.GetRange(validationCount, testCount).ToArray(), seen);
+    }
+}

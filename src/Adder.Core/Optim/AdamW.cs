@@ -1,0 +1,42 @@
+namespace Adder.Core;
+
+/// <summary>AdamW with torch's defaults and update order (SPEC section 7): decoupled weight decay first,
+/// then bias-corrected moments. Moments are float32 as in torch; the scalar factors are double.</summary>
+public sealed class AdamW
+{
+    public const double Beta1 = 0.9, Beta2 = 0.999, Eps = 1e-8;
+    public long Step { get; private set; }
+    public float[] M { get; }
+    public float[] V { get; }
+
+    public AdamW(int parameterCount) : this(0, new float[parameterCount], new float[parameterCount]) { }
+
+    public AdamW(long step, float[] m, float[] v)
+    {
+        if (m.Length != v.Length) throw new AdderException("optimizer moments differ in length");
+        Step = step;
+        M = m;
+        V = v;
+    }
+
+    public void Update(Span<float> parameters, ReadOnlySpan<float> grad, double lr, double weightDecay)
+    {
+        if (parameters.Length != M.Length || grad.Length != M.Length) throw new ArgumentException("length mismatch");
+        Step++;
+        float decay = (float)(1 - lr * weightDecay);
+        double biasCorrection1 = 1 - Math.Pow(Beta1, Step);
+        double biasCorrection2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, Step));
+        float stepSize = (float)(lr / biasCorrection1);
+        float bc2Sqrt = (float)biasCorrection2Sqrt;
+        float b1 = (float)(1 - Beta1), b2 = (float)Beta2, oneMinusB2 = (float)(1 - Beta2), eps = (float)Eps;
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            float g = grad[i];
+            parameters[i] *= decay;
+            M[i] += b1 * (g - M[i]);                     // torch: exp_avg.lerp_(grad, 1 - beta1)
+            V[i] = V[i] * b2 + oneMinusB2 * g * g;
+            float denom = MathF.Sqrt(V[i]) / bc2Sqrt + eps;
+            parameters[i] -= stepSize * (M[i] / denom);   // torch: addcdiv_(m, denom, -step_size)
+        }
+    }
+}
