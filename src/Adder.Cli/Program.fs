@@ -1,0 +1,184 @@
+module Adder.Cli.Program
+
+open System
+open System.IO
+open Argu
+open Adder.Core
+open Adder.Pipeline
+open Adder.Cli.Arguments
+
+let fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
+
+/// The checkpoint shipped beside the executable (models/), used when --checkpoint is not given.
+let defaultCheckpoint () =
+    let path = Path.Combine(AppContext.BaseDirectory, "models", "adder-311p.safetensors")
+    if File.Exists path then path
+    else fail "no checkpoint given: pass --checkpoint FILE (.pt or .safetensors)"
+
+let resolveCheckpoint (given: string option) = given |> Option.defaultWith defaultCheckpoint
+
+let loadModel (path: string) = (Checkpoint.Load path).Model
+
+let threadsOf (n: int option) =
+    match n with
+    | Some t when t < 1 -> fail "--threads must be at least 1, got %d" t
+    | Some t -> t
+    | None -> 0
+
+let info (args: ParseResults<InfoArgs>) =
+    let path = args.GetResult InfoArgs.Checkpoint
+    let ckpt = Checkpoint.Load path
+    let model = ckpt.Model
+    printfn "checkpoint: %s" path
+    printfn "config:     %s" (model.Config.Describe())
+    for KeyValue(k, v) in ckpt.Metadata |> Seq.sortBy (fun kv -> kv.Key) do
+        if k <> "model_config" && k <> "format" then printfn "%-11s %s" (k + ":") v
+    printfn ""
+    printfn "%-28s %-10s %s" "tensor" "shape" "params"
+    for t in model.Layout.Tensors do printfn "%-28s %-10s %d" t.Name t.ShapeText t.Size
+    printfn "%-28s %-10s %d" "lm_head.weight" "(tied)" 0
+    printfn ""
+    printfn "unique parameters: %d" model.Layout.Count
+    if ckpt.Optimizer <> null then printfn "optimizer state:   AdamW at step %d" ckpt.Optimizer.Step
+    0
+
+let convert (args: ParseResults<ConvertArgs>) =
+    let input = args.GetResult ConvertArgs.Input
+    let output = args.GetResult ConvertArgs.Output
+    let ckpt = Checkpoint.Load input
+    ckpt.Metadata.["converted_from"] <- Path.GetFileName input
+    ckpt.Save output
+    printfn "wrote %s (%d parameters, %s)" output ckpt.Model.Layout.Count (ckpt.Model.Config.Describe())
+    0
+
+let printReport (report: Evaluation.Report) (showFailures: int) =
+    printfn "%-18s %10s %8s %12s %12s" "set" "examples" "errors" "exact match" "token acc"
+    for s in report.Sets @ [ report.Total ] do
+        if s.Name = "total" then printfn "%s" (String('-', 64))
+        printfn "%-18s %10d %8d %11.3f%% %11.4f%%" s.Name s.Examples s.Errors (100.0 * s.ExactMatch) (100.0 * s.TokenAccuracy)
+    printfn ""
+    printfn "%d / %d correct (%.3f%%) in %.2f s" (report.Total.Examples - report.Total.Errors) report.Total.Examples
+        (100.0 * report.Total.ExactMatch) report.Seconds
+    let failures = report.Total.Failures
+    if not failures.IsEmpty then
+        printfn ""
+        printfn "failing pairs%s:" (if failures.Length > showFailures then sprintf " (first %d of %d)" showFailures failures.Length else "")
+        printfn "%-18s %12s %12s %13s %13s" "set" "a" "b" "expected" "predicted"
+        for f in failures |> List.truncate showFailures do
+            printfn "%-18s %12d %12d %13d %13s" f.Set f.A f.B f.Expected f.Predicted
+
+let eval (args: ParseResults<EvalArgs>) =
+    let path = resolveCheckpoint (args.TryGetResult EvalArgs.Checkpoint)
+    let suite = args.GetResult(EvalArgs.Suite, "reference")
+    let showFailures = args.GetResult(EvalArgs.Show_Failures, 20)
+    if showFailures < 0 then fail "--show-failures must not be negative"
+    let json = args.TryGetResult EvalArgs.Json
+    json |> Option.iter (fun p ->
+        let dir = Path.GetDirectoryName(Path.GetFullPath p)
+        if not (Directory.Exists dir) then fail "output folder does not exist: %s" dir)
+    let sets =
+        match suite with
+        | "reference" ->
+            if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then fail "--count and --seed apply to --suite random only"
+            Evaluation.referenceSets ()
+        | "random" -> Evaluation.randomSet (args.GetResult(EvalArgs.Count, 100_000)) (args.GetResult(EvalArgs.Seed, 0L))
+        | other -> fail "unknown suite '%s' (known: reference, random)" other
+    let model = loadModel path
+    let report = Evaluation.run path suite model sets (threadsOf (args.TryGetResult EvalArgs.Threads))
+    printReport report showFailures
+    json |> Option.iter (fun p -> Files.writeJsonAtomic p report; printfn "report written to %s" p)
+    0
+
+let predict (args: ParseResults<PredictArgs>) =
+    let path = resolveCheckpoint (args.TryGetResult PredictArgs.Checkpoint)
+    let operands = args.GetResult(PredictArgs.Operands, [])
+    match args.TryGetResult PredictArgs.File, operands with
+    | Some _, _ :: _ -> fail "give either two operands or --file, not both"
+    | None, [ a; b ] ->
+        let a = Tokens.ParseOperand a
+        let b = Tokens.ParseOperand b
+        let model = loadModel path
+        let backend = Cpu.CpuBackend(model.Config)
+        printfn "%s" (Prediction.predictBatch backend model.Parameters [| a |] [| b |]).[0]
+        0
+    | None, [] -> fail "nothing to add: give two operands or --file PAIRS"
+    | None, _ -> fail "expected exactly two operands, got %d" operands.Length
+    | Some file, [] ->
+        let reader =
+            if file = "-" then Console.In
+            elif File.Exists file then new StreamReader(file) :> TextReader
+            else fail "pairs file not found: %s" file
+        let model = loadModel path
+        let backend = Cpu.CpuBackend(model.Config)
+        use out = new StreamWriter(Console.OpenStandardOutput(), Text.UTF8Encoding(false), 1 <<< 16)
+        Prediction.predictStream backend model.Parameters reader out 65536 |> ignore
+        0
+
+let bench (args: ParseResults<BenchArgs>) =
+    let windows = args.GetResult(BenchArgs.Windows, 7)
+    if windows < 1 then fail "--windows must be at least 1"
+    let threads = threadsOf (args.TryGetResult BenchArgs.Threads)
+    let config = ModelConfig.Preset(args.GetResult(BenchArgs.Preset, "311p"))
+    printfn "machine: %d logical cores, %s, Vector512 accelerated: %b, .NET %s" Environment.ProcessorCount
+        (Runtime.InteropServices.RuntimeInformation.OSDescription) Runtime.Intrinsics.Vector512.IsHardwareAccelerated
+        (string Environment.Version)
+    match args.GetResult BenchArgs.What with
+    | "train" ->
+        let batch = args.GetResult(BenchArgs.Batch, 512)
+        if batch < 1 then fail "--batch must be at least 1"
+        let r = Benchmarks.benchTrain config batch windows threads
+        printfn "train %s, batch %d, %d threads: %.0f steps/s (median of %d 1-s windows: %s)" (config.Describe()) batch r.Threads
+            r.StepsPerSecond windows (r.Windows |> List.map (sprintf "%.0f") |> String.concat " ")
+        printfn "FLOPs per step (counted): %.3g -> %.2f GFLOP/s" (float r.FlopsPerStep) (float r.FlopsPerStep * r.StepsPerSecond / 1e9)
+    | "eval" ->
+        let model = Model.Initialised(config, 1)
+        let r = Benchmarks.benchEval model windows threads
+        printfn "greedy decode of 100,000 sums, %d threads: %.3f s (median of %d: %s), %.0f examples/s" r.Threads
+            r.SecondsPer100k windows (r.Windows |> List.map (sprintf "%.3f") |> String.concat " ") r.ExamplesPerSecond
+        printfn "FLOPs per example (counted): %d -> %.2f GFLOP/s" r.FlopsPerExample (float r.FlopsPerExample * r.ExamplesPerSecond / 1e9)
+    | other -> fail "unknown benchmark '%s' (known: train, eval)" other
+    0
+
+let checkGradients (args: ParseResults<CheckGradientsArgs>) =
+    let r = GradientCheck.run (args.GetResult CheckGradientsArgs.Golden)
+    printfn "loss: %.9f golden %.9f (relative error %.2e)" r.Loss r.GoldenLoss r.LossRelativeError
+    printfn "%-28s %14s %12s" "tensor" "rel. error" "|g_ref|"
+    for t in r.Tensors do printfn "%-28s %14.3e %12.4e" t.Name t.RelativeError t.Norm
+    printfn "%s (limits: loss 1e-4, tensors 1e-3)" (if r.Passed then "PASS" else "FAIL")
+    if r.Passed then 0 else 1
+
+let run (argv: string[]) =
+    let parser = ArgumentParser.Create<AdderArgs>(programName = "adder")
+    let results = parser.ParseCommandLine(argv, raiseOnUsage = true)
+    match results.GetAllResults() with
+    | [ Info a ] -> info a
+    | [ Convert a ] -> convert a
+    | [ Eval a ] -> eval a
+    | [ Predict a ] -> predict a
+    | [ Train a ] -> Commands.train a
+    | [ Finetune a ] -> Commands.finetune a
+    | [ Plot a ] -> Commands.plot a
+    | [ Bench a ] -> bench a
+    | [ Check_Gradients a ] -> checkGradients a
+    | [ Version ] -> printfn "adder %s" (string (Reflection.Assembly.GetExecutingAssembly().GetName().Version)); 0
+    | [] -> printfn "%s" (parser.PrintUsage()); 2
+    | _ -> fail "give one command (see adder --help)"
+
+[<EntryPoint>]
+let main argv =
+    try
+        run argv
+    with
+    | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
+        printfn "%s" e.Message
+        0
+    | :? ArguParseException as e ->
+        let first = e.Message.Split('\n') |> Array.tryHead |> Option.defaultValue e.Message
+        eprintfn "adder: %s (see --help)" (first.Trim().Replace("ERROR: ", ""))
+        2
+    | :? AdderException as e ->
+        eprintfn "adder: %s" e.Message
+        1
+    | e when Environment.GetEnvironmentVariable "ADDER_DEBUG" <> "1" ->
+        eprintfn "adder: internal error: %s: %s (set ADDER_DEBUG=1 for details)" (e.GetType().Name) (e.Message.Split('\n').[0])
+        70

@@ -1,0 +1,64 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Adder.Core;
+
+/// <summary>The model config under the reference's option names (SPEC section 9's model_config).</summary>
+public static class ConfigJson
+{
+    public static string Write(ModelConfig c) => new JsonObject
+    {
+        ["n_layer"] = c.NLayer, ["d_model"] = c.DModel, ["n_head"] = c.NHead, ["d_ff"] = c.DFf,
+        ["dropout"] = 0.0, ["max_seq_len"] = c.MaxSeqLen, ["vocab_size"] = c.VocabSize,
+        ["pos_rank"] = c.PosRank, ["qkv_rank"] = c.QkvRank, ["attn_out_rank"] = c.AttnOutRank, ["ffn_rank"] = c.FfnRank,
+        ["use_rmsnorm"] = c.UseRmsNorm, ["tie_qkv"] = c.TieQkv,
+    }.ToJsonString();
+
+    public static ModelConfig Read(string json, string source)
+    {
+        JsonObject o;
+        try { o = JsonNode.Parse(json) as JsonObject ?? throw new AdderException($"{source}: model_config is not a JSON object"); }
+        catch (JsonException e) { throw new AdderException($"{source}: model_config is not valid JSON ({e.Message})"); }
+        var values = new Dictionary<string, object?>();
+        foreach (var (key, node) in o)
+            values[key] = node?.GetValueKind() switch
+            {
+                JsonValueKind.Number => node.GetValue<double>(),
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                JsonValueKind.String => node.GetValue<string>(),
+                _ => null,
+            };
+        return FromDictionary(values, source);
+    }
+
+    /// <summary>Maps option names to a config; a missing option takes the 311p value, a wrong type is an error.</summary>
+    public static ModelConfig FromDictionary(IReadOnlyDictionary<string, object?> values, string source)
+    {
+        var d = ModelConfig.Preset311;
+        int Int(string key, int fallback)
+        {
+            if (!values.TryGetValue(key, out var v) || v is null) return fallback;
+            return v switch
+            {
+                int i => i,
+                long l => checked((int)l),
+                double x when x == Math.Floor(x) => (int)x,
+                _ => throw new AdderException($"{source}: model_config '{key}' is not an integer ({v})"),
+            };
+        }
+        bool Bool(string key, bool fallback) =>
+            !values.TryGetValue(key, out var v) || v is null ? fallback
+            : v is bool b ? b : throw new AdderException($"{source}: model_config '{key}' is not a boolean ({v})");
+        string Str(string key, string fallback) =>
+            !values.TryGetValue(key, out var v) || v is null ? fallback
+            : v as string ?? throw new AdderException($"{source}: model_config '{key}' is not a string ({v})");
+        var config = new ModelConfig(
+            NLayer: Int("n_layer", d.NLayer), DModel: Int("d_model", d.DModel), NHead: Int("n_head", d.NHead),
+            DFf: Int("d_ff", d.DFf), MaxSeqLen: Int("max_seq_len", d.MaxSeqLen), VocabSize: Int("vocab_size", d.VocabSize),
+            PosRank: Int("pos_rank", d.PosRank), QkvRank: Int("qkv_rank", d.QkvRank), AttnOutRank: Int("attn_out_rank", d.AttnOutRank),
+            FfnRank: Int("ffn_rank", d.FfnRank), UseRmsNorm: Bool("use_rmsnorm", d.UseRmsNorm), TieQkv: Str("tie_qkv", d.TieQkv));
+        try { return config.Validate(); }
+        catch (AdderException e) { throw new AdderException($"{source}: {e.Message}"); }
+    }
+}

@@ -1,0 +1,84 @@
+/// Speed measurements: median of several timed windows after a warm-up, with counted FLOPs.
+module Adder.Pipeline.Benchmarks
+
+open System
+open System.Diagnostics
+open Adder.Core
+open Adder.Core.Cpu
+
+/// Floating-point operations of one sequence's forward pass over `positions` positions, counting a
+/// multiply-add as 2 and exp/erf/sqrt/division as 1 (lower bound on the work, not on the instructions).
+let forwardFlops (c: ModelConfig) (positions: int) (headPositions: int) =
+    let linear inDim outDim rank = if rank > 0 then 2 * (inDim * rank + rank * outDim) else 2 * inDim * outDim
+    let d, f = c.DModel, c.DFf
+    let norm = 4 * d + 2
+    let qkv =
+        if c.TieQkv = TieModes.ShareATieKV then 2 * (d * c.QkvRank + 2 * c.QkvRank * d)
+        else 3 * linear d d c.QkvRank
+    let mutable total = 0L
+    for t in 0 .. positions - 1 do
+        let keys = t + 1
+        let attention = 4 * keys * d + 4 * keys * c.NHead // scores, weighted values; max, exp, sum, scale
+        let block = norm + qkv + attention + linear d d c.AttnOutRank + d + norm + linear d f c.FfnRank + 8 * f + linear f d c.FfnRank + d
+        total <- total + int64 (d + c.NLayer * block + norm)
+    total + int64 headPositions * int64 (2 * c.VocabSize * d + 3 * c.VocabSize)
+
+/// A training step: forward over 33 positions with the head at 12, backward ≈ twice the forward.
+let trainStepFlops (c: ModelConfig) (batch: int) =
+    3L * forwardFlops c Tokens.InputLength Tokens.ScoredPositions * int64 batch
+
+/// Greedy decoding of one example: 32 positions, the head at 11 of them.
+let decodeFlops (c: ModelConfig) = forwardFlops c (Tokens.FirstScoredPosition + Tokens.SumDigits) Tokens.SumDigits
+
+let median (xs: float seq) =
+    let a = Seq.toArray xs |> Array.sort
+    if a.Length = 0 then nan
+    elif a.Length % 2 = 1 then a.[a.Length / 2]
+    else (a.[a.Length / 2 - 1] + a.[a.Length / 2]) / 2.0
+
+type TrainBench = { StepsPerSecond: float; Windows: float list; FlopsPerStep: int64; Threads: int; Batch: int }
+
+/// Times LossAndGradient plus the AdamW update on random 10-digit pairs.
+let benchTrain (config: ModelConfig) (batch: int) (windows: int) (threads: int) =
+    let model = Model.Initialised(config, 1)
+    let backend = CpuBackend(config, threads)
+    let rng = TorchGenerator(1UL)
+    let a = Array.init batch (fun _ -> rng.RandInt(0L, 10_000_000_000L))
+    let b = Array.init batch (fun _ -> rng.RandInt(0L, 10_000_000_000L))
+    let grad = Array.zeroCreate<float32> model.Layout.Count
+    let optimizer = AdamW(model.Layout.Count)
+    let step () =
+        backend.LossAndGradient(model.Parameters, a, b, batch, grad) |> ignore
+        GradClip.Apply(grad, 1.0) |> ignore
+        optimizer.Update(model.Parameters, grad, 1e-3, 0.01)
+    // warm-up: JIT tiers, caches, thread pool
+    let warm = Stopwatch.StartNew()
+    while warm.Elapsed.TotalSeconds < 2.0 do step ()
+    let rates =
+        [ for _ in 1 .. windows ->
+            let watch = Stopwatch.StartNew()
+            let mutable steps = 0
+            while watch.Elapsed.TotalSeconds < 1.0 do
+                step ()
+                steps <- steps + 1
+            float steps / watch.Elapsed.TotalSeconds ]
+    { StepsPerSecond = median rates; Windows = rates; FlopsPerStep = trainStepFlops config batch; Threads = backend.Threads; Batch = batch }
+
+type EvalBench = { ExamplesPerSecond: float; SecondsPer100k: float; Windows: float list; FlopsPerExample: int64; Threads: int }
+
+/// Times greedy decoding of 100,000 uniform random pairs.
+let benchEval (model: Model) (windows: int) (threads: int) =
+    let backend = CpuBackend(model.Config, threads)
+    let n = 100_000
+    let rng = TorchGenerator(2UL)
+    let a = Array.init n (fun _ -> rng.RandInt(0L, 10_000_000_000L))
+    let b = Array.init n (fun _ -> rng.RandInt(0L, 10_000_000_000L))
+    let output = Array.zeroCreate<int> (n * Tokens.SumDigits)
+    for _ in 1 .. 3 do backend.Decode(model.Parameters, a, b, n, output)
+    let seconds =
+        [ for _ in 1 .. windows ->
+            let watch = Stopwatch.StartNew()
+            backend.Decode(model.Parameters, a, b, n, output)
+            watch.Elapsed.TotalSeconds ]
+    let med = median seconds
+    { ExamplesPerSecond = float n / med; SecondsPer100k = med; Windows = seconds; FlopsPerExample = decodeFlops model.Config; Threads = backend.Threads }

@@ -1,0 +1,76 @@
+/// Compares our loss and backward pass with a golden gradient file (gradcheck_random_init.json's shape).
+module Adder.Pipeline.GradientCheck
+
+open System
+open System.IO
+open System.Text.Json
+open Adder.Core
+open Adder.Core.Cpu
+
+type TensorError = { Name: string; RelativeError: float; Norm: float }
+type Result = { Loss: float; GoldenLoss: float; LossRelativeError: float; Tensors: TensorError list; Passed: bool }
+
+let private fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
+
+let private property (e: JsonElement) (name: string) (path: string) =
+    match e.TryGetProperty name with
+    | true, v -> v
+    | _ -> fail "%s: missing '%s'" path name
+
+let private numbers (e: JsonElement) = [| for x in e.EnumerateArray() -> x.GetDouble() |]
+
+/// Loads the golden's parameters into a model of its config (311p unless the file says otherwise).
+let run (path: string) =
+    if not (File.Exists path) then fail "golden file not found: %s" path
+    let root =
+        try JsonDocument.Parse(File.ReadAllText path).RootElement
+        with :? JsonException as e -> fail "%s: not valid JSON (%s)" path e.Message
+    try
+        let config =
+            match root.TryGetProperty "config" with
+            | true, c ->
+                let int name fallback = match c.TryGetProperty(name: string) with | true, v -> v.GetInt32() | _ -> fallback
+                let d = ModelConfig.Preset311
+                ModelConfig(
+                    DModel = int "d_model" d.DModel, DFf = int "d_ff" d.DFf, NHead = int "n_head" d.NHead,
+                    NLayer = int "n_layer" d.NLayer, PosRank = int "pos_rank" d.PosRank, QkvRank = int "qkv_rank" d.QkvRank,
+                    AttnOutRank = int "attn_out_rank" d.AttnOutRank, FfnRank = int "ffn_rank" d.FfnRank,
+                    UseRmsNorm = (match c.TryGetProperty "norm" with | true, v -> v.GetString() <> "layernorm" | _ -> true),
+                    TieQkv = (match c.TryGetProperty "tie_qkv" with | true, v -> v.GetString() | _ -> d.TieQkv))
+            | _ -> ModelConfig.Preset311
+        let model = Model(config)
+        let pars = property root "params" path
+        for t in model.Layout.Tensors do
+            let e = property pars t.Name path
+            let data = numbers (property e "data" path)
+            if data.Length <> t.Size then fail "%s: tensor %s has %d values, expected %d %s" path t.Name data.Length t.Size t.ShapeText
+            let view = model.Tensor t.Name
+            for i in 0 .. data.Length - 1 do view.[i] <- float32 data.[i]
+        let batch = property root "batch" path
+        let a = [| for x in batch.EnumerateArray() -> (property x "a" path).GetInt64() |]
+        let b = [| for x in batch.EnumerateArray() -> (property x "b" path).GetInt64() |]
+        for i in 0 .. a.Length - 1 do
+            Tokens.CheckOperand(a.[i], "batch operand a")
+            Tokens.CheckOperand(b.[i], "batch operand b")
+        let goldenLoss = (property root "loss" path).GetDouble()
+        let grads = property root "grad" path
+        let backend = CpuBackend(config)
+        let grad = Array.zeroCreate<float32> model.Layout.Count
+        let loss = float (backend.LossAndGradient(model.Parameters, a, b, a.Length, grad))
+        let tensors =
+            [ for t in model.Layout.Tensors ->
+                let expected = numbers (property grads t.Name path)
+                if expected.Length <> t.Size then fail "%s: gradient %s has %d values, expected %d" path t.Name expected.Length t.Size
+                let mutable diff = 0.0
+                let mutable norm = 0.0
+                for i in 0 .. t.Size - 1 do
+                    let g = float grad.[t.Offset + i]
+                    diff <- diff + (g - expected.[i]) ** 2.0
+                    norm <- norm + expected.[i] ** 2.0
+                { Name = t.Name; RelativeError = sqrt diff / max (sqrt norm) 1e-30; Norm = sqrt norm } ]
+        let lossError = abs (loss - goldenLoss) / max (abs goldenLoss) 1e-30
+        { Loss = loss; GoldenLoss = goldenLoss; LossRelativeError = lossError; Tensors = tensors
+          Passed = lossError <= 1e-4 && tensors |> List.forall (fun t -> t.RelativeError <= 1e-3) }
+    with
+    | :? InvalidOperationException as e -> fail "%s: unexpected JSON value (%s)" path e.Message
+    | :? FormatException as e -> fail "%s: unexpected JSON value (%s)" path e.Message

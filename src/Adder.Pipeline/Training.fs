@@ -1,0 +1,233 @@
+/// Training runs and fine-tuning rounds (SPEC sections 6 and 7) on the CPU backend.
+module Adder.Pipeline.Training
+
+open System
+open System.Diagnostics
+open System.Globalization
+open System.IO
+open System.Text.Json
+open Adder.Core
+open Adder.Core.Cpu
+
+/// One curriculum phase: from Start on, operands have MinDigits..MaxDigits digits.
+type Phase = { Start: int; MinDigits: int; MaxDigits: int }
+
+type RunConfig =
+    { Kind: string                  // "train" or "finetune"
+      Model: ModelConfig
+      StartCheckpoint: string option
+      Seed: int
+      InitSeed: int
+      Steps: int
+      Batch: int
+      Lr: float
+      Warmup: int
+      Floor: float
+      WeightDecay: float
+      Clip: float
+      EvalInterval: int
+      Curriculum: Phase list
+      Threads: int }
+
+let baseCurriculum = [ { Start = 0; MinDigits = 1; MaxDigits = 3 }; { Start = 2000; MinDigits = 1; MaxDigits = 6 }; { Start = 7000; MinDigits = 1; MaxDigits = 10 } ]
+let fullCurriculum = [ { Start = 0; MinDigits = 1; MaxDigits = 10 } ]
+
+let private fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
+
+/// Parses "0:1-3,2000:1-6,7000:1-10".
+let parseCurriculum (text: string) =
+    let phase (part: string) =
+        let bad () = fail "bad curriculum phase '%s' (expected STEP:MIN-MAX, e.g. 2000:1-6)" part
+        match part.Split(':') with
+        | [| start; range |] ->
+            match range.Split('-') with
+            | [| lo; hi |] ->
+                match Int32.TryParse start, Int32.TryParse lo, Int32.TryParse hi with
+                | (true, s), (true, l), (true, h) when s >= 0 && l >= 1 && h >= l && h <= 10 -> { Start = s; MinDigits = l; MaxDigits = h }
+                | _ -> bad ()
+            | _ -> bad ()
+        | _ -> bad ()
+    let phases = text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> Array.map phase |> List.ofArray
+    match phases with
+    | [] -> fail "empty curriculum"
+    | first :: _ when first.Start <> 0 -> fail "the curriculum's first phase must start at step 0"
+    | _ when phases |> List.pairwise |> List.exists (fun (a, b) -> b.Start <= a.Start) -> fail "curriculum phases must have increasing start steps"
+    | _ -> phases
+
+let curriculumText (phases: Phase list) =
+    phases |> List.map (fun p -> sprintf "%d:%d-%d" p.Start p.MinDigits p.MaxDigits) |> String.concat ","
+
+let validate (c: RunConfig) =
+    if c.Steps < 1 then fail "--steps must be at least 1"
+    if c.Batch < 1 then fail "--batch must be at least 1"
+    if not (c.Lr > 0.0) then fail "--lr must be positive"
+    if c.Warmup < 0 then fail "--warmup must not be negative"
+    if c.Floor < 0.0 || c.Floor > 1.0 then fail "--floor must be in [0, 1]"
+    if c.WeightDecay < 0.0 then fail "--weight-decay must not be negative"
+    if not (c.Clip > 0.0) then fail "--clip must be positive"
+    if c.EvalInterval < 1 then fail "--eval-interval must be at least 1"
+    c.Model.Validate() |> ignore
+    c
+
+let private configJson (c: RunConfig) =
+    let m = c.Model
+    let o = Nodes.JsonObject()
+    o.["kind"] <- Nodes.JsonValue.Create c.Kind
+    o.["model_config"] <- Nodes.JsonNode.Parse(ConfigJson.Write m)
+    o.["start_checkpoint"] <- (match c.StartCheckpoint with Some p -> Nodes.JsonValue.Create p :> Nodes.JsonNode | None -> null)
+    o.["seed"] <- Nodes.JsonValue.Create c.Seed
+    o.["init_seed"] <- Nodes.JsonValue.Create c.InitSeed
+    o.["steps"] <- Nodes.JsonValue.Create c.Steps
+    o.["batch"] <- Nodes.JsonValue.Create c.Batch
+    o.["lr"] <- Nodes.JsonValue.Create c.Lr
+    o.["warmup"] <- Nodes.JsonValue.Create c.Warmup
+    o.["floor"] <- Nodes.JsonValue.Create c.Floor
+    o.["weight_decay"] <- Nodes.JsonValue.Create c.WeightDecay
+    o.["clip"] <- Nodes.JsonValue.Create c.Clip
+    o.["eval_interval"] <- Nodes.JsonValue.Create c.EvalInterval
+    o.["curriculum"] <- Nodes.JsonValue.Create(curriculumText c.Curriculum)
+    o.["threads"] <- Nodes.JsonValue.Create c.Threads
+    o.ToJsonString(JsonSerializerOptions(WriteIndented = true))
+
+/// What the caller sees while a run goes on.
+type Progress =
+    { Step: int; Steps: int; Loss: float; Lr: float; GradNorm: float; StepsPerSecond: float
+      ValExact: float option; ValTokenAccuracy: float option; BestValExact: float; Elapsed: TimeSpan }
+
+type Outcome = { Completed: bool; LastStep: int; BestValExact: float; BestStep: int; RunDir: string }
+
+let private inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
+
+/// Exact match and token accuracy on a validation set.
+let validateModel (backend: CpuBackend) (parameters: float32[]) (a: int64[]) (b: int64[]) =
+    let r = Evaluation.evaluateSet backend parameters "validation" a b
+    r.ExactMatch, r.TokenAccuracy
+
+let private saveCheckpoint (path: string) (model: Model) (meta: (string * string) list) (optimizer: OptimizerState option) =
+    let ckpt = Checkpoint(model, Collections.Generic.Dictionary(dict meta), Option.toObj optimizer)
+    ckpt.Save path
+
+/// Runs (or resumes) a training run in runDir. `report` is called after every logged step; `cancel`
+/// is polled between steps: on cancellation last.safetensors is written and the outcome says so.
+let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress -> unit) (cancel: unit -> bool) =
+    let config = validate config
+    Directory.CreateDirectory runDir |> ignore
+    let lastPath = Path.Combine(runDir, "last.safetensors")
+    let bestPath = Path.Combine(runDir, "best.safetensors")
+    let metricsPath = Path.Combine(runDir, "metrics.csv")
+    let configPath = Path.Combine(runDir, "config.json")
+    if not resume && File.Exists lastPath then
+        fail "run folder %s already holds a run (last.safetensors); use --resume to continue it or choose another --out" runDir
+
+    let holdout = Holdout.Build(5000, 10000, config.Seed)
+    let valA = holdout.Validation |> Array.map (fun p -> p.A)
+    let valB = holdout.Validation |> Array.map (fun p -> p.B)
+    let phases = config.Curriculum |> List.map (fun p -> CurriculumPhase(p.Start, p.MinDigits, p.MaxDigits)) |> Array.ofList
+    let sampler = Sampler(int64 config.Seed + 1337L, holdout, Curriculum(phases))
+
+    let mutable model = Unchecked.defaultof<Model>
+    let mutable optimizer = Unchecked.defaultof<AdamW>
+    let mutable startStep = 0
+    let mutable bestVal = -1.0
+    let mutable bestStep = -1
+    if resume then
+        if not (File.Exists lastPath) then fail "nothing to resume: %s not found" lastPath
+        let last = Checkpoint.Load lastPath
+        if last.Model.Config <> config.Model then fail "--resume: the run's model (%s) differs from the options (%s)" (last.Model.Config.Describe()) (config.Model.Describe())
+        if isNull last.Optimizer then fail "--resume: %s has no optimizer state" lastPath
+        let get key = match last.Metadata.TryGetValue key with | true, v -> v | _ -> fail "--resume: %s lacks '%s'" lastPath key
+        model <- last.Model
+        optimizer <- AdamW(last.Optimizer.Step, last.Optimizer.M, last.Optimizer.V)
+        startStep <- int (get "step")
+        bestVal <- Double.Parse(get "best_val_exact", CultureInfo.InvariantCulture)
+        bestStep <- int (get "best_step")
+        sampler.SetState(Convert.FromBase64String(get "sampler_state") |> fun bytes -> Array.init (bytes.Length / 4) (fun i -> BitConverter.ToUInt32(bytes, 4 * i)))
+        // drop metric rows the interrupted run logged after its last checkpoint
+        if File.Exists metricsPath then
+            let keep = File.ReadAllLines metricsPath |> Array.filter (fun l -> l.StartsWith "step" || (match Int32.TryParse(l.Split(',').[0]) with | true, s -> s <= startStep | _ -> false))
+            Files.writeTextAtomic metricsPath (String.Join("\n", keep) + "\n")
+    else
+        model <-
+            match config.StartCheckpoint with
+            | Some path ->
+                let start = Checkpoint.Load path
+                if start.Model.Config <> config.Model then fail "checkpoint %s has config %s" path (start.Model.Config.Describe())
+                start.Model
+            | None -> Model.Initialised(config.Model, config.InitSeed)
+        optimizer <- AdamW(model.Layout.Count)
+        Files.writeTextAtomic configPath (configJson config + "\n")
+        Files.writeTextAtomic metricsPath "step,loss,lr,grad_norm,val_exact,val_token_acc,elapsed_s\n"
+
+    let backend = CpuBackend(config.Model, config.Threads)
+    let p = model.Parameters
+    let grad = Array.zeroCreate<float32> p.Length
+    let a = Array.zeroCreate<int64> config.Batch
+    let b = Array.zeroCreate<int64> config.Batch
+    use metrics = new StreamWriter(metricsPath, true)
+    let watch = Stopwatch.StartNew()
+    let logEvery = max 1 (min 100 config.EvalInterval)
+    let mutable lossSum = 0.0
+    let mutable lossCount = 0
+    let mutable gradNorm = 0.0
+    let mutable lr = 0.0
+    let mutable step = startStep
+    let mutable stepsSinceRate = 0
+    let rateWatch = Stopwatch.StartNew()
+    let mutable rate = 0.0
+
+    let samplerState () =
+        let words = sampler.GetState()
+        let bytes = Array.zeroCreate<byte> (words.Length * 4)
+        words |> Array.iteri (fun i w -> BitConverter.TryWriteBytes(Span(bytes, 4 * i, 4), w) |> ignore)
+        Convert.ToBase64String bytes
+    let common (valExact: float) =
+        [ "kind", config.Kind; "seed", string config.Seed; "step", string step; "val_exact", inv valExact
+          "lr", inv config.Lr; "steps", string config.Steps ]
+    let saveLast () =
+        saveCheckpoint lastPath model
+            (common (max bestVal 0.0) @ [ "best_val_exact", inv bestVal; "best_step", string bestStep; "sampler_state", samplerState () ])
+            (Some(OptimizerState(optimizer.Step, optimizer.M, optimizer.V)))
+
+    let mutable cancelled = false
+    while step < config.Steps && not cancelled do
+        lr <- LrSchedule.At(step, config.Steps, config.Lr, config.Warmup, config.Floor)
+        sampler.NextBatch(step, a, b)
+        let loss = backend.LossAndGradient(p, a, b, config.Batch, grad)
+        let norm = GradClip.Apply(Span grad, config.Clip).Norm
+        optimizer.Update(p, grad, lr, config.WeightDecay)
+        step <- step + 1
+        lossSum <- lossSum + float loss
+        lossCount <- lossCount + 1
+        gradNorm <- norm
+        stepsSinceRate <- stepsSinceRate + 1
+        let isEval = step % config.EvalInterval = 0 || step = config.Steps
+        if step % logEvery = 0 || isEval then
+            if rateWatch.Elapsed.TotalSeconds > 0.5 then
+                rate <- float stepsSinceRate / rateWatch.Elapsed.TotalSeconds
+                stepsSinceRate <- 0
+                rateWatch.Restart()
+            let meanLoss = lossSum / float lossCount
+            let valExact, valTok =
+                if isEval then
+                    let e, t = validateModel backend p valA valB
+                    Some e, Some t
+                else None, None
+            match valExact with
+            | Some e when e > bestVal ->
+                bestVal <- e
+                bestStep <- step
+                saveCheckpoint bestPath model (common e @ [ "val_token_acc", inv valTok.Value ]) None
+            | _ -> ()
+            let opt (x: float option) = match x with Some v -> inv v | None -> ""
+            metrics.WriteLine(sprintf "%d,%s,%s,%s,%s,%s,%.1f" step (inv meanLoss) (inv lr) (inv gradNorm) (opt valExact) (opt valTok) watch.Elapsed.TotalSeconds)
+            if isEval then
+                metrics.Flush()
+                saveLast ()
+            report { Step = step; Steps = config.Steps; Loss = meanLoss; Lr = lr; GradNorm = gradNorm; StepsPerSecond = rate
+                     ValExact = valExact; ValTokenAccuracy = valTok; BestValExact = bestVal; Elapsed = watch.Elapsed }
+            lossSum <- 0.0
+            lossCount <- 0
+        if cancel () then cancelled <- true
+    metrics.Flush()
+    if cancelled then saveLast ()
+    { Completed = not cancelled; LastStep = step; BestValExact = bestVal; BestStep = bestStep; RunDir = runDir }
