@@ -75,10 +75,12 @@ type TrainArgs =
     | [<Unique>] Curriculum of spec: string
     | [<Unique>] Threads of n: int
     | [<Unique>] Resume
+    | [<Unique>] Stop_After of steps: int
     | [<Unique>] Quiet
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Stop_After _ -> "stop (as on Ctrl-C: last.safetensors saved) once this many steps are done; --resume continues"
             | Out _ -> "run folder to write (default runs/<preset>-s<seed>)"
             | Preset _ -> "model preset: 311p (default) or wide; the shape options below override it"
             | D_Model _ -> "d_model"
@@ -120,10 +122,12 @@ type FinetuneArgs =
     | [<Unique>] Eval_Interval of int
     | [<Unique>] Threads of n: int
     | [<Unique>] Resume
+    | [<Unique>] Stop_After of steps: int
     | [<Unique>] Quiet
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Stop_After _ -> "stop (as on Ctrl-C: last.safetensors saved) once this many steps are done; --resume continues"
             | Checkpoint _ -> "checkpoint to start from (its weights; the optimiser starts fresh)"
             | Out _ -> "run folder to write (default runs/ft-<checkpoint>-lr<lr>-s<seed>)"
             | Lr _ -> "peak learning rate"

@@ -37,21 +37,22 @@ let private reporter (quiet: bool) =
             Console.Write("\r" + (if line.Length > width then line.Substring(0, width) else line.PadRight width))
         | None -> ()
 
-/// Ctrl-C asks the run to stop after the current step and save last.safetensors.
-let private cancellation () =
+/// Ctrl-C (or reaching --stop-after) stops the run after the current step and saves last.safetensors.
+let private cancellation (stopAfter: int option) =
     let mutable requested = false
     Console.CancelKeyPress.Add(fun e ->
         if not requested then
             e.Cancel <- true
             requested <- true
             eprintfn "\ninterrupt: saving last.safetensors (press Ctrl-C again to abort)")
-    fun () -> requested
+    fun step -> requested || (match stopAfter with Some n -> step >= n | None -> false)
 
-let private execute (config: RunConfig) (runDir: string) (resume: bool) (quiet: bool) =
+let private execute (config: RunConfig) (runDir: string) (resume: bool) (quiet: bool) (stopAfter: int option) =
     printfn "%s %s -> %s" config.Kind (config.Model.Describe()) runDir
     printfn "steps %d, batch %d, lr %g, warm-up %d, floor %g, weight decay %g, clip %g, seed %d, curriculum %s" config.Steps config.Batch
         config.Lr config.Warmup config.Floor config.WeightDecay config.Clip config.Seed (curriculumText config.Curriculum)
-    let outcome = Training.run config runDir resume (reporter quiet) (cancellation ())
+    stopAfter |> Option.iter (fun n -> if n < 1 then fail "--stop-after must be at least 1")
+    let outcome = Training.run config runDir resume (reporter quiet) (cancellation stopAfter)
     if outcome.Completed then
         printfn "done: %d steps; best validation exact match %.2f%% at step %d" outcome.LastStep (100.0 * outcome.BestValExact) outcome.BestStep
         printfn "best: %s" (Path.Combine(runDir, "best.safetensors"))
@@ -92,7 +93,7 @@ let train (args: ParseResults<TrainArgs>) =
           Curriculum = (match args.TryGetResult TrainArgs.Curriculum with Some t -> parseCurriculum t | None -> baseCurriculum)
           Threads = max 0 (args.GetResult(TrainArgs.Threads, 0)) }
     let runDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (args.GetResult(TrainArgs.Preset, "311p")) seed))
-    execute config runDir (args.Contains TrainArgs.Resume) (args.Contains TrainArgs.Quiet)
+    execute config runDir (args.Contains TrainArgs.Resume) (args.Contains TrainArgs.Quiet) (args.TryGetResult TrainArgs.Stop_After)
 
 let finetune (args: ParseResults<FinetuneArgs>) =
     let checkpoint = args.GetResult FinetuneArgs.Checkpoint
@@ -117,7 +118,7 @@ let finetune (args: ParseResults<FinetuneArgs>) =
           Threads = max 0 (args.GetResult(FinetuneArgs.Threads, 0)) }
     let name = Path.GetFileNameWithoutExtension checkpoint
     let runDir = args.GetResult(FinetuneArgs.Out, Path.Combine("runs", sprintf "ft-%s-lr%g-s%d" name lr seed))
-    execute config runDir (args.Contains FinetuneArgs.Resume) (args.Contains FinetuneArgs.Quiet)
+    execute config runDir (args.Contains FinetuneArgs.Resume) (args.Contains FinetuneArgs.Quiet) (args.TryGetResult FinetuneArgs.Stop_After)
 
 let plot (args: ParseResults<PlotArgs>) =
     let runDir = args.GetResult PlotArgs.Run

@@ -107,9 +107,10 @@ let private saveCheckpoint (path: string) (model: Model) (meta: (string * string
     let ckpt = Checkpoint(model, Collections.Generic.Dictionary(dict meta), Option.toObj optimizer)
     ckpt.Save path
 
-/// Runs (or resumes) a training run in runDir. `report` is called after every logged step; `cancel`
-/// is polled between steps: on cancellation last.safetensors is written and the outcome says so.
-let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress -> unit) (cancel: unit -> bool) =
+/// Runs (or resumes) a training run in runDir. `report` is called after every logged step; `stop` is
+/// asked after every step (with the number of steps done): when it says yes, last.safetensors is written
+/// and the outcome says the run is incomplete.
+let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress -> unit) (stop: int -> bool) =
     let config = validate config
     Directory.CreateDirectory runDir |> ignore
     let lastPath = Path.Combine(runDir, "last.safetensors")
@@ -227,7 +228,7 @@ let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress ->
                      ValExact = valExact; ValTokenAccuracy = valTok; BestValExact = bestVal; Elapsed = watch.Elapsed }
             lossSum <- 0.0
             lossCount <- 0
-        if cancel () then cancelled <- true
+        if step < config.Steps && stop step then cancelled <- true
     metrics.Flush()
     if cancelled then saveLast ()
     { Completed = not cancelled; LastStep = step; BestValExact = bestVal; BestStep = bestStep; RunDir = runDir }

@@ -1,3 +1,160 @@
 module Adder.Tests.CliTests
 
+open System
+open System.Diagnostics
+open System.IO
 open Xunit
+open Adder.Core
+open Adder.Tests.Shared
+
+type Run = { Code: int; Out: string; Err: string }
+
+/// Runs the real `adder` (built beside the tests) as a child process.
+let adder (stdin: string option) (args: string list) =
+    let dll = Path.Combine(AppContext.BaseDirectory, "adder.dll")
+    let info = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false)
+    info.ArgumentList.Add dll
+    for a in args do info.ArgumentList.Add a
+    use p = Process.Start info
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+    match stdin with
+    | Some text -> p.StandardInput.Write text
+    | None -> ()
+    p.StandardInput.Close()
+    p.WaitForExit()
+    { Code = p.ExitCode; Out = out.Result; Err = err.Result }
+
+let run args = adder None args
+
+/// A bad input: non-zero exit, one line on stderr naming the problem, no stack trace.
+let assertOneLineError (fragment: string) (r: Run) =
+    Assert.NotEqual(0, r.Code)
+    let lines = r.Err.Trim().Split('\n')
+    Assert.True(lines.Length = 1, sprintf "expected one line on stderr, got:\n%s" r.Err)
+    Assert.Contains(fragment, r.Err)
+    Assert.DoesNotContain("   at ", r.Err)
+
+[<Fact>]
+let ``eval of the published checkpoint scores 99,999 of 100,000 with the error on seed 100`` () =
+    let dir = tempDir ()
+    let json = Path.Combine(dir, "report.json")
+    let r = run [ "eval"; "--checkpoint"; referenceCheckpoint (); "--json"; json ]
+    Assert.Equal(0, r.Code)
+    Assert.Contains("99999 / 100000 correct", r.Out)
+    let failing = r.Out.Split('\n') |> Array.filter (fun l -> l.StartsWith "seed 100 " && l.Contains "9304630660")
+    Assert.Single failing |> ignore
+    let report = Text.Json.JsonDocument.Parse(File.ReadAllText json).RootElement
+    Assert.Equal(1, report.GetProperty("Total").GetProperty("Errors").GetInt32())
+
+[<Fact>]
+let ``random suite and info`` () =
+    let r = run [ "eval"; "-c"; referenceCheckpoint (); "--suite"; "random"; "--count"; "3000"; "--seed"; "5" ]
+    Assert.Equal(0, r.Code)
+    Assert.Contains("random seed 5", r.Out)
+    let r = run [ "info"; referenceCheckpoint () ]
+    Assert.Equal(0, r.Code)
+    Assert.Contains("unique parameters: 311", r.Out)
+    Assert.Contains("blocks.0.attn.qkv_Bkv", r.Out)
+
+[<Fact>]
+let ``predict adds two operands and a file of pairs`` () =
+    let r = run [ "predict"; "-c"; referenceCheckpoint (); "1234567890"; "9876543210" ]
+    Assert.Equal(0, r.Code)
+    Assert.Equal("11111111100", r.Out.Trim())
+    let r = adder (Some "1 2\n# comment\n\n9999999999+9999999999\n 5 + 7 \n") [ "predict"; "-c"; referenceCheckpoint (); "--file"; "-" ]
+    Assert.Equal(0, r.Code)
+    Assert.Equal<string[]>([| "3"; "19999999998"; "12" |], r.Out.Trim().Split('\n') |> Array.map (fun s -> s.Trim()))
+
+[<Fact>]
+let ``convert writes a safetensors that evaluates the same`` () =
+    let dir = tempDir ()
+    let out = Path.Combine(dir, "ref.safetensors")
+    let r = run [ "convert"; referenceCheckpoint (); "-o"; out ]
+    Assert.Equal(0, r.Code)
+    let r = run [ "predict"; "-c"; out; "9304630660"; "8594408863" ]
+    Assert.Equal("17999039523", r.Out.Trim())   // the published model's one known mistake, kept
+
+[<Fact>]
+let ``bad input gives a one-line error and a non-zero exit`` () =
+    let ckpt = referenceCheckpoint ()
+    let dir = tempDir ()
+    let corrupt = Path.Combine(dir, "corrupt.pt")
+    File.WriteAllBytes(corrupt, Array.init 100 byte)
+    run [ "eval"; "-c"; "/no/such/file.pt" ] |> assertOneLineError "not found"
+    run [ "eval"; "-c"; corrupt ] |> assertOneLineError "corrupt.pt"
+    run [ "predict"; "-c"; ckpt; "-5"; "3" ] |> assertOneLineError "negative"
+    run [ "predict"; "-c"; ckpt; "12345678901"; "3" ] |> assertOneLineError "more than 10 digits"
+    run [ "predict"; "-c"; ckpt; "12x"; "3" ] |> assertOneLineError "not a non-negative integer"
+    run [ "predict"; "-c"; ckpt; "1" ] |> assertOneLineError "two operands"
+    adder (Some "1 2\n3 -4\n") [ "predict"; "-c"; ckpt; "-f"; "-" ] |> assertOneLineError "line 2"
+    run [ "eval"; "--bogus" ] |> assertOneLineError "bogus"
+    run [ "frobnicate" ] |> assertOneLineError "frobnicate"
+    run [ "eval"; "-c"; ckpt; "--suite"; "nope" ] |> assertOneLineError "unknown suite"
+    run [ "train"; "--steps"; "0"; "--out"; Path.Combine(dir, "r") ] |> assertOneLineError "--steps"
+    // no partial output file when the report cannot be written
+    let missing = Path.Combine(dir, "no-such-dir", "r.json")
+    run [ "eval"; "-c"; ckpt; "--json"; missing ] |> assertOneLineError "does not exist"
+    Assert.False(File.Exists missing)
+    let out = Path.Combine(dir, "x.safetensors")
+    run [ "convert"; corrupt; "-o"; out ] |> assertOneLineError "corrupt.pt"
+    Assert.False(File.Exists out)
+
+[<Fact>]
+let ``check-gradients passes on the golden and fails on a wrong one`` () =
+    let golden = sharedFile "golden/gradcheck_random_init.json"
+    let r = run [ "check-gradients"; "--golden"; golden ]
+    Assert.Equal(0, r.Code)
+    Assert.Contains("PASS", r.Out)
+    // scale one tensor's golden gradient: that tensor must be reported and the command must fail
+    let node = Text.Json.Nodes.JsonNode.Parse(File.ReadAllText golden)
+    let g = node.["grad"].["blocks.0.mlp.fc1.B"].AsArray()
+    for i in 0 .. g.Count - 1 do g.[i] <- Text.Json.Nodes.JsonValue.Create(g.[i].GetValue<float>() * 1.01)
+    let bad = Path.Combine(tempDir (), "bad.json")
+    File.WriteAllText(bad, node.ToJsonString())
+    let r = run [ "check-gradients"; "--golden"; bad ]
+    Assert.Equal(1, r.Code)
+    Assert.Contains("FAIL", r.Out)
+
+let trainArgs (dir: string) (extra: string list) =
+    [ "train"; "--out"; dir; "--steps"; "40"; "--batch"; "48"; "--eval-interval"; "20"; "--warmup"; "5"; "--quiet"; "--seed"; "3" ] @ extra
+
+[<Fact>]
+let ``train writes a run folder, and stop plus resume continues bit for bit`` () =
+    let root = tempDir ()
+    let straight = Path.Combine(root, "straight")
+    let r = run (trainArgs straight [])
+    Assert.True((r.Code = 0), r.Out + r.Err)
+    for f in [ "metrics.csv"; "config.json"; "best.safetensors"; "last.safetensors" ] do
+        Assert.True(File.Exists(Path.Combine(straight, f)), f)
+    let split = Path.Combine(root, "split")
+    let r = run (trainArgs split [ "--stop-after"; "13" ])
+    Assert.Equal(130, r.Code)
+    Assert.Contains("--resume", r.Out)
+    Assert.Equal("13", (Checkpoint.Load(Path.Combine(split, "last.safetensors"))).Metadata.["step"])
+    let r = run (trainArgs split [ "--resume" ])
+    Assert.True((r.Code = 0), r.Out + r.Err)
+    let a = Checkpoint.Load(Path.Combine(straight, "last.safetensors"))
+    let b = Checkpoint.Load(Path.Combine(split, "last.safetensors"))
+    Assert.Equal<float32[]>(a.Model.Parameters, b.Model.Parameters)
+    Assert.Equal<float32[]>(a.Optimizer.M, b.Optimizer.M)
+    Assert.Equal(40L, b.Optimizer.Step)
+    // a second run into the same folder without --resume is refused
+    run (trainArgs split []) |> assertOneLineError "--resume"
+    // plot draws a PNG
+    let png = Path.Combine(root, "curves.png")
+    let r = run [ "plot"; straight; "-o"; png ]
+    Assert.Equal(0, r.Code)
+    Assert.Equal<byte[]>([| 0x89uy; byte 'P'; byte 'N'; byte 'G' |], (File.ReadAllBytes png).[0..3])
+
+[<Fact>]
+let ``finetune starts from a checkpoint with a fresh optimiser`` () =
+    let dir = Path.Combine(tempDir (), "ft")
+    let r = run [ "finetune"; "-c"; referenceCheckpoint (); "--lr"; "0.0001"; "--steps"; "20"; "--seed"; "17"; "--batch"; "32"; "--eval-interval"; "10"; "--out"; dir; "--quiet" ]
+    Assert.True((r.Code = 0), r.Out + r.Err)
+    let last = Checkpoint.Load(Path.Combine(dir, "last.safetensors"))
+    Assert.Equal(20L, last.Optimizer.Step)
+    Assert.Equal("finetune", last.Metadata.["kind"])
+    // the published model validates near 100% on the round's own holdout
+    let best = Checkpoint.Load(Path.Combine(dir, "best.safetensors"))
+    Assert.True(Double.Parse(best.Metadata.["val_exact"], Globalization.CultureInfo.InvariantCulture) > 0.99)

@@ -19,18 +19,20 @@ public sealed class CpuBackend
     int batchCount, nextChunk;
     readonly Action<int, int> gradientChunk, decodeChunk;
 
+    /// <summary>Gradients are summed in this many fixed partitions of the batch's chunks (chunk c goes to
+    /// partition c mod 8), whatever the thread count, so a step's result is bit-for-bit the same on any
+    /// machine and a resumed run continues exactly.</summary>
+    public const int GradientPartitions = 8;
+
     public CpuBackend(ModelConfig config, int threads = 0)
     {
         Config = config;
         Layout = new ParameterLayout(config);
         Threads = threads > 0 ? threads : Environment.ProcessorCount;
-        activations = new Activations[Threads];
-        gradients = new Transformer.Gradients[Threads];
-        for (int i = 0; i < Threads; i++)
-        {
-            activations[i] = new Activations(config);
-            gradients[i] = new Transformer.Gradients(Layout, activations[i]);
-        }
+        activations = new Activations[Math.Max(Threads, GradientPartitions)];
+        for (int i = 0; i < activations.Length; i++) activations[i] = new Activations(config);
+        gradients = new Transformer.Gradients[GradientPartitions];
+        for (int i = 0; i < GradientPartitions; i++) gradients[i] = new Transformer.Gradients(Layout, activations[i]);
         posTable = new float[config.MaxSeqLen * config.DModel];
         gradientChunk = GradientChunk;
         decodeChunk = DecodeChunk;
@@ -57,23 +59,28 @@ public sealed class CpuBackend
         return active;
     }
 
-    /// <summary>Runs work(worker, chunk) for every chunk on up to Threads workers. With a static partition
-    /// (worker w takes chunks w, w + workers, ...) each worker's gradient sums always see the same chunks in
-    /// the same order, so a training step is bit-for-bit repeatable for a given thread count.</summary>
+    /// <summary>Runs work(slot, chunk) for every chunk on up to Threads threads. Decoding hands chunks out
+    /// dynamically (slot = worker); training uses the fixed partitions (slot = partition, chunks
+    /// slot, slot + 8, ...), so each gradient sum always sees the same chunks in the same order.</summary>
     void RunChunks(int chunks, Action<int, int> work, bool staticPartition)
     {
         nextChunk = 0;
-        int workers = Math.Min(Threads, chunks);
-        if (workers <= 1) { for (int c = 0; c < chunks; c++) work(0, c); return; }
-        Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, worker =>
+        int slots = staticPartition ? Math.Min(GradientPartitions, chunks) : Math.Min(Threads, chunks);
+        if (slots <= 1 || Threads == 1)
+        {
+            if (staticPartition) { for (int c = 0; c < chunks; c++) work(c % GradientPartitions, c); }
+            else { for (int c = 0; c < chunks; c++) work(0, c); }
+            return;
+        }
+        Parallel.For(0, slots, new ParallelOptions { MaxDegreeOfParallelism = Threads }, slot =>
         {
             if (staticPartition)
             {
-                for (int c = worker; c < chunks; c += workers) work(worker, c);
+                for (int c = slot; c < chunks; c += GradientPartitions) work(slot, c);
                 return;
             }
             int next;
-            while ((next = Interlocked.Increment(ref nextChunk) - 1) < chunks) work(worker, next);
+            while ((next = Interlocked.Increment(ref nextChunk) - 1) < chunks) work(slot, next);
         });
     }
 
