@@ -11,6 +11,9 @@ open Adder.Cli.Arguments
 
 let private fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
 
+/// 2.00e-02 rather than .NET's 2.00e-002.
+let sci (x: float) = x.ToString("0.00e+00", Globalization.CultureInfo.InvariantCulture)
+
 let private formatSpan (t: TimeSpan) =
     if t.TotalHours >= 1.0 then sprintf "%dh%02dm" (int t.TotalHours) t.Minutes
     elif t.TotalMinutes >= 1.0 then sprintf "%dm%02ds" (int t.TotalMinutes) t.Seconds
@@ -24,28 +27,34 @@ let private reporter (quiet: bool) =
         let eta =
             if p.StepsPerSecond > 0.0 then formatSpan (TimeSpan.FromSeconds(float (p.Steps - p.Step) / p.StepsPerSecond)) else "?"
         let line =
-            sprintf "step %d/%d  loss %.4f  lr %.2e  |g| %.3f  %.0f steps/s  ETA %s  best val %.2f%%" p.Step p.Steps p.Loss p.Lr
+            sprintf "step %d/%d  loss %.4f  lr %s  |g| %.3f  %.0f steps/s  ETA %s  best val %.2f%%" p.Step p.Steps p.Loss (sci p.Lr)
                 p.GradNorm p.StepsPerSecond eta (100.0 * max p.BestValExact 0.0)
         match p.ValExact with
         | Some e ->
             if live then Console.Write("\r" + String(' ', Console.WindowWidth - 1) + "\r")
-            printfn "step %7d  loss %.5f  val exact %6.2f%%  token acc %6.2f%%  lr %.2e  %.0f steps/s  %s elapsed" p.Step p.Loss
-                (100.0 * e) (100.0 * p.ValTokenAccuracy.Value) p.Lr p.StepsPerSecond (formatSpan p.Elapsed)
+            printfn "step %7d  loss %.5f  val exact %6.2f%%  token acc %6.2f%%  lr %s  %.0f steps/s  %s elapsed" p.Step p.Loss
+                (100.0 * e) (100.0 * p.ValTokenAccuracy.Value) (sci p.Lr) p.StepsPerSecond (formatSpan p.Elapsed)
         | None when live && (DateTime.UtcNow - lastDraw).TotalMilliseconds > 250.0 ->
             lastDraw <- DateTime.UtcNow
             let width = max 20 (Console.WindowWidth - 1)
             Console.Write("\r" + (if line.Length > width then line.Substring(0, width) else line.PadRight width))
         | None -> ()
 
-/// Ctrl-C (or reaching --stop-after) stops the run after the current step and saves last.safetensors.
+// Registrations must stay reachable: a collected registration stops handling its signal.
+let mutable private signalRegistrations: Runtime.InteropServices.PosixSignalRegistration list = []
+
+/// Ctrl-C, SIGTERM or reaching --stop-after stops the run after the current step and saves last.safetensors.
+/// A second signal is not cancelled, so it ends the process at once.
 let private cancellation (stopAfter: int option) =
-    let mutable requested = false
-    Console.CancelKeyPress.Add(fun e ->
-        if not requested then
-            e.Cancel <- true
-            requested <- true
-            eprintfn "\ninterrupt: saving last.safetensors (press Ctrl-C again to abort)")
-    fun step -> requested || (match stopAfter with Some n -> step >= n | None -> false)
+    let requested = ref 0
+    let onSignal (context: Runtime.InteropServices.PosixSignalContext) =
+        if Threading.Interlocked.Exchange(&requested.contents, 1) = 0 then
+            context.Cancel <- true
+            eprintfn "\ninterrupt (%O): saving last.safetensors after this step (signal again to abort)" context.Signal
+    signalRegistrations <-
+        [ for signal in [ Runtime.InteropServices.PosixSignal.SIGINT; Runtime.InteropServices.PosixSignal.SIGTERM ] ->
+              Runtime.InteropServices.PosixSignalRegistration.Create(signal, onSignal) ]
+    fun step -> Threading.Volatile.Read(&requested.contents) = 1 || (match stopAfter with Some n -> step >= n | None -> false)
 
 let private execute (config: RunConfig) (runDir: string) (resume: bool) (quiet: bool) (stopAfter: int option) =
     printfn "%s %s -> %s" config.Kind (config.Model.Describe()) runDir

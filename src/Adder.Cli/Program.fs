@@ -141,9 +141,9 @@ let bench (args: ParseResults<BenchArgs>) =
 
 let checkGradients (args: ParseResults<CheckGradientsArgs>) =
     let r = GradientCheck.run (args.GetResult CheckGradientsArgs.Golden)
-    printfn "loss: %.9f golden %.9f (relative error %.2e)" r.Loss r.GoldenLoss r.LossRelativeError
+    printfn "loss: %.9f golden %.9f (relative error %s)" r.Loss r.GoldenLoss (Commands.sci r.LossRelativeError)
     printfn "%-28s %14s %12s" "tensor" "rel. error" "|g_ref|"
-    for t in r.Tensors do printfn "%-28s %14.3e %12.4e" t.Name t.RelativeError t.Norm
+    for t in r.Tensors do printfn "%-28s %14s %12.4f" t.Name (Commands.sci t.RelativeError) t.Norm
     printfn "%s (limits: loss 1e-4, tensors 1e-3)" (if r.Passed then "PASS" else "FAIL")
     if r.Passed then 0 else 1
 

@@ -3,7 +3,7 @@ namespace Adder.Core;
 /// <summary>The 14-token vocabulary and the sequence format of SPEC section 1.</summary>
 public static class Tokens
 {
-    public const int Plus = 10, Equals = 11, Pad = 12, Eos = 13;
+    public const int Plus = 10, EqualsSign = 11, Pad = 12, Eos = 13;
     public const int VocabSize = 14;
     public const int OperandDigits = 10;
     public const int SumDigits = 11;
@@ -52,7 +52,7 @@ public static class Tokens
         WriteDigitsMostSignificantFirst(a, prompt[..OperandDigits]);
         prompt[OperandDigits] = Plus;
         WriteDigitsMostSignificantFirst(b, prompt.Slice(OperandDigits + 1, OperandDigits));
-        prompt[PromptLength - 1] = Equals;
+        prompt[PromptLength - 1] = EqualsSign;
     }
 
     /// <summary>Writes the full 34-token training sequence: prompt, reversed 11-digit sum, EOS.</summary>

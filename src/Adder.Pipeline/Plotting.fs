@@ -26,7 +26,7 @@ let readMetrics (runDir: string) =
 let plot (runDir: string) (output: string) =
     let c = readMetrics runDir
     if c.Steps.Length = 0 then raise (AdderException(sprintf "%s has no metric rows yet" runDir))
-    let plt = ScottPlot.Plot()
+    use plt = new ScottPlot.Plot()
     let logLoss = c.Loss |> Array.map (fun l -> Math.Log10(max l 1e-12))
     let loss = plt.Add.ScatterLine(c.Steps, logLoss)
     loss.LegendText <- "train loss (log10)"

@@ -158,3 +158,26 @@ let ``finetune starts from a checkpoint with a fresh optimiser`` () =
     // the published model validates near 100% on the round's own holdout
     let best = Checkpoint.Load(Path.Combine(dir, "best.safetensors"))
     Assert.True(Double.Parse(best.Metadata.["val_exact"], Globalization.CultureInfo.InvariantCulture) > 0.99)
+
+[<Fact>]
+let ``Ctrl-C (SIGINT) saves last.safetensors and exits 130`` () =
+    let dir = Path.Combine(tempDir (), "interrupted")
+    let info = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    for a in [ Path.Combine(AppContext.BaseDirectory, "adder.dll"); "train"; "--out"; dir; "--steps"; "1000000"; "--batch"; "48"; "--eval-interval"; "10"; "--quiet" ] do
+        info.ArgumentList.Add a
+    use p = Process.Start info
+    // wait for the first validation line, then interrupt
+    let mutable line = p.StandardOutput.ReadLine()
+    // (the header line "steps ..." comes before; the handler is registered by then but wait for real progress)
+    while not (isNull line) && not (line.Contains "val exact") do line <- p.StandardOutput.ReadLine()
+    Assert.NotNull line
+    use kill = Process.Start("kill", [| "-INT"; string p.Id |])
+    kill.WaitForExit()
+    let rest = p.StandardOutput.ReadToEnd()
+    let err = p.StandardError.ReadToEnd()
+    Assert.True(p.WaitForExit 30000)
+    Assert.Equal(130, p.ExitCode)
+    Assert.Contains("interrupt", err)
+    Assert.Contains("--resume", rest)
+    let last = Checkpoint.Load(Path.Combine(dir, "last.safetensors"))
+    Assert.True(int last.Metadata.["step"] >= 10)
