@@ -23,6 +23,7 @@ let ``teacher-forced logits of the published checkpoint match the float64 golden
     // stage outputs of an exact float64 forward to float32 already moves logits by up to 4.4e-3. So the
     // bound is 1e-4 relative to each row's largest logit (about 1e-2 absolute), and the argmax must agree.
     let mutable worst = 0.0
+    let absolute = Collections.Generic.List<float>()
     cases |> Array.iteri (fun i c ->
         let tokens = [| for x in c.GetProperty("input_tokens").EnumerateArray() -> x.GetInt32() |]
         Assert.Equal<int[]>(tokens, (Tokens.EncodeFull(a.[i], b.[i])).[0..32])
@@ -30,10 +31,15 @@ let ``teacher-forced logits of the published checkpoint match the float64 golden
             let expected = [| for x in row.EnumerateArray() -> x.GetDouble() |]
             let got = Array.init 14 (fun v -> float logits.[(i * 33 + t) * 14 + v])
             let scale = expected |> Array.map abs |> Array.max
-            let err = Array.map2 (fun g e -> abs (g - e)) got expected |> Array.max
+            let errors = Array.map2 (fun g e -> abs (g - e)) got expected
+            absolute.AddRange errors
+            let err = Array.max errors
             worst <- max worst (err / scale)
             Assert.Equal(Array.findIndex ((=) (Array.max expected)) expected, Array.findIndex ((=) (Array.max got)) got)))
     Assert.True(worst < 1e-4, sprintf "largest logit difference relative to the row's scale %g" worst)
+    // and typically the float32 forward is within the README's "about 1e-4 absolute"
+    let median = absolute |> Seq.sort |> Seq.item (absolute.Count / 2)
+    Assert.True(median < 1e-4, sprintf "median absolute logit difference %g" median)
 
 [<Fact>]
 let ``a sequence's logits do not depend on its lane or batch`` () =

@@ -152,7 +152,7 @@ public static class Layers
                 max = V.Max(max, s);
             }
             var sum = VF.Zero;
-            for (int j = 0; j <= t; j++) { var e = V.Exp(row[j] - max); row[j] = e; sum += e; }
+            for (int j = 0; j <= t; j++) { var e = LaneMath.Exp(row[j] - max); row[j] = e; sum += e; }
             var inv = V.Create(1f) / sum;
             for (int c = 0; c < headDim; c++) y[c0 + c] = VF.Zero;
             for (int j = 0; j <= t; j++)
@@ -228,7 +228,7 @@ public static class Layers
         {
             var shifted = logits[v] - max;
             labelShifted = V.ConditionalSelect(V.Equals(labels, V.Create((float)v)), shifted, labelShifted);
-            var e = V.Exp(shifted);
+            var e = LaneMath.Exp(shifted);
             logits[v] = e;
             sum += e;
         }
