@@ -13,11 +13,13 @@ type InfoArgs =
 type ConvertArgs =
     | [<MainCommand; ExactlyOnce>] Input of path: string
     | [<AltCommandLine("-o"); Mandatory; Unique>] Output of path: string
+    | Weights_Only
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Input _ -> "PyTorch checkpoint to read (or a safetensors file to rewrite)"
             | Output _ -> "safetensors file to write"
+            | Weights_Only -> "drop the optimiser and data-stream state (for publishing a model)"
 
 type EvalArgs =
     | [<AltCommandLine("-c"); Unique>] Checkpoint of path: string
@@ -30,7 +32,7 @@ type EvalArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Checkpoint _ -> "checkpoint to evaluate (.pt or .safetensors)"
+            | Checkpoint _ -> "checkpoint to evaluate (.pt or .safetensors; default: the shipped models/adder-912p-s1.safetensors)"
             | Suite _ -> "reference (the ten published test sets, 100,000 sums; default) or random"
             | Count _ -> "random suite: number of pairs (default 100000)"
             | Seed _ -> "random suite: generator seed (default 0)"
@@ -45,7 +47,7 @@ type PredictArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Checkpoint _ -> "checkpoint to use (.pt or .safetensors)"
+            | Checkpoint _ -> "checkpoint to use (.pt or .safetensors; default: the shipped models/adder-912p-s1.safetensors)"
             | File _ -> "file of pairs, one per line ('a b' or 'a+b'); - reads standard input"
             | Operands _ -> "two operands, each in [0, 9999999999]"
 

@@ -9,11 +9,14 @@ open Adder.Cli.Arguments
 
 let fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
 
-/// The checkpoint shipped beside the executable (models/), used when --checkpoint is not given.
+/// The project's own model, shipped beside the executable (models/), used when --checkpoint is not given:
+/// the most accurate one we trained (100,000 / 100,000 on the reference suite; see models/README.md).
+let defaultCheckpointName = "adder-912p-s1.safetensors"
+
 let defaultCheckpoint () =
-    let path = Path.Combine(AppContext.BaseDirectory, "models", "adder-311p.safetensors")
+    let path = Path.Combine(AppContext.BaseDirectory, "models", defaultCheckpointName)
     if File.Exists path then path
-    else fail "no checkpoint given: pass --checkpoint FILE (.pt or .safetensors)"
+    else fail "no checkpoint given and the default %s is not beside the executable: pass --checkpoint FILE (.pt or .safetensors)" defaultCheckpointName
 
 let resolveCheckpoint (given: string option) = given |> Option.defaultWith defaultCheckpoint
 
@@ -45,7 +48,13 @@ let info (args: ParseResults<InfoArgs>) =
 let convert (args: ParseResults<ConvertArgs>) =
     let input = args.GetResult ConvertArgs.Input
     let output = args.GetResult ConvertArgs.Output
-    let ckpt = Checkpoint.Load input
+    let loaded = Checkpoint.Load input
+    let ckpt =
+        if args.Contains ConvertArgs.Weights_Only then
+            let metadata = Collections.Generic.Dictionary(loaded.Metadata)
+            metadata.Remove "sampler_state" |> ignore
+            Adder.Core.Checkpoint(loaded.Model, metadata)
+        else loaded
     ckpt.Metadata.["converted_from"] <- Path.GetFileName input
     ckpt.Save output
     printfn "wrote %s (%d parameters, %s)" output ckpt.Model.Layout.Count (ckpt.Model.Config.Describe())
@@ -84,6 +93,7 @@ let eval (args: ParseResults<EvalArgs>) =
         | "random" -> Evaluation.randomSet (args.GetResult(EvalArgs.Count, 100_000)) (args.GetResult(EvalArgs.Seed, 0L))
         | other -> fail "unknown suite '%s' (known: reference, random)" other
     let model = loadModel path
+    printfn "checkpoint %s: %d parameters, %s" path model.Layout.Count (model.Config.Describe())
     let report = Evaluation.run path suite model sets (threadsOf (args.TryGetResult EvalArgs.Threads))
     printReport report showFailures
     json |> Option.iter (fun p -> Files.writeJsonAtomic p report; printfn "report written to %s" p)

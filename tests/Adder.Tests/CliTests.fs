@@ -181,3 +181,23 @@ let ``Ctrl-C (SIGINT) saves last.safetensors and exits 130`` () =
     Assert.Contains("--resume", rest)
     let last = Checkpoint.Load(Path.Combine(dir, "last.safetensors"))
     Assert.True(int last.Metadata.["step"] >= 10)
+
+/// Errors of the total row of an eval report written with --json.
+let private evalErrors (args: string list) =
+    let json = Path.Combine(tempDir (), "report.json")
+    let r = run ([ "eval"; "--json"; json ] @ args)
+    Assert.Equal(0, r.Code)
+    r, Text.Json.JsonDocument.Parse(File.ReadAllText json).RootElement.GetProperty("Total").GetProperty("Errors").GetInt32()
+
+[<Fact>]
+let ``the shipped models are beside adder and the default is the 912-parameter one`` () =
+    // measured on the development machine: 0 and 374 errors of 100,000 (docs/BENCHMARKS.md)
+    let r, errors = evalErrors []
+    Assert.Contains("adder-912p-s1.safetensors: 912 parameters", r.Out)
+    Assert.True(errors <= 5, sprintf "default model: %d errors on the reference suite" errors)
+    let r, errors = evalErrors [ "-c"; Path.Combine(AppContext.BaseDirectory, "models", "adder-311p-s1.safetensors") ]
+    Assert.Contains("311 parameters", r.Out)
+    Assert.True(errors <= 400, sprintf "our 311p model: %d errors on the reference suite" errors)
+    let sum = run [ "predict"; "9999999999"; "1" ]
+    Assert.Equal(0, sum.Code)
+    Assert.Equal("10000000000", sum.Out.Trim())
