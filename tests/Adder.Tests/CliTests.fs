@@ -83,6 +83,11 @@ let ``bad input gives a one-line error and a non-zero exit`` () =
     File.WriteAllBytes(corrupt, Array.init 100 byte)
     run [ "eval"; "-c"; "/no/such/file.pt" ] |> assertOneLineError "not found"
     run [ "eval"; "-c"; corrupt ] |> assertOneLineError "corrupt.pt"
+    let truncated = Path.Combine(dir, "truncated.safetensors")
+    let shipped = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "models", "adder-311p-s1.safetensors"))
+    File.WriteAllBytes(truncated, shipped.[.. shipped.Length / 2])
+    run [ "eval"; "-c"; truncated ] |> assertOneLineError "truncated.safetensors"
+    run [ "info"; truncated ] |> assertOneLineError "truncated.safetensors"
     run [ "predict"; "-c"; ckpt; "-5"; "3" ] |> assertOneLineError "negative"
     run [ "predict"; "-c"; ckpt; "12345678901"; "3" ] |> assertOneLineError "more than 10 digits"
     run [ "predict"; "-c"; ckpt; "12x"; "3" ] |> assertOneLineError "not a non-negative integer"
