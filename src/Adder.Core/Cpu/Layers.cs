@@ -142,6 +142,8 @@ public static class Layers
         {
             var row = att.Slice((h * T + t) * T, t + 1);
             int c0 = h * headDim;
+            var yh = y.Slice(c0, headDim);
+            if (headDim == 4) { HeadDim4Forward(q.Slice(c0, 4), keys[c0..], values[c0..], d, scale, row, yh); continue; }
             var max = V.Create(float.NegativeInfinity);
             for (int j = 0; j <= t; j++)
             {
@@ -151,17 +153,49 @@ public static class Layers
                 row[j] = s;
                 max = V.Max(max, s);
             }
+            // exponentials and the unnormalised weighted sum of values in one pass
+            yh.Clear();
             var sum = VF.Zero;
-            for (int j = 0; j <= t; j++) { var e = LaneMath.Exp(row[j] - max); row[j] = e; sum += e; }
-            var inv = V.Create(1f) / sum;
-            for (int c = 0; c < headDim; c++) y[c0 + c] = VF.Zero;
             for (int j = 0; j <= t; j++)
             {
-                var pj = row[j] * inv;
-                row[j] = pj;
-                for (int c = 0; c < headDim; c++) y[c0 + c] = LaneMath.Fma(pj, values[j * d + c0 + c], y[c0 + c]);
+                var e = LaneMath.Exp(row[j] - max);
+                row[j] = e;
+                sum += e;
+                for (int c = 0; c < headDim; c++) yh[c] = LaneMath.Fma(e, values[j * d + c0 + c], yh[c]);
             }
+            var inv = V.Create(1f) / sum;
+            for (int c = 0; c < headDim; c++) yh[c] *= inv;
+            for (int j = 0; j <= t; j++) row[j] *= inv;   // the backward reads the probabilities
         }
+    }
+
+    /// <summary>AttentionForward for one head of width 4 (both presets), with q and the output in registers.
+    /// keys and values start at the head's first column; rows are d apart.</summary>
+    static void HeadDim4Forward(ReadOnlySpan<VF> q, ReadOnlySpan<VF> keys, ReadOnlySpan<VF> values, int d, VF scale,
+        Span<VF> row, Span<VF> y)
+    {
+        VF q0 = q[0] * scale, q1 = q[1] * scale, q2 = q[2] * scale, q3 = q[3] * scale;
+        var max = V.Create(float.NegativeInfinity);
+        for (int j = 0; j < row.Length; j++)
+        {
+            var k = keys.Slice(j * d, 4);
+            var s = LaneMath.Fma(q3, k[3], LaneMath.Fma(q2, k[2], LaneMath.Fma(q1, k[1], q0 * k[0])));
+            row[j] = s;
+            max = V.Max(max, s);
+        }
+        VF y0 = VF.Zero, y1 = VF.Zero, y2 = VF.Zero, y3 = VF.Zero, sum = VF.Zero;
+        for (int j = 0; j < row.Length; j++)
+        {
+            var e = LaneMath.Exp(row[j] - max);
+            row[j] = e;
+            sum += e;
+            var v = values.Slice(j * d, 4);
+            y0 = LaneMath.Fma(e, v[0], y0); y1 = LaneMath.Fma(e, v[1], y1);
+            y2 = LaneMath.Fma(e, v[2], y2); y3 = LaneMath.Fma(e, v[3], y3);
+        }
+        var inv = V.Create(1f) / sum;
+        y[0] = y0 * inv; y[1] = y1 * inv; y[2] = y2 * inv; y[3] = y3 * inv;
+        for (int j = 0; j < row.Length; j++) row[j] *= inv;
     }
 
     /// <summary>Backward of one query position: adds into dq [D], and into dKeys, dValues [T][D] for
@@ -177,15 +211,18 @@ public static class Layers
             var row = att.Slice((h * T + t) * T, t + 1);
             var dp = scratch[..(t + 1)];
             int c0 = h * headDim;
+            if (headDim == 4)
+            {
+                HeadDim4Backward(q.Slice(c0, 4), keys[c0..], values[c0..], d, scale, row, dy.Slice(c0, 4), dq.Slice(c0, 4),
+                    dKeys[c0..], dValues[c0..], dp);
+                continue;
+            }
+            // dp[j] = dy·v_j; the softmax backward needs their probability-weighted mean first
             var dot = VF.Zero;
             for (int j = 0; j <= t; j++)
             {
                 var acc = VF.Zero;
-                for (int c = 0; c < headDim; c++)
-                {
-                    acc = LaneMath.Fma(dy[c0 + c], values[j * d + c0 + c], acc);
-                    dValues[j * d + c0 + c] = LaneMath.Fma(row[j], dy[c0 + c], dValues[j * d + c0 + c]);
-                }
+                for (int c = 0; c < headDim; c++) acc = LaneMath.Fma(dy[c0 + c], values[j * d + c0 + c], acc);
                 dp[j] = acc;
                 dot = LaneMath.Fma(row[j], acc, dot);
             }
@@ -194,11 +231,45 @@ public static class Layers
                 var ds = row[j] * (dp[j] - dot) * scale;
                 for (int c = 0; c < headDim; c++)
                 {
-                    dq[c0 + c] = LaneMath.Fma(ds, keys[j * d + c0 + c], dq[c0 + c]);
-                    dKeys[j * d + c0 + c] = LaneMath.Fma(ds, q[c0 + c], dKeys[j * d + c0 + c]);
+                    int x = j * d + c0 + c;
+                    dValues[x] = LaneMath.Fma(row[j], dy[c0 + c], dValues[x]);
+                    dq[c0 + c] = LaneMath.Fma(ds, keys[x], dq[c0 + c]);
+                    dKeys[x] = LaneMath.Fma(ds, q[c0 + c], dKeys[x]);
                 }
             }
         }
+    }
+
+    /// <summary>AttentionBackward for one head of width 4; the same sums in the same order, in registers.</summary>
+    static void HeadDim4Backward(ReadOnlySpan<VF> q, ReadOnlySpan<VF> keys, ReadOnlySpan<VF> values, int d, VF scale,
+        ReadOnlySpan<VF> row, ReadOnlySpan<VF> dy, Span<VF> dq, Span<VF> dKeys, Span<VF> dValues, Span<VF> dp)
+    {
+        VF dy0 = dy[0], dy1 = dy[1], dy2 = dy[2], dy3 = dy[3];
+        var dot = VF.Zero;
+        for (int j = 0; j < row.Length; j++)
+        {
+            var v = values.Slice(j * d, 4);
+            var acc = LaneMath.Fma(dy3, v[3], LaneMath.Fma(dy2, v[2], LaneMath.Fma(dy1, v[1], dy0 * v[0])));
+            dp[j] = acc;
+            dot = LaneMath.Fma(row[j], acc, dot);
+        }
+        VF q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
+        VF dq0 = dq[0], dq1 = dq[1], dq2 = dq[2], dq3 = dq[3];
+        for (int j = 0; j < row.Length; j++)
+        {
+            var p = row[j];
+            var ds = p * (dp[j] - dot) * scale;
+            var k = keys.Slice(j * d, 4);
+            dq0 = LaneMath.Fma(ds, k[0], dq0); dq1 = LaneMath.Fma(ds, k[1], dq1);
+            dq2 = LaneMath.Fma(ds, k[2], dq2); dq3 = LaneMath.Fma(ds, k[3], dq3);
+            var dv = dValues.Slice(j * d, 4);
+            dv[0] = LaneMath.Fma(p, dy0, dv[0]); dv[1] = LaneMath.Fma(p, dy1, dv[1]);
+            dv[2] = LaneMath.Fma(p, dy2, dv[2]); dv[3] = LaneMath.Fma(p, dy3, dv[3]);
+            var dk = dKeys.Slice(j * d, 4);   // after dv: with tied K and V this is the same row
+            dk[0] = LaneMath.Fma(ds, q0, dk[0]); dk[1] = LaneMath.Fma(ds, q1, dk[1]);
+            dk[2] = LaneMath.Fma(ds, q2, dk[2]); dk[3] = LaneMath.Fma(ds, q3, dk[3]);
+        }
+        dq[0] = dq0; dq[1] = dq1; dq[2] = dq2; dq[3] = dq3;
     }
 
     // ---- tied head and cross-entropy ----
