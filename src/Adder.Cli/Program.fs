@@ -83,6 +83,8 @@ let eval (args: ParseResults<EvalArgs>) =
     if showFailures < 0 then fail "--show-failures must not be negative"
     let json = args.TryGetResult EvalArgs.Json
     json |> Option.iter (fun p ->
+        // checked before the evaluation runs, so a bad path fails at once
+        if Directory.Exists p then fail "--json %s is a folder; give a file name" p
         let dir = Path.GetDirectoryName(Path.GetFullPath p)
         if not (Directory.Exists dir) then fail "output folder does not exist: %s" dir)
     let sets =

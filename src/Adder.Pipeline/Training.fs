@@ -112,6 +112,7 @@ let private saveCheckpoint (path: string) (model: Model) (meta: (string * string
 /// and the outcome says the run is incomplete.
 let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress -> unit) (stop: int -> bool) =
     let config = validate config
+    if File.Exists runDir then fail "--out %s is a file, not a run folder" runDir
     Directory.CreateDirectory runDir |> ignore
     let lastPath = Path.Combine(runDir, "last.safetensors")
     let bestPath = Path.Combine(runDir, "best.safetensors")

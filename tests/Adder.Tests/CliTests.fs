@@ -97,6 +97,9 @@ let ``bad input gives a one-line error and a non-zero exit`` () =
     run [ "frobnicate" ] |> assertOneLineError "frobnicate"
     run [ "eval"; "-c"; ckpt; "--suite"; "nope" ] |> assertOneLineError "unknown suite"
     run [ "train"; "--steps"; "0"; "--out"; Path.Combine(dir, "r") ] |> assertOneLineError "--steps"
+    File.WriteAllText(Path.Combine(dir, "a-file"), "")
+    run [ "train"; "--steps"; "10"; "--out"; Path.Combine(dir, "a-file") ] |> assertOneLineError "not a run folder"
+    run [ "eval"; "-c"; ckpt; "--json"; dir ] |> assertOneLineError "is a folder"
     // no partial output file when the report cannot be written
     let missing = Path.Combine(dir, "no-such-dir", "r.json")
     run [ "eval"; "-c"; ckpt; "--json"; missing ] |> assertOneLineError "does not exist"
