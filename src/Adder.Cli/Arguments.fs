@@ -75,6 +75,9 @@ type TrainArgs =
     | [<Unique>] Clip of float
     | [<Unique>] Eval_Interval of int
     | [<Unique>] Curriculum of spec: string
+    | [<Unique>] Beta1 of float
+    | [<Unique>] Beta2 of float
+    | [<Unique>] Eps of float
     | [<Unique>] Threads of n: int
     | [<Unique>] Resume
     | [<Unique>] Stop_After of steps: int
@@ -106,8 +109,11 @@ type TrainArgs =
             | Clip _ -> "gradient clipping global norm (default 1.0)"
             | Eval_Interval _ -> "validate every N steps (default 1000)"
             | Curriculum _ -> "phases 'step:min-max,...' (default 0:1-3,2000:1-6,7000:1-10)"
+            | Beta1 _ -> "AdamW beta1 (default 0.9)"
+            | Beta2 _ -> "AdamW beta2 (default 0.999)"
+            | Eps _ -> "AdamW epsilon (default 1e-8)"
             | Threads _ -> "worker threads (default: all cores)"
-            | Resume -> "continue the run in --out from its last.safetensors"
+            | Resume -> "continue the run in --out from its last.safetensors, with the options in its config.json"
             | Quiet -> "no live progress, one line per validation"
 
 type FinetuneArgs =
@@ -122,6 +128,9 @@ type FinetuneArgs =
     | [<Unique>] Weight_Decay of float
     | [<Unique>] Clip of float
     | [<Unique>] Eval_Interval of int
+    | [<Unique>] Beta1 of float
+    | [<Unique>] Beta2 of float
+    | [<Unique>] Eps of float
     | [<Unique>] Threads of n: int
     | [<Unique>] Resume
     | [<Unique>] Stop_After of steps: int
@@ -141,8 +150,11 @@ type FinetuneArgs =
             | Weight_Decay _ -> "AdamW weight decay (default 0.01)"
             | Clip _ -> "gradient clipping global norm (default 1.0)"
             | Eval_Interval _ -> "validate every N steps (default 500)"
+            | Beta1 _ -> "AdamW beta1 (default 0.9)"
+            | Beta2 _ -> "AdamW beta2 (default 0.999)"
+            | Eps _ -> "AdamW epsilon (default 1e-8)"
             | Threads _ -> "worker threads (default: all cores)"
-            | Resume -> "continue the round in --out from its last.safetensors"
+            | Resume -> "continue the round in --out from its last.safetensors, with the options in its config.json"
             | Quiet -> "no live progress, one line per validation"
 
 type PlotArgs =

@@ -70,45 +70,83 @@ let private execute (config: RunConfig) (runDir: string) (resume: bool) (quiet: 
         printfn "stopped at step %d; continue with --resume --out %s" outcome.LastStep runDir
         130
 
+/// --resume continues a run with the options in its config.json: options left out are taken from there, and
+/// one given with a different value is an error (it would silently change the run).
+let private checkResume (saved: RunConfig) (config: RunConfig) =
+    let fields (c: RunConfig) =
+        [ "model", c.Model.Describe(); "--seed", string c.Seed; "--init-seed", string c.InitSeed; "--steps", string c.Steps
+          "--batch", string c.Batch; "--lr", string c.Lr; "--warmup", string c.Warmup; "--floor", string c.Floor
+          "--weight-decay", string c.WeightDecay; "--clip", string c.Clip; "--eval-interval", string c.EvalInterval
+          "--curriculum", curriculumText c.Curriculum; "--beta1", string c.Beta1; "--beta2", string c.Beta2; "--eps", string c.Eps ]
+    match List.zip (fields saved) (fields config) |> List.tryFind (fun ((_, was), (_, now)) -> was <> now) with
+    | Some((name, was), (_, now)) ->
+        fail "--resume: %s %s differs from the run's %s in config.json; leave it out to continue the run as it was" name now was
+    | None -> ()
+
+let private readSaved (resume: bool) (runDir: string) = if resume then Some(Training.readConfig runDir) else None
+
 let train (args: ParseResults<TrainArgs>) =
-    let preset = ModelConfig.Preset(args.GetResult(TrainArgs.Preset, "311p"))
+    let runDir =
+        args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (args.GetResult(TrainArgs.Preset, "311p")) (args.GetResult(TrainArgs.Seed, 34))))
+    let resume = args.Contains TrainArgs.Resume
+    let saved = readSaved resume runDir
+    let pick (option: Quotations.Expr<'T -> TrainArgs>) (fromSaved: RunConfig -> 'T) (published: 'T) =
+        args.GetResult(option, match saved with Some c -> fromSaved c | None -> published)
+    let shape =
+        match args.TryGetResult TrainArgs.Preset, saved with
+        | Some name, _ -> ModelConfig.Preset name
+        | None, Some c -> c.Model
+        | None, None -> ModelConfig.Preset "311p"
     let model =
         ModelConfig(
-            NLayer = args.GetResult(TrainArgs.N_Layer, preset.NLayer),
-            DModel = args.GetResult(TrainArgs.D_Model, preset.DModel),
-            NHead = args.GetResult(TrainArgs.N_Head, preset.NHead),
-            DFf = args.GetResult(TrainArgs.D_Ff, preset.DFf),
-            PosRank = args.GetResult(TrainArgs.Pos_Rank, preset.PosRank),
-            QkvRank = args.GetResult(TrainArgs.Qkv_Rank, preset.QkvRank),
-            AttnOutRank = args.GetResult(TrainArgs.Attn_Out_Rank, preset.AttnOutRank),
-            FfnRank = args.GetResult(TrainArgs.Ffn_Rank, preset.FfnRank),
-            UseRmsNorm = (preset.UseRmsNorm && not (args.Contains TrainArgs.Layernorm)),
-            TieQkv = args.GetResult(TrainArgs.Tie_Qkv, preset.TieQkv))
-    let seed = args.GetResult(TrainArgs.Seed, 34)
+            NLayer = args.GetResult(TrainArgs.N_Layer, shape.NLayer),
+            DModel = args.GetResult(TrainArgs.D_Model, shape.DModel),
+            NHead = args.GetResult(TrainArgs.N_Head, shape.NHead),
+            DFf = args.GetResult(TrainArgs.D_Ff, shape.DFf),
+            PosRank = args.GetResult(TrainArgs.Pos_Rank, shape.PosRank),
+            QkvRank = args.GetResult(TrainArgs.Qkv_Rank, shape.QkvRank),
+            AttnOutRank = args.GetResult(TrainArgs.Attn_Out_Rank, shape.AttnOutRank),
+            FfnRank = args.GetResult(TrainArgs.Ffn_Rank, shape.FfnRank),
+            UseRmsNorm = (shape.UseRmsNorm && not (args.Contains TrainArgs.Layernorm)),
+            TieQkv = args.GetResult(TrainArgs.Tie_Qkv, shape.TieQkv))
+    let seed = pick <@ TrainArgs.Seed @> (fun c -> c.Seed) 34
     let config =
         { Kind = "train"
           Model = model.Validate()
           StartCheckpoint = None
           Seed = seed
-          InitSeed = args.GetResult(TrainArgs.Init_Seed, seed)
-          Steps = args.GetResult(TrainArgs.Steps, 162_000)
-          Batch = args.GetResult(TrainArgs.Batch, 512)
-          Lr = args.GetResult(TrainArgs.Lr, 0.02)
-          Warmup = args.GetResult(TrainArgs.Warmup, 1350)
-          Floor = args.GetResult(TrainArgs.Floor, 0.1)
-          WeightDecay = args.GetResult(TrainArgs.Weight_Decay, 0.01)
-          Clip = args.GetResult(TrainArgs.Clip, 1.0)
-          EvalInterval = args.GetResult(TrainArgs.Eval_Interval, 1000)
-          Curriculum = (match args.TryGetResult TrainArgs.Curriculum with Some t -> parseCurriculum t | None -> baseCurriculum)
+          InitSeed = pick <@ TrainArgs.Init_Seed @> (fun c -> c.InitSeed) seed
+          Steps = pick <@ TrainArgs.Steps @> (fun c -> c.Steps) 162_000
+          Batch = pick <@ TrainArgs.Batch @> (fun c -> c.Batch) 512
+          Lr = pick <@ TrainArgs.Lr @> (fun c -> c.Lr) 0.02
+          Warmup = pick <@ TrainArgs.Warmup @> (fun c -> c.Warmup) 1350
+          Floor = pick <@ TrainArgs.Floor @> (fun c -> c.Floor) 0.1
+          WeightDecay = pick <@ TrainArgs.Weight_Decay @> (fun c -> c.WeightDecay) 0.01
+          Clip = pick <@ TrainArgs.Clip @> (fun c -> c.Clip) 1.0
+          EvalInterval = pick <@ TrainArgs.Eval_Interval @> (fun c -> c.EvalInterval) 1000
+          Curriculum =
+            match args.TryGetResult TrainArgs.Curriculum, saved with
+            | Some text, _ -> parseCurriculum text
+            | None, Some c -> c.Curriculum
+            | None, None -> baseCurriculum
+          Beta1 = pick <@ TrainArgs.Beta1 @> (fun c -> c.Beta1) AdamW.DefaultBeta1
+          Beta2 = pick <@ TrainArgs.Beta2 @> (fun c -> c.Beta2) AdamW.DefaultBeta2
+          Eps = pick <@ TrainArgs.Eps @> (fun c -> c.Eps) AdamW.DefaultEps
           Threads = max 0 (args.GetResult(TrainArgs.Threads, 0)) }
-    let runDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (args.GetResult(TrainArgs.Preset, "311p")) seed))
-    execute config runDir (args.Contains TrainArgs.Resume) (args.Contains TrainArgs.Quiet) (args.TryGetResult TrainArgs.Stop_After)
+    saved |> Option.iter (fun c -> checkResume c config)
+    execute config runDir resume (args.Contains TrainArgs.Quiet) (args.TryGetResult TrainArgs.Stop_After)
 
 let finetune (args: ParseResults<FinetuneArgs>) =
     let checkpoint = args.GetResult FinetuneArgs.Checkpoint
     let start = Checkpoint.Load checkpoint
     let lr = args.GetResult FinetuneArgs.Lr
     let seed = args.GetResult FinetuneArgs.Seed
+    let name = Path.GetFileNameWithoutExtension checkpoint
+    let runDir = args.GetResult(FinetuneArgs.Out, Path.Combine("runs", sprintf "ft-%s-lr%g-s%d" name lr seed))
+    let resume = args.Contains FinetuneArgs.Resume
+    let saved = readSaved resume runDir
+    let pick (option: Quotations.Expr<'T -> FinetuneArgs>) (fromSaved: RunConfig -> 'T) (published: 'T) =
+        args.GetResult(option, match saved with Some c -> fromSaved c | None -> published)
     let config =
         { Kind = "finetune"
           Model = start.Model.Config
@@ -116,18 +154,20 @@ let finetune (args: ParseResults<FinetuneArgs>) =
           Seed = seed
           InitSeed = seed
           Steps = args.GetResult FinetuneArgs.Steps
-          Batch = args.GetResult(FinetuneArgs.Batch, 512)
+          Batch = pick <@ FinetuneArgs.Batch @> (fun c -> c.Batch) 512
           Lr = lr
-          Warmup = args.GetResult(FinetuneArgs.Warmup, 500)
-          Floor = args.GetResult(FinetuneArgs.Floor, 0.01)
-          WeightDecay = args.GetResult(FinetuneArgs.Weight_Decay, 0.01)
-          Clip = args.GetResult(FinetuneArgs.Clip, 1.0)
-          EvalInterval = args.GetResult(FinetuneArgs.Eval_Interval, 500)
+          Warmup = pick <@ FinetuneArgs.Warmup @> (fun c -> c.Warmup) 500
+          Floor = pick <@ FinetuneArgs.Floor @> (fun c -> c.Floor) 0.01
+          WeightDecay = pick <@ FinetuneArgs.Weight_Decay @> (fun c -> c.WeightDecay) 0.01
+          Clip = pick <@ FinetuneArgs.Clip @> (fun c -> c.Clip) 1.0
+          EvalInterval = pick <@ FinetuneArgs.Eval_Interval @> (fun c -> c.EvalInterval) 500
           Curriculum = fullCurriculum
+          Beta1 = pick <@ FinetuneArgs.Beta1 @> (fun c -> c.Beta1) AdamW.DefaultBeta1
+          Beta2 = pick <@ FinetuneArgs.Beta2 @> (fun c -> c.Beta2) AdamW.DefaultBeta2
+          Eps = pick <@ FinetuneArgs.Eps @> (fun c -> c.Eps) AdamW.DefaultEps
           Threads = max 0 (args.GetResult(FinetuneArgs.Threads, 0)) }
-    let name = Path.GetFileNameWithoutExtension checkpoint
-    let runDir = args.GetResult(FinetuneArgs.Out, Path.Combine("runs", sprintf "ft-%s-lr%g-s%d" name lr seed))
-    execute config runDir (args.Contains FinetuneArgs.Resume) (args.Contains FinetuneArgs.Quiet) (args.TryGetResult FinetuneArgs.Stop_After)
+    saved |> Option.iter (fun c -> checkResume c config)
+    execute config runDir resume (args.Contains FinetuneArgs.Quiet) (args.TryGetResult FinetuneArgs.Stop_After)
 
 let plot (args: ParseResults<PlotArgs>) =
     let runDir = args.GetResult PlotArgs.Run

@@ -27,6 +27,9 @@ type RunConfig =
       Clip: float
       EvalInterval: int
       Curriculum: Phase list
+      Beta1: float
+      Beta2: float
+      Eps: float
       Threads: int }
 
 let baseCurriculum = [ { Start = 0; MinDigits = 1; MaxDigits = 3 }; { Start = 2000; MinDigits = 1; MaxDigits = 6 }; { Start = 7000; MinDigits = 1; MaxDigits = 10 } ]
@@ -66,6 +69,9 @@ let validate (c: RunConfig) =
     if c.WeightDecay < 0.0 then fail "--weight-decay must not be negative"
     if not (c.Clip > 0.0) then fail "--clip must be positive"
     if c.EvalInterval < 1 then fail "--eval-interval must be at least 1"
+    if not (c.Beta1 >= 0.0 && c.Beta1 < 1.0) then fail "--beta1 must be in [0, 1)"
+    if not (c.Beta2 >= 0.0 && c.Beta2 < 1.0) then fail "--beta2 must be in [0, 1)"
+    if not (c.Eps > 0.0) then fail "--eps must be positive"
     c.Model.Validate() |> ignore
     c
 
@@ -86,8 +92,43 @@ let private configJson (c: RunConfig) =
     o.["clip"] <- Nodes.JsonValue.Create c.Clip
     o.["eval_interval"] <- Nodes.JsonValue.Create c.EvalInterval
     o.["curriculum"] <- Nodes.JsonValue.Create(curriculumText c.Curriculum)
+    o.["beta1"] <- Nodes.JsonValue.Create c.Beta1
+    o.["beta2"] <- Nodes.JsonValue.Create c.Beta2
+    o.["eps"] <- Nodes.JsonValue.Create c.Eps
     o.["threads"] <- Nodes.JsonValue.Create c.Threads
     o.ToJsonString(JsonSerializerOptions(WriteIndented = true))
+
+/// The options of the run in runDir, from its config.json: what --resume continues with.
+let readConfig (runDir: string) =
+    let path = Path.Combine(runDir, "config.json")
+    if not (File.Exists path) then fail "nothing to resume: %s not found" path
+    try
+        let o = JsonDocument.Parse(File.ReadAllText path).RootElement
+        let number (name: string) = o.GetProperty(name).GetDouble()
+        let integer (name: string) = o.GetProperty(name).GetInt32()
+        // files written before beta1/beta2/eps were options used torch's defaults
+        let orDefault (name: string) (value: float) = match o.TryGetProperty name with | true, v -> v.GetDouble() | _ -> value
+        { Kind = o.GetProperty("kind").GetString()
+          Model = ConfigJson.Read(o.GetProperty("model_config").GetRawText(), path)
+          StartCheckpoint = (match o.GetProperty("start_checkpoint").ValueKind with JsonValueKind.String -> Some(o.GetProperty("start_checkpoint").GetString()) | _ -> None)
+          Seed = integer "seed"
+          InitSeed = integer "init_seed"
+          Steps = integer "steps"
+          Batch = integer "batch"
+          Lr = number "lr"
+          Warmup = integer "warmup"
+          Floor = number "floor"
+          WeightDecay = number "weight_decay"
+          Clip = number "clip"
+          EvalInterval = integer "eval_interval"
+          Curriculum = parseCurriculum (o.GetProperty("curriculum").GetString())
+          Beta1 = orDefault "beta1" AdamW.DefaultBeta1
+          Beta2 = orDefault "beta2" AdamW.DefaultBeta2
+          Eps = orDefault "eps" AdamW.DefaultEps
+          Threads = integer "threads" }
+    with
+    | :? AdderException -> reraise ()
+    | e -> fail "%s is not a run's config (%s)" path e.Message
 
 /// What the caller sees while a run goes on.
 type Progress =
@@ -139,7 +180,7 @@ let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress ->
         if isNull last.Optimizer then fail "--resume: %s has no optimizer state" lastPath
         let get key = match last.Metadata.TryGetValue key with | true, v -> v | _ -> fail "--resume: %s lacks '%s'" lastPath key
         model <- last.Model
-        optimizer <- AdamW(last.Optimizer.Step, last.Optimizer.M, last.Optimizer.V)
+        optimizer <- AdamW(last.Optimizer.Step, last.Optimizer.M, last.Optimizer.V, Beta1 = config.Beta1, Beta2 = config.Beta2, Eps = config.Eps)
         startStep <- int (get "step")
         bestVal <- Double.Parse(get "best_val_exact", CultureInfo.InvariantCulture)
         bestStep <- int (get "best_step")
@@ -156,7 +197,7 @@ let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress ->
                 if start.Model.Config <> config.Model then fail "checkpoint %s has config %s" path (start.Model.Config.Describe())
                 start.Model
             | None -> Model.Initialised(config.Model, config.InitSeed)
-        optimizer <- AdamW(model.Layout.Count)
+        optimizer <- AdamW(model.Layout.Count, Beta1 = config.Beta1, Beta2 = config.Beta2, Eps = config.Eps)
         Files.writeTextAtomic configPath (configJson config + "\n")
         Files.writeTextAtomic metricsPath "step,loss,lr,grad_norm,val_exact,val_token_acc,elapsed_s\n"
 

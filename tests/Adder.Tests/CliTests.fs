@@ -140,7 +140,10 @@ let ``train writes a run folder, and stop plus resume continues bit for bit`` ()
     Assert.Equal(130, r.Code)
     Assert.Contains("--resume", r.Out)
     Assert.Equal("13", (Checkpoint.Load(Path.Combine(split, "last.safetensors"))).Metadata.["step"])
-    let r = run (trainArgs split [ "--resume" ])
+    // options that differ from the run's config.json are refused; left out, they come from it
+    run [ "train"; "--out"; split; "--resume"; "--lr"; "0.5" ] |> assertOneLineError "--lr 0.5 differs"
+    run [ "train"; "--out"; split; "--resume"; "--preset"; "wide" ] |> assertOneLineError "model"
+    let r = run [ "train"; "--out"; split; "--resume"; "--quiet"; "--threads"; "1" ]
     Assert.True((r.Code = 0), r.Out + r.Err)
     let a = Checkpoint.Load(Path.Combine(straight, "last.safetensors"))
     let b = Checkpoint.Load(Path.Combine(split, "last.safetensors"))

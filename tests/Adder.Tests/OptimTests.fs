@@ -39,6 +39,17 @@ let ``AdamW: one step against the formula written out by hand`` () =
     Assert.Equal(before - 0.01 * m / (sqrt v + 1e-8), float p.[0], 6)
 
 [<Fact>]
+let ``AdamW with other betas and epsilon`` () =
+    let p = [| 1.0f |]
+    let opt = AdamW(1, Beta1 = 0.5, Beta2 = 0.75, Eps = 0.1)
+    opt.Update(p.AsSpan(), ReadOnlySpan [| 0.2f |], 0.01, 0.0)
+    // step 1: m̂ = g, v̂ = g², so the step is lr · g / (|g| + eps) whatever the betas
+    Assert.Equal(1.0 - 0.01 * 0.2 / (0.2 + 0.1), float p.[0], 6)
+    opt.Update(p.AsSpan(), ReadOnlySpan [| 0.2f |], 0.01, 0.0)
+    // step 2: m = 0.5·0.1 + 0.5·0.2 = 0.15, m̂ = 0.15 / 0.75 = 0.2; v = 0.75·0.01 + 0.25·0.04 = 0.0175, v̂ = 0.0175 / 0.4375 = 0.04
+    Assert.Equal(1.0 - 0.01 * 0.2 / 0.3 - 0.01 * 0.2 / (0.2 + 0.1), float p.[0], 6)
+
+[<Fact>]
 let ``clipping scales by max_norm / (norm + 1e-6) only above the limit`` () =
     let g = [| 3.0f; 4.0f |]
     let r = GradClip.Apply(g.AsSpan(), 1.0)
@@ -60,7 +71,7 @@ let ``three training steps follow the float64 trajectory golden`` () =
     let model = modelFromGolden (golden.GetProperty "params_initial")
     let backend = CpuBackend(model.Config)
     let grad = Array.zeroCreate<float32> model.Layout.Count
-    let opt = AdamW(model.Layout.Count)
+    let opt = AdamW(model.Layout.Count, Beta1 = num "beta1", Beta2 = num "beta2", Eps = num "eps")
     let batches = [| for b in golden.GetProperty("batches").EnumerateArray() -> pairs b |]
     golden.GetProperty("steps").EnumerateArray() |> Seq.iteri (fun i step ->
         let a, b = batches.[i]

@@ -4,7 +4,10 @@ namespace Adder.Core;
 /// then bias-corrected moments. Moments are float32 as in torch; the scalar factors are double.</summary>
 public sealed class AdamW
 {
-    public const double Beta1 = 0.9, Beta2 = 0.999, Eps = 1e-8;
+    public const double DefaultBeta1 = 0.9, DefaultBeta2 = 0.999, DefaultEps = 1e-8;
+    public double Beta1 { get; init; } = DefaultBeta1;
+    public double Beta2 { get; init; } = DefaultBeta2;
+    public double Eps { get; init; } = DefaultEps;
     public long Step { get; private set; }
     public float[] M { get; }
     public float[] V { get; }
