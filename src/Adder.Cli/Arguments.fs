@@ -65,6 +65,9 @@ type TrainArgs =
     | [<Unique>] Tie_Qkv of mode: string
     | [<Unique>] Layernorm
     | [<Unique>] Seed of int
+    | [<Unique>] Seeds of list: string
+    | [<Unique>] Probe of steps: int
+    | [<Unique>] Keep of n: int
     | [<Unique>] Init_Seed of int
     | [<Unique>] Steps of int
     | [<Unique>] Batch of int
@@ -99,6 +102,9 @@ type TrainArgs =
             | Tie_Qkv _ -> "shareA_tieKV (default) or none"
             | Layernorm -> "LayerNorm instead of RMSNorm"
             | Seed _ -> "run seed: holdout split and data stream (default 34)"
+            | Seeds _ -> "a seed sweep: seeds like 1-12,15, one run each in --out/s<seed> (default --out runs/sweep-<preset>)"
+            | Probe _ -> "sweep: train every seed to this step first (default 30000)"
+            | Keep _ -> "sweep: then finish this many seeds, best validation and lowest loss at the probe first (default 2)"
             | Init_Seed _ -> "seed of the initial weights (default: the run seed)"
             | Steps _ -> "total steps (default 162000)"
             | Batch _ -> "batch size (default 512)"

@@ -85,11 +85,9 @@ let private checkResume (saved: RunConfig) (config: RunConfig) =
 
 let private readSaved (resume: bool) (runDir: string) = if resume then Some(Training.readConfig runDir) else None
 
-let train (args: ParseResults<TrainArgs>) =
-    let runDir =
-        args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (args.GetResult(TrainArgs.Preset, "311p")) (args.GetResult(TrainArgs.Seed, 34))))
-    let resume = args.Contains TrainArgs.Resume
-    let saved = readSaved resume runDir
+/// The run's options: given ones, else the resumed run's (saved), else the published recipe's.
+/// seedOverride is a sweep's seed for this run.
+let private trainConfig (args: ParseResults<TrainArgs>) (saved: RunConfig option) (seedOverride: int option) =
     let pick (option: Quotations.Expr<'T -> TrainArgs>) (fromSaved: RunConfig -> 'T) (published: 'T) =
         args.GetResult(option, match saved with Some c -> fromSaved c | None -> published)
     let shape =
@@ -109,7 +107,7 @@ let train (args: ParseResults<TrainArgs>) =
             FfnRank = args.GetResult(TrainArgs.Ffn_Rank, shape.FfnRank),
             UseRmsNorm = (shape.UseRmsNorm && not (args.Contains TrainArgs.Layernorm)),
             TieQkv = args.GetResult(TrainArgs.Tie_Qkv, shape.TieQkv))
-    let seed = pick <@ TrainArgs.Seed @> (fun c -> c.Seed) 34
+    let seed = match seedOverride with Some s -> s | None -> pick <@ TrainArgs.Seed @> (fun c -> c.Seed) 34
     let config =
         { Kind = "train"
           Model = model.Validate()
@@ -134,7 +132,81 @@ let train (args: ParseResults<TrainArgs>) =
           Eps = pick <@ TrainArgs.Eps @> (fun c -> c.Eps) AdamW.DefaultEps
           Threads = max 0 (args.GetResult(TrainArgs.Threads, 0)) }
     saved |> Option.iter (fun c -> checkResume c config)
-    execute config runDir resume (args.Contains TrainArgs.Quiet) (args.TryGetResult TrainArgs.Stop_After)
+    config
+
+/// adder train --seeds LIST: every seed to --probe steps, then the --keep best to the end (see Sweep).
+let private sweep (args: ParseResults<TrainArgs>) =
+    for flag, given in [ "--seed", args.Contains TrainArgs.Seed; "--resume", args.Contains TrainArgs.Resume; "--stop-after", args.Contains TrainArgs.Stop_After ] do
+        if given then fail "%s does not go with --seeds (a sweep always continues the runs it finds)" flag
+    let seeds = Sweep.parseSeeds (args.GetResult TrainArgs.Seeds)
+    let probe = args.GetResult(TrainArgs.Probe, 30_000)
+    let keep = args.GetResult(TrainArgs.Keep, 2)
+    if probe < 1 then fail "--probe must be at least 1"
+    if keep < 0 then fail "--keep must not be negative"
+    let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (args.GetResult(TrainArgs.Preset, "311p"))))
+    if File.Exists sweepDir then fail "--out %s is a file, not a folder" sweepDir
+    Directory.CreateDirectory sweepDir |> ignore
+    let first = trainConfig args None (Some seeds.Head)
+    printfn "sweep of %d seeds -> %s: each to step %d, then the best %d to step %d" seeds.Length sweepDir probe keep first.Steps
+    printfn "%s; batch %d, lr %g, warm-up %d, floor %g, curriculum %s" (first.Model.Describe()) first.Batch first.Lr first.Warmup
+        first.Floor (curriculumText first.Curriculum)
+    let signalled = cancellation None
+    let interrupted () =
+        printfn "interrupted: run the same command again to continue the sweep"
+        130
+    let runSeed (seed: int) (until: int option) (report: Progress -> unit) =
+        let runDir = Path.Combine(sweepDir, sprintf "s%d" seed)
+        let resume = File.Exists(Path.Combine(runDir, "last.safetensors"))
+        let config = trainConfig args (readSaved resume runDir) (Some seed)
+        let stop step = signalled step || (match until with Some n -> step >= n | None -> false)
+        runDir, Training.run config runDir resume report stop
+    // phase 1: every seed to the probe
+    let probes = ResizeArray<Sweep.Probe>()
+    let mutable stopped = false
+    for seed in seeds do
+        if not stopped then
+            let runDir, outcome = runSeed seed (Some probe) ignore
+            if signalled outcome.LastStep then stopped <- true
+            else
+                match Sweep.probeOf seed (Sweep.readMetrics runDir) probe with
+                | Some p ->
+                    probes.Add p
+                    printfn "seed %-5d step %7d  loss %.4f  val exact %6.2f%%" seed p.Step p.Loss (100.0 * p.ValExact)
+                | None -> ()
+    if stopped then interrupted ()
+    else
+        // phase 2: the most promising seeds to the end
+        let finalists = Sweep.rank (List.ofSeq probes) |> List.truncate keep
+        for p in finalists do
+            if not stopped && first.Steps > probe then
+                printfn "finishing seed %d (val exact %.2f%%, loss %.4f at step %d)" p.Seed (100.0 * p.ValExact) p.Loss p.Step
+                let _, outcome = runSeed p.Seed None (reporter (args.Contains TrainArgs.Quiet))
+                if not outcome.Completed then stopped <- true
+        if stopped then interrupted ()
+        else
+            let summary =
+                [ for p in probes -> Sweep.summarise p (Sweep.readMetrics (Path.Combine(sweepDir, sprintf "s%d" p.Seed))) ]
+                |> Sweep.summaryOrder
+            printfn ""
+            printfn "%-6s %10s %10s %12s %10s %12s %10s" "seed" "probe" "loss" "val exact" "last step" "best val" "at step"
+            for r in summary do
+                printfn "%-6d %10d %10.4f %11.2f%% %10d %11.2f%% %10d" r.Seed r.ProbeStep r.ProbeLoss (100.0 * r.ProbeValExact) r.LastStep
+                    (100.0 * r.BestValExact) r.BestStep
+            let csv = Path.Combine(sweepDir, "sweep.csv")
+            Sweep.writeSummary csv summary
+            printfn "summary: %s; best checkpoints: %s" csv (Path.Combine(sweepDir, "s<seed>", "best.safetensors"))
+            0
+
+let train (args: ParseResults<TrainArgs>) =
+    if args.Contains TrainArgs.Seeds then sweep args
+    else
+        for flag, given in [ "--probe", args.Contains TrainArgs.Probe; "--keep", args.Contains TrainArgs.Keep ] do
+            if given then fail "%s applies to a sweep (--seeds) only" flag
+        let runDir =
+            args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (args.GetResult(TrainArgs.Preset, "311p")) (args.GetResult(TrainArgs.Seed, 34))))
+        let resume = args.Contains TrainArgs.Resume
+        let config = trainConfig args (readSaved resume runDir) None
+        execute config runDir resume (args.Contains TrainArgs.Quiet) (args.TryGetResult TrainArgs.Stop_After)
 
 let finetune (args: ParseResults<FinetuneArgs>) =
     let checkpoint = args.GetResult FinetuneArgs.Checkpoint

@@ -231,7 +231,8 @@ let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress ->
             (common (max bestVal 0.0) @ [ "best_val_exact", inv bestVal; "best_step", string bestStep; "sampler_state", samplerState () ])
             (Some(OptimizerState(optimizer.Step, optimizer.M, optimizer.V)))
 
-    let mutable cancelled = false
+    // a resumed run already at its stop point (a sweep's probe, --stop-after) does not take another step
+    let mutable cancelled = step < config.Steps && stop step
     while step < config.Steps && not cancelled do
         lr <- LrSchedule.At(step, config.Steps, config.Lr, config.Warmup, config.Floor)
         sampler.NextBatch(step, a, b)

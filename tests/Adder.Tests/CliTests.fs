@@ -212,3 +212,33 @@ let ``the shipped models are beside adder and the default is the 912-parameter o
     let sum = run [ "predict"; "9999999999"; "1" ]
     Assert.Equal(0, sum.Code)
     Assert.Equal("10000000000", sum.Out.Trim())
+
+[<Fact>]
+let ``a seed sweep probes every seed, finishes the best, and its runs equal single runs`` () =
+    let root = tempDir ()
+    let dir = Path.Combine(root, "sweep")
+    let sweepArgs = [ "train"; "--seeds"; "1-3,7"; "--probe"; "20"; "--keep"; "1"; "--steps"; "40"; "--batch"; "32"; "--eval-interval"; "10"; "--warmup"; "5"; "--out"; dir; "--quiet" ]
+    let r = run sweepArgs
+    Assert.True((r.Code = 0), r.Out + r.Err)
+    let rows = File.ReadAllLines(Path.Combine(dir, "sweep.csv")) |> Array.skip 1 |> Array.map (fun l -> l.Split(','))
+    Assert.Equal<string[]>([| "1"; "2"; "3"; "7" |], rows |> Array.map (fun f -> f.[0]) |> Array.sort)
+    // one seed (the lowest probe loss, all at 0% here) went on to step 40, the others stopped at the probe
+    let finished = rows |> Array.filter (fun f -> f.[4] = "40")
+    Assert.Single finished |> ignore
+    Assert.Equal(3, rows |> Array.filter (fun f -> f.[4] = "20") |> Array.length)
+    let lowestLoss = rows |> Array.minBy (fun f -> float f.[2])
+    Assert.Equal(lowestLoss.[0], finished.[0].[0])
+    // probe, stop and resume give exactly the weights of one uninterrupted run of that seed
+    let seed = finished.[0].[0]
+    let single = Path.Combine(root, "single")
+    let r = run [ "train"; "--seed"; seed; "--steps"; "40"; "--batch"; "32"; "--eval-interval"; "10"; "--warmup"; "5"; "--out"; single; "--quiet" ]
+    Assert.True((r.Code = 0), r.Out + r.Err)
+    let a = Checkpoint.Load(Path.Combine(single, "last.safetensors"))
+    let b = Checkpoint.Load(Path.Combine(dir, "s" + seed, "last.safetensors"))
+    Assert.Equal<float32[]>(a.Model.Parameters, b.Model.Parameters)
+    // running the same command again finds everything done and trains nothing more
+    let r = run sweepArgs
+    Assert.Equal(0, r.Code)
+    Assert.Equal(40L, (Checkpoint.Load(Path.Combine(dir, "s" + seed, "last.safetensors"))).Optimizer.Step)
+    run [ "train"; "--seeds"; "1-3"; "--seed"; "4" ] |> assertOneLineError "--seed"
+    run [ "train"; "--seeds"; "3-1" ] |> assertOneLineError "seed list"
