@@ -226,7 +226,9 @@ let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress ->
     let common (valExact: float) =
         [ "kind", config.Kind; "seed", string config.Seed; "step", string step; "val_exact", inv valExact
           "lr", inv config.Lr; "steps", string config.Steps ]
+    let mutable savedStep = if resume then startStep else -1
     let saveLast () =
+        savedStep <- step
         saveCheckpoint lastPath model
             (common (max bestVal 0.0) @ [ "best_val_exact", inv bestVal; "best_step", string bestStep; "sampler_state", samplerState () ])
             (Some(OptimizerState(optimizer.Step, optimizer.M, optimizer.V)))
@@ -237,6 +239,10 @@ let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress ->
         lr <- LrSchedule.At(step, config.Steps, config.Lr, config.Warmup, config.Floor)
         sampler.NextBatch(step, a, b)
         let loss = backend.LossAndGradient(p, a, b, config.Batch, grad)
+        if not (Single.IsFinite loss) then
+            metrics.Flush()
+            let saved = if savedStep >= 0 then sprintf "last.safetensors holds step %d" savedStep else "nothing was saved"
+            fail "step %d: the loss is %g, the run diverged (lower --lr?); %s" (step + 1) loss saved
         let norm = GradClip.Apply(Span grad, config.Clip).Norm
         optimizer.Update(p, grad, lr, config.WeightDecay)
         step <- step + 1

@@ -54,6 +54,30 @@ let ``safetensors round trip is bit-identical with metadata and optimizer state`
     Assert.Empty(Directory.GetFiles(dir, "*.tmp-*", SearchOption.AllDirectories) |> Array.filter (fun f -> f.Contains ".tmp-"))
     Assert.Equal(1, Directory.GetFiles(dir).Length)
 
+/// Every finite float32 bit pattern (subnormals, ±0, the extremes included) survives save and load unchanged;
+/// NaN or infinity in the weights is refused on load with a message naming the problem.
+[<FsCheck.Xunit.Property(MaxTest = 25)>]
+let ``safetensors keep every finite float32 bit pattern`` (bits: uint32[]) =
+    let model = Model.Initialised(ModelConfig.Preset311, 1)
+    let special = [| 0x00000001u; 0x807fffffu; 0x80000000u; 0x00000000u; 0x7f7fffffu; 0xff7fffffu |]
+    let pattern = Array.append special (bits |> Array.filter (fun b -> Single.IsFinite(BitConverter.UInt32BitsToSingle b)))
+    for i in 0 .. model.Parameters.Length - 1 do
+        model.Parameters.[i] <- BitConverter.UInt32BitsToSingle pattern.[i % pattern.Length]
+    let path = Path.Combine(tempDir (), "bits.safetensors")
+    Checkpoint(model).Save path
+    let loaded = Checkpoint.Load path
+    let asBits (xs: float32[]) = xs |> Array.map BitConverter.SingleToUInt32Bits
+    asBits model.Parameters = asBits loaded.Model.Parameters
+
+[<Fact>]
+let ``a checkpoint with NaN weights is refused on load`` () =
+    let model = Model.Initialised(ModelConfig.Preset311, 1)
+    model.Parameters.[7] <- nanf
+    let path = Path.Combine(tempDir (), "nan.safetensors")
+    Checkpoint(model).Save path
+    let e = Assert.Throws<AdderException>(fun () -> Checkpoint.Load path |> ignore)
+    Assert.Contains("NaN", e.Message)
+
 [<Fact>]
 let ``converting the published checkpoint keeps every parameter`` () =
     let dir = tempDir ()

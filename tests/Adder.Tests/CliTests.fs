@@ -99,6 +99,8 @@ let ``bad input gives a one-line error and a non-zero exit`` () =
     run [ "train"; "--steps"; "0"; "--out"; Path.Combine(dir, "r") ] |> assertOneLineError "--steps"
     File.WriteAllText(Path.Combine(dir, "a-file"), "")
     run [ "train"; "--steps"; "10"; "--out"; Path.Combine(dir, "a-file") ] |> assertOneLineError "not a run folder"
+    run [ "train"; "--lr"; "1e30"; "--warmup"; "0"; "--steps"; "50"; "--batch"; "32"; "--out"; Path.Combine(dir, "diverges") ]
+    |> assertOneLineError "diverged"
     run [ "eval"; "-c"; ckpt; "--json"; dir ] |> assertOneLineError "is a folder"
     // no partial output file when the report cannot be written
     let missing = Path.Combine(dir, "no-such-dir", "r.json")
