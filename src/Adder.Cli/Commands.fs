@@ -163,16 +163,22 @@ let private sweep (args: ParseResults<TrainArgs>) =
     // phase 1: every seed to the probe
     let probes = ResizeArray<Sweep.Probe>()
     let mutable stopped = false
+    // a seed whose run fails (it diverged, say) is reported and left out; the sweep goes on
+    let failed = ResizeArray<string>()
     for seed in seeds do
         if not stopped then
-            let runDir, outcome = runSeed seed (Some probe) ignore
-            if signalled outcome.LastStep then stopped <- true
-            else
-                match Sweep.probeOf seed (Sweep.readMetrics runDir) probe with
-                | Some p ->
-                    probes.Add p
-                    printfn "seed %-5d step %7d  loss %.4f  val exact %6.2f%%" seed p.Step p.Loss (100.0 * p.ValExact)
-                | None -> ()
+            try
+                let runDir, outcome = runSeed seed (Some probe) ignore
+                if signalled outcome.LastStep then stopped <- true
+                else
+                    match Sweep.probeOf seed (Sweep.readMetrics runDir) probe with
+                    | Some p ->
+                        probes.Add p
+                        printfn "seed %-5d step %7d  loss %.4f  val exact %6.2f%%" seed p.Step p.Loss (100.0 * p.ValExact)
+                    | None -> ()
+            with :? AdderException as e ->
+                printfn "seed %-5d failed: %s" seed e.Message
+                failed.Add(sprintf "seed %d: %s" seed e.Message)
     if stopped then interrupted ()
     else
         // phase 2: the most promising seeds to the end
@@ -180,8 +186,12 @@ let private sweep (args: ParseResults<TrainArgs>) =
         for p in finalists do
             if not stopped && first.Steps > probe then
                 printfn "finishing seed %d (val exact %.2f%%, loss %.4f at step %d)" p.Seed (100.0 * p.ValExact) p.Loss p.Step
-                let _, outcome = runSeed p.Seed None (reporter (args.Contains TrainArgs.Quiet))
-                if not outcome.Completed then stopped <- true
+                try
+                    let _, outcome = runSeed p.Seed None (reporter (args.Contains TrainArgs.Quiet))
+                    if not outcome.Completed then stopped <- true
+                with :? AdderException as e ->
+                    printfn "seed %-5d failed: %s" p.Seed e.Message
+                    failed.Add(sprintf "seed %d: %s" p.Seed e.Message)
         if stopped then interrupted ()
         else
             let summary =
@@ -195,7 +205,10 @@ let private sweep (args: ParseResults<TrainArgs>) =
             let csv = Path.Combine(sweepDir, "sweep.csv")
             Sweep.writeSummary csv summary
             printfn "summary: %s; best checkpoints: %s" csv (Path.Combine(sweepDir, "s<seed>", "best.safetensors"))
-            0
+            if failed.Count = 0 then 0
+            else
+                eprintfn "%d of %d seeds failed (left out of the summary); first: %s" failed.Count seeds.Length failed.[0]
+                1
 
 let train (args: ParseResults<TrainArgs>) =
     if args.Contains TrainArgs.Seeds then sweep args

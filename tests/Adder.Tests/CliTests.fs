@@ -242,5 +242,10 @@ let ``a seed sweep probes every seed, finishes the best, and its runs equal sing
     let r = run sweepArgs
     Assert.Equal(0, r.Code)
     Assert.Equal(40L, (Checkpoint.Load(Path.Combine(dir, "s" + seed, "last.safetensors"))).Optimizer.Step)
+    // seeds that diverge are reported, left out of the summary, and make the exit code non-zero
+    let bad = run [ "train"; "--seeds"; "1-2"; "--lr"; "1e30"; "--warmup"; "0"; "--probe"; "10"; "--steps"; "20"; "--batch"; "32"; "--out"; Path.Combine(root, "diverging") ]
+    Assert.Equal(1, bad.Code)
+    Assert.Contains("seed 2     failed", bad.Out)
+    Assert.Contains("2 of 2 seeds failed", bad.Err)
     run [ "train"; "--seeds"; "1-3"; "--seed"; "4" ] |> assertOneLineError "--seed"
     run [ "train"; "--seeds"; "3-1" ] |> assertOneLineError "seed list"
