@@ -78,6 +78,30 @@ let ``a checkpoint with NaN weights is refused on load`` () =
     let e = Assert.Throws<AdderException>(fun () -> Checkpoint.Load path |> ignore)
     Assert.Contains("NaN", e.Message)
 
+/// The file layout other safetensors readers expect, checked with a plain JSON parser: u64 header length,
+/// a JSON header of F32 tensors whose data_offsets tile the data exactly, string-only __metadata__.
+[<Fact>]
+let ``our safetensors files follow the safetensors layout`` () =
+    let path = Path.Combine(tempDir (), "layout.safetensors")
+    (randomCheckpoint (ModelConfig.Preset "wide")).Save path
+    let bytes = File.ReadAllBytes path
+    let n = int (BitConverter.ToUInt64(bytes, 0))
+    Assert.Equal(0, (8 + n) % 8)   // data starts aligned
+    let header = Text.Json.JsonDocument.Parse(ReadOnlyMemory(bytes, 8, n)).RootElement
+    let spans =
+        [ for p in header.EnumerateObject() do
+            if p.Name = "__metadata__" then
+                for m in p.Value.EnumerateObject() do Assert.Equal(Text.Json.JsonValueKind.String, m.Value.ValueKind)
+            else
+                Assert.Equal("F32", p.Value.GetProperty("dtype").GetString())
+                let count = p.Value.GetProperty("shape").EnumerateArray() |> Seq.fold (fun acc d -> acc * d.GetInt64()) 1L
+                let offsets = [| for o in p.Value.GetProperty("data_offsets").EnumerateArray() -> o.GetInt64() |]
+                Assert.Equal(4L * count, offsets.[1] - offsets.[0])
+                yield offsets.[0], offsets.[1] ]
+        |> List.sort
+    let ends = spans |> List.fold (fun pos (s, e) -> Assert.Equal(pos, s); e) 0L
+    Assert.Equal(int64 (bytes.Length - 8 - n), ends)
+
 [<Fact>]
 let ``converting the published checkpoint keeps every parameter`` () =
     let dir = tempDir ()
