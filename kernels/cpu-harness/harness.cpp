@@ -1,0 +1,289 @@
+// Runs the Adder kernels on the CPU: `harness KERNEL IN OUT`. IN and OUT are files of named arrays:
+// repeated { int32 name length, name (ASCII), int32 type (0 int32, 1 float32, 2 float64, 3 int64),
+// int64 count, count values }, little-endian. The runner reads the kernel's inputs by name, allocates every
+// device buffer at its exact size (so AddressSanitizer sees an out-of-bounds access), fills output buffers
+// with NaN or -1 (so an unwritten element shows), launches the kernel over its grid (blocks one after
+// another, the threads of a block as fibers, kernels/cpu-harness/shim.h) and writes all arrays to OUT.
+// A failure is one line on stderr and exit 1.
+#include <ucontext.h>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define ADDER_ASAN 1
+#endif
+#include "../common.cuh"
+
+adder_dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+extern "C" {
+void adder_train_step(AdderDims dims, const float* params, const int* tokens, int batch, float* partials);
+void adder_reduce_gradients(AdderDims dims, const float* params, const float* partials, int nblk, float* grad, float* loss);
+void adder_optimizer_step(AdderDims dims, const float* partials, int nblk, const double* settings, float* params,
+                          float* adam_m, float* adam_v, long long* step, float* loss, double* norm);
+void adder_logits(AdderDims dims, const float* params, const int* tokens, int count, float* logits);
+void adder_decode(AdderDims dims, const float* params, const int* prompts, int count, int* out);
+}
+
+[[noreturn]] static void fail(const std::string& message)
+{
+    fprintf(stderr, "harness: %s\n", message.c_str());
+    exit(1);
+}
+
+// ---- fibers ----
+
+namespace {
+struct Fiber {
+    ucontext_t context;
+    std::vector<char> stack;
+    unsigned tid = 0;
+    bool done = false;
+};
+
+ucontext_t scheduler;
+Fiber* current = nullptr;
+const std::function<void()>* body = nullptr;
+const size_t StackSize = 1 << 20;
+#ifdef ADDER_ASAN
+const void* schedulerStackBottom = nullptr;
+size_t schedulerStackSize = 0;
+#endif
+
+void fiber_main()
+{
+#ifdef ADDER_ASAN
+    __sanitizer_finish_switch_fiber(nullptr, &schedulerStackBottom, &schedulerStackSize);
+#endif
+    (*body)();
+    current->done = true;
+#ifdef ADDER_ASAN
+    __sanitizer_start_switch_fiber(nullptr, schedulerStackBottom, schedulerStackSize);   // this fiber ends
+#endif
+    setcontext(&scheduler);
+}
+
+void resume(Fiber& f)
+{
+    current = &f;
+    threadIdx = {f.tid, 0, 0};
+#ifdef ADDER_ASAN
+    void* fake = nullptr;
+    __sanitizer_start_switch_fiber(&fake, f.stack.data(), f.stack.size());
+#endif
+    swapcontext(&scheduler, &f.context);
+#ifdef ADDER_ASAN
+    __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+}
+
+__attribute__((noinline)) void start_fiber(Fiber& f, unsigned tid)
+{
+    f.tid = tid;
+    f.done = false;
+    getcontext(&f.context);
+    f.context.uc_stack.ss_sp = f.stack.data();
+    f.context.uc_stack.ss_size = f.stack.size();
+    f.context.uc_link = nullptr;
+    makecontext(&f.context, fiber_main, 0);
+}
+
+// Runs one block: each round resumes every fiber until it reaches a barrier or returns. A round where some
+// threads returned while others wait at a barrier is a divergent barrier: an error, as on the GPU.
+void run_block(unsigned threads, const std::function<void()>& kernel, std::vector<Fiber>& fibers)
+{
+    body = &kernel;
+    for (unsigned i = 0; i < threads; i++) start_fiber(fibers[i], i);
+    for (;;) {
+        unsigned done = 0;
+        for (unsigned i = 0; i < threads; i++) {
+            if (!fibers[i].done) resume(fibers[i]);
+            if (fibers[i].done) done++;
+        }
+        if (done == threads) return;
+        if (done > 0) fail("divergent __syncthreads: " + std::to_string(done) + " of " + std::to_string(threads) +
+                           " threads returned while the others wait at a barrier");
+    }
+}
+
+void launch(unsigned gx, unsigned gy, unsigned bx, const std::function<void()>& kernel)
+{
+    if (gx == 0 || gy == 0 || bx == 0 || bx > 1024) fail("bad launch shape");
+    std::vector<Fiber> fibers(bx);
+    for (auto& f : fibers) f.stack.resize(StackSize);
+    gridDim = {gx, gy, 1};
+    blockDim = {bx, 1, 1};
+    for (unsigned y = 0; y < gy; y++)
+        for (unsigned x = 0; x < gx; x++) {
+            blockIdx = {x, y, 0};
+            run_block(bx, kernel, fibers);
+        }
+}
+}   // namespace
+
+void __syncthreads()
+{
+    Fiber* f = current;
+#ifdef ADDER_ASAN
+    void* fake = nullptr;
+    __sanitizer_start_switch_fiber(&fake, schedulerStackBottom, schedulerStackSize);
+#endif
+    swapcontext(&f->context, &scheduler);
+#ifdef ADDER_ASAN
+    __sanitizer_finish_switch_fiber(fake, &schedulerStackBottom, &schedulerStackSize);
+#endif
+    current = f;
+}
+
+// ---- named arrays ----
+
+namespace {
+struct Array {
+    int type = 0;              // 0 int32, 1 float32, 2 float64, 3 int64
+    std::vector<char> bytes;   // exact size: count · element size
+    size_t count() const { return bytes.size() / element_size(type); }
+    static size_t element_size(int t) { return t == 0 || t == 1 ? 4 : 8; }
+};
+std::map<std::string, Array*> arrays;   // heap-allocated one by one, so each has its own ASan redzones
+
+void read_file(const char* path)
+{
+    FILE* f = fopen(path, "rb");
+    if (!f) fail(std::string("cannot open ") + path);
+    int32_t n;
+    while (fread(&n, 4, 1, f) == 1) {
+        if (n <= 0 || n > 100) fail("bad array name length");
+        std::string name(n, '\0');
+        int32_t type;
+        int64_t count;
+        if (fread(name.data(), 1, n, f) != (size_t)n || fread(&type, 4, 1, f) != 1 || fread(&count, 8, 1, f) != 1)
+            fail("truncated input");
+        if (type < 0 || type > 3 || count < 0 || count > (1ll << 32)) fail("bad array header for " + name);
+        auto* a = new Array{type, std::vector<char>(count * Array::element_size(type))};
+        if (fread(a->bytes.data(), 1, a->bytes.size(), f) != a->bytes.size()) fail("truncated array " + name);
+        delete arrays[name];
+        arrays[name] = a;
+    }
+    fclose(f);
+}
+
+void write_file(const char* path)
+{
+    std::string temp = std::string(path) + ".tmp";
+    FILE* f = fopen(temp.c_str(), "wb");
+    if (!f) fail(std::string("cannot write ") + path);
+    for (auto& [name, a] : arrays) {
+        int32_t n = (int32_t)name.size(), type = a->type;
+        int64_t count = (int64_t)a->count();
+        fwrite(&n, 4, 1, f);
+        fwrite(name.data(), 1, n, f);
+        fwrite(&type, 4, 1, f);
+        fwrite(&count, 8, 1, f);
+        fwrite(a->bytes.data(), 1, a->bytes.size(), f);
+    }
+    if (fclose(f) != 0 || rename(temp.c_str(), path) != 0) fail(std::string("cannot write ") + path);
+}
+
+Array& get(const std::string& name, int type, size_t count)
+{
+    auto it = arrays.find(name);
+    if (it == arrays.end()) fail("input has no array '" + name + "'");
+    if (it->second->type != type) fail("array '" + name + "' has the wrong type");
+    if (it->second->count() != count)
+        fail("array '" + name + "' has " + std::to_string(it->second->count()) + " values, expected " + std::to_string(count));
+    return *it->second;
+}
+
+int scalar(const std::string& name)
+{
+    auto it = arrays.find(name);
+    if (it == arrays.end() || it->second->type != 0 || it->second->count() != 1) fail("input needs the int '" + name + "'");
+    int v;
+    memcpy(&v, it->second->bytes.data(), 4);
+    return v;
+}
+
+template <typename T> T* data(Array& a) { return reinterpret_cast<T*>(a.bytes.data()); }
+
+// A fresh output array filled with a value the kernel must overwrite.
+template <typename T> T* output(const std::string& name, int type, size_t count, T fill)
+{
+    auto* a = new Array{type, std::vector<char>(count * Array::element_size(type))};
+    for (size_t i = 0; i < count; i++) data<T>(*a)[i] = fill;
+    delete arrays[name];
+    arrays[name] = a;
+    return data<T>(*a);
+}
+
+AdderDims dims_input()
+{
+    static_assert(sizeof(AdderDims) == 57 * 4, "AdderDims is 57 int32 (kernels/ABI.md)");
+    Array& a = get("dims", 0, 57);
+    AdderDims d;
+    memcpy(&d, a.bytes.data(), sizeof d);
+    return d;
+}
+
+unsigned blocks(int n, int block) { return (unsigned)((n + block - 1) / block); }
+const float NaN = std::numeric_limits<float>::quiet_NaN();
+}   // namespace
+
+int main(int argc, char** argv)
+{
+    if (argc != 4) fail("usage: harness KERNEL IN OUT (KERNEL: train_step, loss_and_gradient, optimizer_step, logits, decode)");
+    std::string kernel = argv[1];
+    read_file(argv[2]);
+    AdderDims d = dims_input();
+    int M = scalar("models");
+    if (M <= 0) fail("models must be positive");
+    size_t P = d.params, G = (size_t)d.params + d.seq_len * d.d_model + 1;
+
+    if (kernel == "train_step" || kernel == "loss_and_gradient") {
+        int batch = scalar("batch"), block = scalar("block");
+        const float* params = data<float>(get("params", 1, M * P));
+        const int* tokens = data<int>(get("tokens", 0, (size_t)M * batch * ADDER_FULL));
+        unsigned nblk = blocks(batch, block);
+        float* partials = output<float>("partials", 1, M * nblk * G, NaN);
+        launch(nblk, M, block, [&] { adder_train_step(d, params, tokens, batch, partials); });
+        if (kernel == "loss_and_gradient") {
+            float* grad = output<float>("grad", 1, M * P, NaN);
+            float* loss = output<float>("loss", 1, M, NaN);
+            launch(M, 1, 256, [&] { adder_reduce_gradients(d, params, partials, (int)nblk, grad, loss); });
+        }
+    } else if (kernel == "optimizer_step") {
+        int nblk = scalar("nblk");
+        const float* partials = data<float>(get("partials", 1, M * nblk * G));
+        const double* settings = data<double>(get("settings", 2, 6));
+        float* params = data<float>(get("params", 1, M * P));
+        float* m = data<float>(get("adam_m", 1, M * P));
+        float* v = data<float>(get("adam_v", 1, M * P));
+        long long* step = data<long long>(get("step", 3, M));
+        float* loss = output<float>("loss", 1, M, NaN);
+        double* norm = output<double>("norm", 2, M, std::numeric_limits<double>::quiet_NaN());
+        launch(M, 1, 256, [&] { adder_optimizer_step(d, partials, nblk, settings, params, m, v, step, loss, norm); });
+    } else if (kernel == "logits") {
+        int count = scalar("count"), block = scalar("block");
+        const float* params = data<float>(get("params", 1, M * P));
+        const int* tokens = data<int>(get("tokens", 0, (size_t)M * count * ADDER_FULL));
+        float* logits = output<float>("logits", 1, (size_t)M * count * ADDER_T * ADDER_VOCAB, NaN);
+        launch(blocks(count, block), M, block, [&] { adder_logits(d, params, tokens, count, logits); });
+    } else if (kernel == "decode") {
+        int count = scalar("count"), block = scalar("block");
+        const float* params = data<float>(get("params", 1, M * P));
+        const int* prompts = data<int>(get("prompts", 0, (size_t)M * count * ADDER_PROMPT));
+        int* out = output<int>("out", 0, (size_t)M * count * ADDER_SUM_DIGITS, -1);
+        launch(blocks(count, block), M, block, [&] { adder_decode(d, params, prompts, count, out); });
+    } else {
+        fail("unknown kernel '" + kernel + "'");
+    }
+    write_file(argv[3]);
+    for (auto& [name, a] : arrays) delete a;
+    return 0;
+}

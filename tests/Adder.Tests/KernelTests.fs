@@ -1,0 +1,332 @@
+/// The CUDA kernels (kernels/*.cu) run on the CPU under the fiber harness (kernels/cpu-harness, built with
+/// AddressSanitizer and UBSan) against the C# code they mirror, with several models per launch and several
+/// blocks per model; and the committed PTX against a fresh nvcc build.
+module Adder.Tests.KernelTests
+
+open System
+open System.Diagnostics
+open System.IO
+open Xunit
+open Adder.Core
+open Adder.Core.Cpu
+open Adder.Tests.Shared
+
+// ---- the C# reference: every call into the CPU backend is here, so it can be re-pointed in one place ----
+
+module CpuReference =
+    /// (mean loss, gradient) of one model on a batch of operand pairs.
+    let lossAndGradient (config: ModelConfig) (p: float32[]) (a: int64[]) (b: int64[]) =
+        let backend = CpuBackend(config, 2)
+        let grad = Array.zeroCreate<float32> p.Length
+        let loss = backend.LossAndGradient(p, a, b, a.Length, grad)
+        loss, grad
+
+    /// Teacher-forced logits [count][33][14].
+    let logits (config: ModelConfig) (p: float32[]) (a: int64[]) (b: int64[]) =
+        CpuBackend(config, 2).Logits(p, a, b, a.Length)
+
+    /// Greedy decoding: [count][11] tokens.
+    let decode (config: ModelConfig) (p: float32[]) (a: int64[]) (b: int64[]) =
+        let out = Array.zeroCreate<int> (a.Length * Tokens.SumDigits)
+        CpuBackend(config, 2).Decode(p, a, b, a.Length, out)
+        out
+
+// ---- the harness and its files of named arrays (kernels/cpu-harness/harness.cpp) ----
+
+type HArray =
+    | I of int[]
+    | F of float32[]
+    | D of float[]
+    | L of int64[]
+
+let private writeArrays (path: string) (arrays: (string * HArray) list) =
+    use w = new BinaryWriter(File.Create path)
+    for name, a in arrays do
+        let bytes = Text.Encoding.ASCII.GetBytes(name: string)
+        w.Write bytes.Length
+        w.Write bytes
+        match a with
+        | I xs -> w.Write 0; w.Write(int64 xs.Length); for x in xs do w.Write x
+        | F xs -> w.Write 1; w.Write(int64 xs.Length); for x in xs do w.Write x
+        | D xs -> w.Write 2; w.Write(int64 xs.Length); for x in xs do w.Write x
+        | L xs -> w.Write 3; w.Write(int64 xs.Length); for x in xs do w.Write x
+
+let private readArrays (path: string) =
+    use r = new BinaryReader(File.OpenRead path)
+    let mutable result = Map.empty
+    while r.BaseStream.Position < r.BaseStream.Length do
+        let name = Text.Encoding.ASCII.GetString(r.ReadBytes(r.ReadInt32()))
+        let kind = r.ReadInt32()
+        let n = int (r.ReadInt64())
+        let a =
+            match kind with
+            | 0 -> I(Array.init n (fun _ -> r.ReadInt32()))
+            | 1 -> F(Array.init n (fun _ -> r.ReadSingle()))
+            | 2 -> D(Array.init n (fun _ -> r.ReadDouble()))
+            | _ -> L(Array.init n (fun _ -> r.ReadInt64()))
+        result <- Map.add name a result
+    result
+
+let private onPath (tool: string) =
+    (Environment.GetEnvironmentVariable "PATH").Split(':')
+    |> Array.exists (fun d -> d <> "" && File.Exists(Path.Combine(d, tool)))
+
+let private run (file: string) (args: string list) =
+    let info = ProcessStartInfo(file, args, RedirectStandardOutput = true, RedirectStandardError = true)
+    use p = Process.Start info
+    let stdout = p.StandardOutput.ReadToEndAsync()
+    let stderr = p.StandardError.ReadToEnd()
+    p.WaitForExit()
+    p.ExitCode, stdout.Result + stderr
+
+/// Built once per test run from the current sources (scripts/build-cpu-harness.sh), so it is never stale.
+let private harness =
+    lazy
+        if not (onPath "g++") then None
+        else
+            let script = Path.Combine(repoRoot, "scripts", "build-cpu-harness.sh")
+            let code, output = run "bash" [ script ]
+            if code <> 0 then failwithf "scripts/build-cpu-harness.sh failed:\n%s" output
+            Some(Path.Combine(repoRoot, "artifacts", "cpu-harness", "harness"))
+
+/// Runs one harness kernel; None (and a message) only when g++ is missing.
+let private launch (kernel: string) (inputs: (string * HArray) list) =
+    match harness.Force() with
+    | None ->
+        eprintfn "KernelTests: SKIPPED, g++ is not installed (the CPU harness of the CUDA kernels needs it)"
+        None
+    | Some exe ->
+        let dir = tempDir ()
+        try
+            let input, output = Path.Combine(dir, "in.bin"), Path.Combine(dir, "out.bin")
+            writeArrays input inputs
+            let code, text = run exe [ kernel; input; output ]
+            if code <> 0 then failwithf "harness %s exited %d:\n%s" kernel code text
+            Some(readArrays output)
+        finally
+            Directory.Delete(dir, true)
+
+let private floats32 (m: Map<string, HArray>) name = match m.[name] with F xs -> xs | _ -> failwith name
+let private ints (m: Map<string, HArray>) name = match m.[name] with I xs -> xs | _ -> failwith name
+let private doubles (m: Map<string, HArray>) name = match m.[name] with D xs -> xs | _ -> failwith name
+let private longs (m: Map<string, HArray>) name = match m.[name] with L xs -> xs | _ -> failwith name
+
+/// The dims struct of kernels/ABI.md, from the one ParameterLayout.
+let dims (layout: ParameterLayout) =
+    let c = layout.Config
+    let b = layout.Blocks.[0]
+    let lin (l: LinearView) = [ l.In; l.Out; l.Rank; l.A; l.B; l.W ]
+    [| yield! [ layout.Count; c.DModel; c.NHead; c.DFf; c.VocabSize; c.MaxSeqLen; (if b.SharedA then 1 else 0); layout.TokenEmbedding ]
+       yield! lin layout.Position
+       yield! [ b.Ln1.Weight; b.QkvA; b.QkvRank; b.Bq; b.Bkv ]
+       yield! lin b.Q @ lin b.K @ lin b.V @ lin b.Proj
+       yield b.Ln2.Weight
+       yield! lin b.Fc1 @ lin b.Fc2
+       yield layout.LnF.Weight |]
+
+// ---- inputs ----
+
+/// SPEC initialisation plus uniform noise, so every parameter (norm weights included) matters.
+let private randomModel (config: ModelConfig) (seed: int) =
+    let model = Model.Initialised(config, seed)
+    let rng = Random(seed + 1000)
+    Array.map (fun x -> x + float32 ((rng.NextDouble() - 0.5) * 0.6)) model.Parameters
+
+let private publishedModel () = (Checkpoint.Load(referenceCheckpoint ())).Model.Parameters
+
+let private randomPairs (seed: int) (n: int) =
+    let rng = Random(seed)
+    let operand () = if rng.Next 4 = 0 then rng.NextInt64(1000L) else rng.NextInt64(Tokens.MaxOperand + 1L)
+    let pairs = Array.init n (fun _ -> operand (), operand ())
+    Array.map fst pairs, Array.map snd pairs
+
+let private fullTokens (a: int64[]) (b: int64[]) = Array.init a.Length (fun i -> Tokens.EncodeFull(a.[i], b.[i])) |> Array.concat
+
+let private promptTokens (a: int64[]) (b: int64[]) =
+    Array.init a.Length (fun i ->
+        let p = Array.zeroCreate Tokens.PromptLength
+        Tokens.EncodePrompt(a.[i], b.[i], Span p)
+        p)
+    |> Array.concat
+
+/// Largest |got − expected| / max(|expected|, floor·max|expected|) over a tensor: relative, except for the
+/// elements far below the tensor's scale, where float summation order alone moves the last digits.
+let private worstRelative (floor: float) (got: float32[]) (expected: float32[]) =
+    Assert.Equal(expected.Length, got.Length)
+    let scale = expected |> Array.map (fun x -> abs (float x)) |> Array.max
+    Array.map2 (fun (g: float32) (e: float32) -> abs (float g - float e) / max (abs (float e)) (max (floor * scale) 1e-30)) got expected
+    |> Array.max
+
+// ---- the training step: loss and gradient ----
+
+let private checkLossAndGradient (config: ModelConfig) (models: float32[][]) (batch: int) (block: int) =
+    let layout = ParameterLayout(config)
+    let data = Array.init models.Length (fun m -> randomPairs (100 + m) batch)
+    let tokens = data |> Array.map (fun (a, b) -> fullTokens a b) |> Array.concat
+    let result =
+        launch "loss_and_gradient"
+            [ "dims", I(dims layout); "models", I [| models.Length |]; "batch", I [| batch |]; "block", I [| block |]
+              "params", F(Array.concat models); "tokens", I tokens ]
+    match result with
+    | None -> ()
+    | Some out ->
+        let grads, losses = floats32 out "grad", floats32 out "loss"
+        for m in 0 .. models.Length - 1 do
+            let a, b = data.[m]
+            let loss, grad = CpuReference.lossAndGradient config models.[m] a b
+            let lossErr = abs (float losses.[m] - float loss) / float loss
+            Assert.True(lossErr <= 1e-5, sprintf "model %d: loss %g, CPU %g (relative %g)" m losses.[m] loss lossErr)
+            for t in layout.Tensors do
+                let got = grads.[m * layout.Count + t.Offset .. m * layout.Count + t.Offset + t.Size - 1]
+                let expected = grad.[t.Offset .. t.Offset + t.Size - 1]
+                // summed over the batch in another order than the CPU's: relative in norm, and per element
+                let err = relativeError (Array.map float got) (Array.map float expected)
+                Assert.True(err <= 1e-5, sprintf "model %d, %s: gradient relative error %g" m t.Name err)
+                let worst = worstRelative 1e-2 got expected
+                Assert.True(worst <= 1e-4, sprintf "model %d, %s: an element's relative error is %g" m t.Name worst)
+
+[<Fact>]
+let ``train-step kernel: loss and every tensor's gradient match CpuBackend (311p, 3 models, 3 blocks of 64)`` () =
+    let c = ModelConfig.Preset311
+    checkLossAndGradient c [| publishedModel (); randomModel c 1; randomModel c 2 |] 150 64
+
+[<Fact>]
+let ``train-step kernel: loss and every tensor's gradient match CpuBackend (wide, 2 models, 2 blocks of 32)`` () =
+    let c = ModelConfig.Preset "wide"
+    checkLossAndGradient c [| randomModel c 3; randomModel c 4 |] 40 32
+
+[<Fact>]
+let ``train-step kernel: low-rank separate q, k, v and a full-rank position table match CpuBackend`` () =
+    // the branches neither preset takes: tie none with low ranks, pos_rank 0, head_dim 2, d_ff 32
+    let c = ModelConfig(DModel = 6, NHead = 3, DFf = 32, PosRank = 0, QkvRank = 2, AttnOutRank = 8, FfnRank = 5, TieQkv = TieModes.None)
+    checkLossAndGradient c [| randomModel c 5; randomModel c 6 |] 37 32
+
+// ---- the optimizer: GradClip.Apply + AdamW.Update ----
+
+[<Fact>]
+let ``optimizer kernel matches GradClip and AdamW over two steps, one model clipped, one not`` () =
+    let config = ModelConfig.Preset311
+    let layout = ParameterLayout(config)
+    let P, G = layout.Count, layout.Count + config.MaxSeqLen * config.DModel + 1
+    let rng = Random(11)
+    let gaussian () = float32 (rng.NextDouble() - 0.5)
+    let models = [| randomModel config 7; randomModel config 8 |]
+    let optimizers = [| AdamW(P); AdamW(5L, Array.init P (fun _ -> gaussian () * 0.01f), Array.init P (fun _ -> abs (gaussian ()) * 1e-4f)) |]
+    let mutable pars, ms, vs = Array.concat models, Array.concat [| for o in optimizers -> Array.copy o.M |], Array.concat [| for o in optimizers -> Array.copy o.V |]
+    let mutable steps = [| for o in optimizers -> o.Step |]
+    for lr in [ 0.01; 0.003 ] do
+        // two partial records per model; dPos zero, so the gradient is their float sum. Model 1's is large: clipped.
+        let nblk = 2
+        let partials =
+            Array.init 2 (fun m ->
+                Array.init nblk (fun _ ->
+                    Array.init G (fun k -> if k < P then gaussian () * (if m = 1 then 3f else 0.02f) elif k = G - 1 then 0.5f else 0f))
+                |> Array.concat)
+        let settings = StepSettings(lr, 0.01, 1.0, 0.9, 0.999, 1e-8)
+        let result =
+            launch "optimizer_step"
+                [ "dims", I(dims layout); "models", I [| 2 |]; "nblk", I [| nblk |]; "partials", F(Array.concat partials)
+                  "settings", D [| settings.Lr; settings.WeightDecay; settings.Clip; settings.Beta1; settings.Beta2; settings.Eps |]
+                  "params", F pars; "adam_m", F ms; "adam_v", F vs; "step", L steps ]
+        match result with
+        | None -> ()
+        | Some out ->
+            for m in 0 .. 1 do
+                let grad = Array.init P (fun k -> partials.[m].[k] + partials.[m].[G + k])
+                let clip = GradClip.Apply(Span grad, settings.Clip)
+                Assert.True((m = 1) = (clip.Coefficient < 1.0), sprintf "model %d: clip coefficient %g" m clip.Coefficient)
+                optimizers.[m].Update(Span models.[m], ReadOnlySpan grad, settings.Lr, settings.WeightDecay)
+                let norm = (doubles out "norm").[m]
+                Assert.True(abs (norm - clip.Norm) <= 1e-12 * clip.Norm, sprintf "model %d: norm %g, CPU %g" m norm clip.Norm)
+                Assert.Equal(1.0f, (floats32 out "loss").[m])
+                Assert.Equal(optimizers.[m].Step, (longs out "step").[m])
+                let slice name = (floats32 out name).[m * P .. m * P + P - 1]
+                for name, expected in [ "params", models.[m]; "adam_m", optimizers.[m].M; "adam_v", optimizers.[m].V ] do
+                    let err = worstRelative 1e-3 (slice name) expected
+                    Assert.True(err <= 1e-5, sprintf "lr %g, model %d, %s: relative error %g" lr m name err)
+            pars <- floats32 out "params"
+            ms <- floats32 out "adam_m"
+            vs <- floats32 out "adam_v"
+            steps <- longs out "step"
+
+// ---- inference: logits and greedy decoding ----
+
+let private checkLogits (config: ModelConfig) (models: float32[][]) (count: int) (block: int) =
+    let layout = ParameterLayout(config)
+    let data = Array.init models.Length (fun m -> randomPairs (200 + m) count)
+    let tokens = data |> Array.map (fun (a, b) -> fullTokens a b) |> Array.concat
+    let result =
+        launch "logits"
+            [ "dims", I(dims layout); "models", I [| models.Length |]; "count", I [| count |]; "block", I [| block |]
+              "params", F(Array.concat models); "tokens", I tokens ]
+    match result with
+    | None -> ()
+    | Some out ->
+        let logits = floats32 out "logits"
+        let n = count * Tokens.InputLength * config.VocabSize
+        for m in 0 .. models.Length - 1 do
+            let a, b = data.[m]
+            let expected = CpuReference.logits config models.[m] a b
+            let err = worstRelative 1e-3 logits.[m * n .. m * n + n - 1] expected
+            Assert.True(err <= 1e-5, sprintf "model %d: logits relative error %g" m err)
+
+[<Fact>]
+let ``logits kernel matches CpuBackend.Logits (311p published and random, wide random; 3 blocks)`` () =
+    checkLogits ModelConfig.Preset311 [| publishedModel (); randomModel ModelConfig.Preset311 9 |] 70 32
+    let wide = ModelConfig.Preset "wide"
+    checkLogits wide [| randomModel wide 10; randomModel wide 11; randomModel wide 12 |] 70 64
+
+let private checkDecode (config: ModelConfig) (models: float32[][]) (count: int) (block: int) =
+    let layout = ParameterLayout(config)
+    let data = Array.init models.Length (fun m -> randomPairs (300 + m) count)
+    let prompts = data |> Array.map (fun (a, b) -> promptTokens a b) |> Array.concat
+    let result =
+        launch "decode"
+            [ "dims", I(dims layout); "models", I [| models.Length |]; "count", I [| count |]; "block", I [| block |]
+              "params", F(Array.concat models); "prompts", I prompts ]
+    match result with
+    | None -> []
+    | Some out ->
+        let tokens = ints out "out"
+        let n = count * Tokens.SumDigits
+        [ for m in 0 .. models.Length - 1 do
+              let a, b = data.[m]
+              let expected = CpuReference.decode config models.[m] a b
+              let got = tokens.[m * n .. m * n + n - 1]
+              Assert.True((expected = got), sprintf "model %d: %d of %d tokens differ" m (Array.fold2 (fun s x y -> if x <> y then s + 1 else s) 0 expected got) n)
+              yield got ]
+
+[<Fact>]
+let ``decode kernel gives CpuBackend.Decode's tokens exactly (published checkpoint, 200 sums; random models)`` () =
+    let c = ModelConfig.Preset311
+    match checkDecode c [| randomModel c 13; publishedModel () |] 200 64 with
+    | [] -> ()
+    | results ->
+        // the published model gets (nearly) all sums right: the kernel really decodes
+        let a, b = randomPairs 301 200
+        let right =
+            Seq.init 200 (fun i -> Tokens.DecodeReversedSum(ReadOnlySpan(results.[1], i * 11, 11)) = a.[i] + b.[i]) |> Seq.filter id |> Seq.length
+        Assert.True(right >= 199, sprintf "published model: %d of 200 sums right" right)
+    let wide = ModelConfig.Preset "wide"
+    checkDecode wide [| randomModel wide 14; randomModel wide 15 |] 50 32 |> ignore
+
+// ---- the PTX ----
+
+[<Fact>]
+let ``committed PTX equals a fresh nvcc build and ptxas accepts it for sm_90`` () =
+    if not (onPath "nvcc") then
+        eprintfn "KernelTests: SKIPPED the PTX staleness check, nvcc is not installed (scripts/install-cuda-toolchain.sh)"
+    else
+        let dir = tempDir ()
+        try
+            let code, output = run "bash" [ Path.Combine(repoRoot, "scripts", "build-ptx.sh"); dir ]
+            Assert.True((code = 0), sprintf "scripts/build-ptx.sh failed:\n%s" output)
+            for name in [ "train_step"; "optimizer"; "logits"; "decode" ] do
+                let committed = Path.Combine(repoRoot, "kernels", "ptx", name + ".ptx")
+                Assert.True(File.Exists committed, sprintf "kernels/ptx/%s.ptx is missing" name)
+                Assert.True((File.ReadAllBytes committed = File.ReadAllBytes(Path.Combine(dir, name + ".ptx"))),
+                            sprintf "kernels/ptx/%s.ptx is stale: run scripts/build-ptx.sh" name)
+                let code, output = run "ptxas" [ "-arch=sm_90"; committed; "-o"; Path.Combine(dir, name + ".cubin") ]
+                Assert.True((code = 0), sprintf "ptxas -arch=sm_90 rejects %s.ptx:\n%s" name output)
+        finally
+            Directory.Delete(dir, true)
