@@ -5,10 +5,17 @@
 // with NaN or -1 (so an unwritten element shows), launches the kernel over its grid (blocks one after
 // another, the threads of a block as fibers, kernels/cpu-harness/shim.h) and writes all arrays to OUT.
 // A failure is one line on stderr and exit 1.
+// Built with -DADDER_GPU (scripts/build-gpu-harness.sh) the same runner launches the committed PTX on a GPU
+// through the driver API instead (ADDER_PTX_DIR, default kernels/ptx); ADDER_REPEAT=N also times N launches.
+// `harness compare A B` compares two such files (the GPU's outputs with the CPU harness's);
+// `harness replicate IN OUT M N` scales a train-step, logits or decode input to M models of N sequences
+// (cycling through its models and sequences), for timing.
 #include <ucontext.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <limits>
 #include <map>
@@ -128,6 +135,10 @@ void launch(unsigned gx, unsigned gy, unsigned bx, const std::function<void()>& 
 }
 }   // namespace
 
+#ifndef ADDER_GPU
+#define LAUNCH(module, kernel, gx, gy, bx, ...) launch(gx, gy, bx, [&] { kernel(__VA_ARGS__); })
+#endif
+
 void __syncthreads()
 {
     Fiber* f = current;
@@ -235,8 +246,187 @@ unsigned blocks(int n, int block) { return (unsigned)((n + block - 1) / block); 
 const float NaN = std::numeric_limits<float>::quiet_NaN();
 }   // namespace
 
+
+// ---- the GPU: the committed PTX through the driver API ----
+#ifdef ADDER_GPU
+#include <cuda.h>
+#include <chrono>
+#include <tuple>
+
+namespace {
+void check(CUresult r, const char* call)
+{
+    if (r == CUDA_SUCCESS) return;
+    const char* name = nullptr;
+    cuGetErrorName(r, &name);
+    fail(std::string(call) + " failed: " + (name ? name : "unknown CUresult"));
+}
+#define CU(call) check(call, #call)
+
+CUcontext context;
+std::map<std::string, CUmodule> modules;
+std::map<const Array*, CUdeviceptr> buffers;
+
+CUfunction gpu_function(const std::string& module, const char* name)
+{
+    if (!context) {
+        CU(cuInit(0));
+        CUdevice device;
+        CU(cuDeviceGet(&device, 0));
+        CU(cuCtxCreate(&context, 0, device));
+        CU(cuCtxSetLimit(CU_LIMIT_STACK_SIZE, 40960));   // kernels/ABI.md, "Local memory"
+    }
+    if (!modules.count(module)) {
+        const char* dir = getenv("ADDER_PTX_DIR");
+        std::string path = std::string(dir ? dir : "kernels/ptx") + "/" + module + ".ptx";
+        FILE* f = fopen(path.c_str(), "rb");
+        if (!f) fail("cannot open " + path);
+        std::string ptx;
+        char chunk[65536];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) ptx.append(chunk, n);
+        fclose(f);
+        CU(cuModuleLoadData(&modules[module], ptx.c_str()));
+    }
+    CUfunction f;
+    CU(cuModuleGetFunction(&f, modules[module], name));
+    return f;
+}
+
+void upload()
+{
+    for (auto& [name, a] : arrays) {
+        if (!buffers.count(a)) CU(cuMemAlloc(&buffers[a], a->bytes.size()));
+        CU(cuMemcpyHtoD(buffers[a], a->bytes.data(), a->bytes.size()));
+    }
+}
+
+void download()
+{
+    for (auto& [name, a] : arrays) CU(cuMemcpyDtoH(a->bytes.data(), buffers.at(a), a->bytes.size()));
+}
+
+template <typename T> T device_arg(T value) { return value; }
+template <typename T> T* device_arg(T* host)
+{
+    for (auto& [name, a] : arrays)
+        if ((const void*)a->bytes.data() == (const void*)host) return reinterpret_cast<T*>(buffers.at(a));
+    fail("a kernel argument is not one of the named arrays");
+}
+
+template <typename... A> void gpu_launch(const char* module, const char* name, unsigned gx, unsigned gy, unsigned bx, A... args)
+{
+    CUfunction f = gpu_function(module, name);
+    upload();
+    std::tuple<A...> values(device_arg(args)...);
+    auto go = [&] {
+        std::apply([&](auto&... v) {
+            void* params[] = {(void*)&v...};
+            CU(cuLaunchKernel(f, gx, gy, 1, bx, 1, 1, 0, nullptr, params, nullptr));
+        }, values);
+    };
+    if (const char* r = getenv("ADDER_REPEAT")) {
+        int repeat = atoi(r);
+        go();   // warm-up (module JIT, local memory)
+        CU(cuCtxSynchronize());
+        auto start = std::chrono::steady_clock::now();
+        for (int i = 0; i < repeat; i++) go();
+        CU(cuCtxSynchronize());
+        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        printf("%s: %.4f ms per launch (median-free mean of %d; grid %u x %u, block %u)\n", name, ms / repeat, repeat, gx, gy, bx);
+        upload();   // the timed launches may have changed in-place buffers (optimizer)
+    }
+    go();
+    CU(cuCtxSynchronize());
+    download();
+}
+}   // namespace
+#define LAUNCH(module, kernel, gx, gy, bx, ...) gpu_launch(module, #kernel, gx, gy, bx, __VA_ARGS__)
+#endif
+
+// ---- compare: the largest relative difference per array ----
+namespace {
+int compare(const char* pathA, const char* pathB)
+{
+    read_file(pathA);
+    auto first = arrays;
+    arrays.clear();
+    read_file(pathB);
+    int bad = 0;
+    for (auto& [name, b] : arrays) {
+        auto it = first.find(name);
+        if (it == first.end() || it->second->type != b->type || it->second->count() != b->count()) {
+            printf("  %s: missing or different shape\n", name.c_str());
+            bad++;
+            continue;
+        }
+        const Array* a = it->second;
+        double worst = 0, scale = 0;
+        size_t n = b->count();
+        auto value = [](const Array* x, size_t i) -> double {
+            switch (x->type) {
+            case 0: return reinterpret_cast<const int32_t*>(x->bytes.data())[i];
+            case 1: return reinterpret_cast<const float*>(x->bytes.data())[i];
+            case 2: return reinterpret_cast<const double*>(x->bytes.data())[i];
+            default: return (double)reinterpret_cast<const int64_t*>(x->bytes.data())[i];
+            }
+        };
+        for (size_t i = 0; i < n; i++) scale = std::max(scale, std::fabs(value(b, i)));
+        for (size_t i = 0; i < n; i++) {
+            double x = value(a, i), y = value(b, i);
+            double d = std::isnan(x) != std::isnan(y) ? INFINITY : std::isnan(x) ? 0 : std::fabs(x - y);
+            worst = std::max(worst, d / std::max(std::fabs(y), std::max(1e-3 * scale, 1e-30)));
+        }
+        // integers (tokens, steps) must be equal; floats within 1e-4 relative (GPU logf/sqrt vs glibc's)
+        bool ok = b->type == 0 || b->type == 3 ? worst == 0 : worst <= 1e-4;
+        printf("  %-10s %8zu values, worst relative difference %.3g%s\n", name.c_str(), n, worst, ok ? "" : "  FAIL");
+        if (!ok) bad++;
+    }
+    for (auto& [name, a] : first) delete a;
+    for (auto& [name, a] : arrays) delete a;
+    return bad == 0 ? 0 : 1;
+}
+}   // namespace
+
+// ---- replicate: a bigger input of the same kind, for timing ----
+namespace {
+int replicate(const char* in, const char* out, int M, int N)
+{
+    read_file(in);
+    AdderDims d = dims_input();
+    int M0 = scalar("models");
+    auto set_int = [](const std::string& name, int v) { memcpy(arrays.at(name)->bytes.data(), &v, 4); };
+    auto cycle = [&](const std::string& name, size_t unit, size_t units0, size_t units) {
+        Array* a = arrays.at(name);
+        if (a->bytes.size() != unit * units0 * 4) fail("array '" + name + "' has an unexpected size");
+        auto* b = new Array{a->type, std::vector<char>(unit * units * 4)};
+        for (size_t u = 0; u < units; u++) memcpy(b->bytes.data() + u * unit * 4, a->bytes.data() + (u % units0) * unit * 4, unit * 4);
+        delete a;
+        arrays[name] = b;
+    };
+    cycle("params", d.params, M0, M);
+    set_int("models", M);
+    for (const char* key : {"batch", "count"})
+        if (arrays.count(key)) {
+            int n0 = scalar(key);
+            const char* seqs = arrays.count("tokens") ? "tokens" : "prompts";
+            size_t unit = std::string(seqs) == "tokens" ? ADDER_FULL : ADDER_PROMPT;
+            // model-major [M0][n0] sequences -> [M][N], cycling over all of them
+            cycle(seqs, unit, (size_t)M0 * n0, (size_t)M * N);
+            set_int(key, N);
+        }
+    for (const char* output : {"partials", "grad", "loss", "logits", "out"})
+        if (arrays.count(output)) { delete arrays[output]; arrays.erase(output); }
+    write_file(out);
+    for (auto& [name, a] : arrays) delete a;
+    return 0;
+}
+}   // namespace
+
 int main(int argc, char** argv)
 {
+    if (argc == 6 && std::string(argv[1]) == "replicate") return replicate(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+    if (argc == 4 && std::string(argv[1]) == "compare") return compare(argv[2], argv[3]);
     if (argc != 4) fail("usage: harness KERNEL IN OUT (KERNEL: train_step, loss_and_gradient, optimizer_step, logits, decode)");
     std::string kernel = argv[1];
     read_file(argv[2]);
@@ -251,11 +441,11 @@ int main(int argc, char** argv)
         const int* tokens = data<int>(get("tokens", 0, (size_t)M * batch * ADDER_FULL));
         unsigned nblk = blocks(batch, block);
         float* partials = output<float>("partials", 1, M * nblk * G, NaN);
-        launch(nblk, M, block, [&] { adder_train_step(d, params, tokens, batch, partials); });
+        LAUNCH("train_step", adder_train_step, nblk, M, block, d, params, tokens, batch, partials);
         if (kernel == "loss_and_gradient") {
             float* grad = output<float>("grad", 1, M * P, NaN);
             float* loss = output<float>("loss", 1, M, NaN);
-            launch(M, 1, 256, [&] { adder_reduce_gradients(d, params, partials, (int)nblk, grad, loss); });
+            LAUNCH("train_step", adder_reduce_gradients, M, 1, 256, d, params, (const float*)partials, (int)nblk, grad, loss);
         }
     } else if (kernel == "optimizer_step") {
         int nblk = scalar("nblk");
@@ -267,19 +457,19 @@ int main(int argc, char** argv)
         long long* step = data<long long>(get("step", 3, M));
         float* loss = output<float>("loss", 1, M, NaN);
         double* norm = output<double>("norm", 2, M, std::numeric_limits<double>::quiet_NaN());
-        launch(M, 1, 256, [&] { adder_optimizer_step(d, partials, nblk, settings, params, m, v, step, loss, norm); });
+        LAUNCH("optimizer", adder_optimizer_step, M, 1, 256, d, partials, nblk, settings, params, m, v, step, loss, norm);
     } else if (kernel == "logits") {
         int count = scalar("count"), block = scalar("block");
         const float* params = data<float>(get("params", 1, M * P));
         const int* tokens = data<int>(get("tokens", 0, (size_t)M * count * ADDER_FULL));
         float* logits = output<float>("logits", 1, (size_t)M * count * ADDER_T * ADDER_VOCAB, NaN);
-        launch(blocks(count, block), M, block, [&] { adder_logits(d, params, tokens, count, logits); });
+        LAUNCH("logits", adder_logits, blocks(count, block), M, block, d, params, tokens, count, logits);
     } else if (kernel == "decode") {
         int count = scalar("count"), block = scalar("block");
         const float* params = data<float>(get("params", 1, M * P));
         const int* prompts = data<int>(get("prompts", 0, (size_t)M * count * ADDER_PROMPT));
         int* out = output<int>("out", 0, (size_t)M * count * ADDER_SUM_DIGITS, -1);
-        launch(blocks(count, block), M, block, [&] { adder_decode(d, params, prompts, count, out); });
+        LAUNCH("decode", adder_decode, blocks(count, block), M, block, d, params, prompts, count, out);
     } else {
         fail("unknown kernel '" + kernel + "'");
     }

@@ -89,22 +89,24 @@ let private harness =
             if code <> 0 then failwithf "scripts/build-cpu-harness.sh failed:\n%s" output
             Some(Path.Combine(repoRoot, "artifacts", "cpu-harness", "harness"))
 
+/// Where each run's input and CPU-harness output are kept (KERNEL--CASE.in.bin, .cpu.bin): the GPU check
+/// (scripts/gpu-kernel-check.sh) replays them on a lent GPU and compares.
+let casesDir = Path.Combine(repoRoot, "artifacts", "kernel-cases")
+
 /// Runs one harness kernel; None (and a message) only when g++ is missing.
-let private launch (kernel: string) (inputs: (string * HArray) list) =
+let private launch (kernel: string) (case: string) (inputs: (string * HArray) list) =
     match harness.Force() with
     | None ->
         eprintfn "KernelTests: SKIPPED, g++ is not installed (the CPU harness of the CUDA kernels needs it)"
         None
     | Some exe ->
-        let dir = tempDir ()
-        try
-            let input, output = Path.Combine(dir, "in.bin"), Path.Combine(dir, "out.bin")
-            writeArrays input inputs
-            let code, text = run exe [ kernel; input; output ]
-            if code <> 0 then failwithf "harness %s exited %d:\n%s" kernel code text
-            Some(readArrays output)
-        finally
-            Directory.Delete(dir, true)
+        Directory.CreateDirectory casesDir |> ignore
+        let input = Path.Combine(casesDir, sprintf "%s--%s.in.bin" kernel case)
+        let output = Path.Combine(casesDir, sprintf "%s--%s.cpu.bin" kernel case)
+        writeArrays input inputs
+        let code, text = run exe [ kernel; input; output ]
+        if code <> 0 then failwithf "harness %s exited %d:\n%s" kernel code text
+        Some(readArrays output)
 
 let private floats32 (m: Map<string, HArray>) name = match m.[name] with F xs -> xs | _ -> failwith name
 let private ints (m: Map<string, HArray>) name = match m.[name] with I xs -> xs | _ -> failwith name
@@ -159,12 +161,12 @@ let private worstRelative (floor: float) (got: float32[]) (expected: float32[]) 
 
 // ---- the training step: loss and gradient ----
 
-let private checkLossAndGradient (config: ModelConfig) (models: float32[][]) (batch: int) (block: int) =
+let private checkLossAndGradient (case: string) (config: ModelConfig) (models: float32[][]) (batch: int) (block: int) =
     let layout = ParameterLayout(config)
     let data = Array.init models.Length (fun m -> randomPairs (100 + m) batch)
     let tokens = data |> Array.map (fun (a, b) -> fullTokens a b) |> Array.concat
     let result =
-        launch "loss_and_gradient"
+        launch "loss_and_gradient" case
             [ "dims", I(dims layout); "models", I [| models.Length |]; "batch", I [| batch |]; "block", I [| block |]
               "params", F(Array.concat models); "tokens", I tokens ]
     match result with
@@ -188,18 +190,18 @@ let private checkLossAndGradient (config: ModelConfig) (models: float32[][]) (ba
 [<Fact>]
 let ``train-step kernel: loss and every tensor's gradient match CpuBackend (311p, 3 models, 3 blocks of 64)`` () =
     let c = ModelConfig.Preset311
-    checkLossAndGradient c [| publishedModel (); randomModel c 1; randomModel c 2 |] 150 64
+    checkLossAndGradient "311p" c [| publishedModel (); randomModel c 1; randomModel c 2 |] 150 64
 
 [<Fact>]
 let ``train-step kernel: loss and every tensor's gradient match CpuBackend (wide, 2 models, 2 blocks of 32)`` () =
     let c = ModelConfig.Preset "wide"
-    checkLossAndGradient c [| randomModel c 3; randomModel c 4 |] 40 32
+    checkLossAndGradient "wide" c [| randomModel c 3; randomModel c 4 |] 40 32
 
 [<Fact>]
 let ``train-step kernel: low-rank separate q, k, v and a full-rank position table match CpuBackend`` () =
     // the branches neither preset takes: tie none with low ranks, pos_rank 0, head_dim 2, d_ff 32
     let c = ModelConfig(DModel = 6, NHead = 3, DFf = 32, PosRank = 0, QkvRank = 2, AttnOutRank = 8, FfnRank = 5, TieQkv = TieModes.None)
-    checkLossAndGradient c [| randomModel c 5; randomModel c 6 |] 37 32
+    checkLossAndGradient "lowrank-none" c [| randomModel c 5; randomModel c 6 |] 37 32
 
 // ---- the optimizer: GradClip.Apply + AdamW.Update ----
 
@@ -224,7 +226,7 @@ let ``optimizer kernel matches GradClip and AdamW over two steps, one model clip
                 |> Array.concat)
         let settings = StepSettings(lr, 0.01, 1.0, 0.9, 0.999, 1e-8)
         let result =
-            launch "optimizer_step"
+            launch "optimizer_step" (sprintf "311p-lr%g" lr)
                 [ "dims", I(dims layout); "models", I [| 2 |]; "nblk", I [| nblk |]; "partials", F(Array.concat partials)
                   "settings", D [| settings.Lr; settings.WeightDecay; settings.Clip; settings.Beta1; settings.Beta2; settings.Eps |]
                   "params", F pars; "adam_m", F ms; "adam_v", F vs; "step", L steps ]
@@ -251,12 +253,12 @@ let ``optimizer kernel matches GradClip and AdamW over two steps, one model clip
 
 // ---- inference: logits and greedy decoding ----
 
-let private checkLogits (config: ModelConfig) (models: float32[][]) (count: int) (block: int) =
+let private checkLogits (case: string) (config: ModelConfig) (models: float32[][]) (count: int) (block: int) =
     let layout = ParameterLayout(config)
     let data = Array.init models.Length (fun m -> randomPairs (200 + m) count)
     let tokens = data |> Array.map (fun (a, b) -> fullTokens a b) |> Array.concat
     let result =
-        launch "logits"
+        launch "logits" case
             [ "dims", I(dims layout); "models", I [| models.Length |]; "count", I [| count |]; "block", I [| block |]
               "params", F(Array.concat models); "tokens", I tokens ]
     match result with
@@ -272,16 +274,16 @@ let private checkLogits (config: ModelConfig) (models: float32[][]) (count: int)
 
 [<Fact>]
 let ``logits kernel matches CpuBackend.Logits (311p published and random, wide random; 3 blocks)`` () =
-    checkLogits ModelConfig.Preset311 [| publishedModel (); randomModel ModelConfig.Preset311 9 |] 70 32
+    checkLogits "311p" ModelConfig.Preset311 [| publishedModel (); randomModel ModelConfig.Preset311 9 |] 70 32
     let wide = ModelConfig.Preset "wide"
-    checkLogits wide [| randomModel wide 10; randomModel wide 11; randomModel wide 12 |] 70 64
+    checkLogits "wide" wide [| randomModel wide 10; randomModel wide 11; randomModel wide 12 |] 70 64
 
-let private checkDecode (config: ModelConfig) (models: float32[][]) (count: int) (block: int) =
+let private checkDecode (case: string) (config: ModelConfig) (models: float32[][]) (count: int) (block: int) =
     let layout = ParameterLayout(config)
     let data = Array.init models.Length (fun m -> randomPairs (300 + m) count)
     let prompts = data |> Array.map (fun (a, b) -> promptTokens a b) |> Array.concat
     let result =
-        launch "decode"
+        launch "decode" case
             [ "dims", I(dims layout); "models", I [| models.Length |]; "count", I [| count |]; "block", I [| block |]
               "params", F(Array.concat models); "prompts", I prompts ]
     match result with
@@ -299,7 +301,7 @@ let private checkDecode (config: ModelConfig) (models: float32[][]) (count: int)
 [<Fact>]
 let ``decode kernel gives CpuBackend.Decode's tokens exactly (published checkpoint, 200 sums; random models)`` () =
     let c = ModelConfig.Preset311
-    match checkDecode c [| randomModel c 13; publishedModel () |] 200 64 with
+    match checkDecode "311p" c [| randomModel c 13; publishedModel () |] 200 64 with
     | [] -> ()
     | results ->
         // the published model gets (nearly) all sums right: the kernel really decodes
@@ -308,7 +310,7 @@ let ``decode kernel gives CpuBackend.Decode's tokens exactly (published checkpoi
             Seq.init 200 (fun i -> Tokens.DecodeReversedSum(ReadOnlySpan(results.[1], i * 11, 11)) = a.[i] + b.[i]) |> Seq.filter id |> Seq.length
         Assert.True(right >= 199, sprintf "published model: %d of 200 sums right" right)
     let wide = ModelConfig.Preset "wide"
-    checkDecode wide [| randomModel wide 14; randomModel wide 15 |] 50 32 |> ignore
+    checkDecode "wide" wide [| randomModel wide 14; randomModel wide 15 |] 50 32 |> ignore
 
 // ---- the PTX ----
 
