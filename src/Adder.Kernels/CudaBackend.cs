@@ -20,7 +20,7 @@ public sealed class CudaBackend : IBackend
     readonly int P, G;
     readonly CudaContext context;
     readonly CudaStream stream;
-    readonly CudaModule[] modules;
+    readonly List<CudaModule> modules = [];
     readonly CudaKernel trainStep, reduceGradients, optimizerStep, logits, decode;
 
     // The models' state: [M][P] floats, [M] steps.
@@ -54,24 +54,39 @@ public sealed class CudaBackend : IBackend
         G = dims.GradientRecord;
 
         context = new CudaContext(deviceId);
-        DeviceName = context.DeviceName;
-        stream = new CudaStream();
-        var train = CudaModule.FromResource("train_step.ptx");
-        var optimizer = CudaModule.FromResource("optimizer.ptx");
-        var logitsModule = CudaModule.FromResource("logits.ptx");
-        var decodeModule = CudaModule.FromResource("decode.ptx");
-        modules = [train, optimizer, logitsModule, decodeModule];
-        trainStep = new CudaKernel("adder_train_step", train);
-        reduceGradients = new CudaKernel("adder_reduce_gradients", train);
-        optimizerStep = new CudaKernel("adder_optimizer_step", optimizer);
-        logits = new CudaKernel("adder_logits", logitsModule);
-        decode = new CudaKernel("adder_decode", decodeModule);
+        try
+        {
+            DeviceName = context.DeviceName;
+            stream = new CudaStream();
+            var train = Load("train_step.ptx");
+            var optimizer = Load("optimizer.ptx");
+            var logitsModule = Load("logits.ptx");
+            var decodeModule = Load("decode.ptx");
+            trainStep = new CudaKernel("adder_train_step", train);
+            reduceGradients = new CudaKernel("adder_reduce_gradients", train);
+            optimizerStep = new CudaKernel("adder_optimizer_step", optimizer);
+            logits = new CudaKernel("adder_logits", logitsModule);
+            decode = new CudaKernel("adder_decode", decodeModule);
 
-        long mp = (long)models * P;
-        parameters = new(mp); adamM = new(mp); adamV = new(mp); step = new(models);
-        parameters.Memset((byte)0); adamM.Memset((byte)0); adamV.Memset((byte)0); step.Memset((byte)0);
-        settings = new(6); norm = new(models); loss = new(models);
-        hostSettings = new(6); hostNorm = new(models); hostLoss = new(models);
+            long mp = (long)models * P;
+            parameters = new(mp); adamM = new(mp); adamV = new(mp); step = new(models);
+            parameters.Memset((byte)0); adamM.Memset((byte)0); adamV.Memset((byte)0); step.Memset((byte)0);
+            settings = new(6); norm = new(models); loss = new(models);
+            hostSettings = new(6); hostNorm = new(models); hostLoss = new(models);
+        }
+        catch
+        {
+            // Free what was made so far (the rest is still null); the first error is the one to report.
+            try { Dispose(); } catch (AdderException) { }
+            throw;
+        }
+    }
+
+    CudaModule Load(string file)
+    {
+        var module = CudaModule.FromResource(file);
+        modules.Add(module);
+        return module;
     }
 
     /// <summary>Whether a CUDA device can be used here; reason says why not ("no CUDA device: ...").</summary>
@@ -271,11 +286,12 @@ public sealed class CudaBackend : IBackend
         stepPartials?.Dispose(); stepPartials = null;
     }
 
+    /// <summary>Frees everything; also called by a constructor that failed half-way, hence the null checks.</summary>
     public void Dispose()
     {
-        if (context.Context == 0) return;
+        if (context is null || context.Context == 0) return;
         context.SetCurrent();
-        stream.Synchronize();
+        stream?.Synchronize();
         DisposeGraph();
         foreach (var b in new IDisposable?[] { scratchTokens, scratchOut, scratchPartials, scratchGrad, scratchFloats,
                      parameters, adamM, adamV, step, settings, norm, loss, hostSettings, hostNorm, hostLoss, stream })

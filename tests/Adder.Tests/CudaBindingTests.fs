@@ -10,6 +10,7 @@ open Xunit
 open Adder.Core
 open Adder.Kernels
 open Adder.Kernels.Native
+open Adder.Tests.Shared
 
 let private libcuda = "libcuda.so.1"
 let private libcublas11 = "/usr/lib/x86_64-linux-gnu/libcublas.so.11"
@@ -163,3 +164,38 @@ let ``configs outside the kernels' limits are refused on one line naming the lim
     refuse (ModelConfig(DFf = 64)) "d_ff 64 (at most 32)"
     refuse (ModelConfig(FfnRank = 9)) "ffn_rank 9 (at most 8, or 0 for full rank)"
     refuse (ModelConfig(MaxSeqLen = 40)) "max_seq_len 40 (the CUDA kernels support 33)"
+
+// ---- the embedded PTX against the launches (kernels/ABI.md "Kernels") ----
+
+/// Skipped until the kernels branch is merged: its kernels/ptx/*.ptx are embedded in Adder.Kernels.
+type NeedsPtxFact() as this =
+    inherit FactAttribute()
+    do
+        let dir = Path.Combine(repoRoot, "kernels", "ptx")
+        if not (Directory.Exists dir) || Directory.GetFiles(dir, "*.ptx").Length = 0 then
+            this.Skip <- "kernels/ptx/*.ptx absent (the kernels branch is not merged)"
+
+[<NeedsPtxFact>]
+let ``every kernel CudaBackend launches is embedded with ABI.md's parameter sizes`` () =
+    let expected =
+        [ "train_step.ptx", "adder_train_step", [| 228; 8; 8; 4; 8 |]
+          "train_step.ptx", "adder_reduce_gradients", [| 228; 8; 8; 4; 8; 8 |]
+          "optimizer.ptx", "adder_optimizer_step", [| 228; 8; 4; 8; 8; 8; 8; 8; 8; 8 |]
+          "logits.ptx", "adder_logits", [| 228; 8; 8; 4; 8 |]
+          "decode.ptx", "adder_decode", [| 228; 8; 8; 4; 8 |] ]
+    for file, kernel, sizes in expected do
+        let ptx = Text.Encoding.ASCII.GetString(CudaModule.EmbeddedPtx file)
+        Assert.Equal<int[]>(sizes, PtxSignature.ParameterSizes(ptx, kernel))
+    Assert.Null(PtxSignature.ParameterSizes(Text.Encoding.ASCII.GetString(CudaModule.EmbeddedPtx "decode.ptx"), "adder_decod"))
+
+[<Fact>]
+let ``a launch whose arguments do not match the kernel's PTX parameters is refused on one line`` () =
+    let ptx = ".visible .entry k(\n\t.param .align 4 .b8 k_param_0[228],\n\t.param .u64 k_param_1,\n\t.param .u32 k_param_2\n)\n{\n}"
+    let sizes = PtxSignature.ParameterSizes(ptx, "k")
+    Assert.Equal<int[]>([| 228; 8; 4 |], sizes)
+    let dims = AdderDims.From(ParameterLayout ModelConfig.Preset311)
+    PtxSignature.CheckArguments("k", sizes, [| box dims; box 0UL; box 512 |])
+    let e = Assert.Throws<AdderException>(fun () -> PtxSignature.CheckArguments("k", sizes, [| box dims; box 0UL; box 512L |]))
+    Assert.Equal("k: argument 2 is 8 bytes (Int64), the kernel's parameter 2 is 4 bytes", e.Message)
+    let e2 = Assert.Throws<AdderException>(fun () -> PtxSignature.CheckArguments("k", sizes, [| box dims; box 0UL |]))
+    Assert.Equal("k takes 3 arguments, 2 given", e2.Message)
