@@ -61,7 +61,7 @@ internal static class NativeResolver
         // ADDER_CUBLAS names the file outright, for a machine where none of the places below has it.
         if (Environment.GetEnvironmentVariable("ADDER_CUBLAS") is { Length: > 0 } file) yield return file;
         foreach (var so in Sonames) yield return so;
-        var folders = Folders.Concat(PipFolders()).ToList();
+        var folders = Folders.Concat(VersionedCudaFolders()).Concat(PipFolders()).ToList();
         foreach (var so in Sonames)
             foreach (var folder in folders)
                 yield return Path.Combine(folder, so);
@@ -73,6 +73,11 @@ internal static class NativeResolver
             if (NativeLibrary.TryLoad(candidate, out var handle)) return handle;
         return 0;   // the runtime then throws DllNotFoundException, which CudaBlas turns into a one-line error
     }
+
+    /// <summary>/usr/local/cuda-X.Y/lib64 and the like (the lent H200 has cuBLAS at /usr/local/cuda-13.0/lib64).</summary>
+    static IEnumerable<string> VersionedCudaFolders() =>
+        SafeDirectories("/usr/local", "cuda-*")
+            .SelectMany(d => new[] { Path.Combine(d, "lib64"), Path.Combine(d, "targets", "x86_64-linux", "lib") });
 
     /// <summary>site-packages/nvidia/cublas/lib of every Python under /usr/lib, /usr/local/lib and ~/.local/lib.</summary>
     static IEnumerable<string> PipFolders()
@@ -92,7 +97,7 @@ internal static class NativeResolver
 
     static string[] SafeDirectories(string root, string pattern)
     {
-        try { return Directory.GetDirectories(root, pattern); }
+        try { return Directory.Exists(root) ? Directory.GetDirectories(root, pattern) : []; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
     }
 }
