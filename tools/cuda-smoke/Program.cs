@@ -135,7 +135,16 @@ foreach (var file in new[] { "models/adder-311p-s36.safetensors", "models/adder-
         for (int m = 0; m < M; m++) worst = Math.Max(worst, RelErr(run1[m], ws[m]));
         Check("30 AdamW steps of 4 models vs CPU", worst <= 1e-4, $"params rel err {worst:E2}; loss GPU {loss1[0]:F5} CPU {lossCpu[0]:F5}; norm GPU {norm1[0]:F5} CPU {normCpu[0]:F5}");
 
-        // Recapture on a new batch size, then speed.
+        // Recapture on a new batch size: 256, 512, 256 on one backend.
+        using (var gpu = new CudaBackend(config, 1))
+        {
+            gpu.SetParameters(0, inits[0]);
+            var r = new Random(5); var res = new StepResult[1]; bool finite = true;
+            foreach (var batch in new[] { 256, 512, 256 }) { gpu.TrainStep(Batch(r, batch).full, batch, settings, res); finite &= float.IsFinite(res[0].Loss); }
+            Check("recapture on batch size change", finite && gpu.GetOptimizer(0).Step == 3, $"loss {res[0].Loss:F4}, step {gpu.GetOptimizer(0).Step}");
+        }
+
+        // Speed.
         foreach (var (models, batch) in new[] { (1, 256), (1, 512), (64, 512), (256, 512) })
         {
             using var gpu = new CudaBackend(config, models);
