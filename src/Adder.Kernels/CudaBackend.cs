@@ -1,0 +1,302 @@
+namespace Adder.Kernels;
+
+/// <summary>The CUDA backend (kernels/ABI.md): M models side by side on one GPU. Parameters, AdamW moments and
+/// steps live on the device; a training step uploads the batch's tokens and the step settings from pinned
+/// memory and replays one CUDA graph (train step + gradient reduction, clipping and AdamW), captured on the
+/// first step and again only when the batch size changes. Every reduction runs in a fixed order, so a run is
+/// deterministic on a given GPU.</summary>
+public sealed class CudaBackend : IBackend
+{
+    const int SequenceBlock = 64;   // adder_train_step: 32 or 64; adder_logits/adder_decode: ≤ 256
+    const int ModelBlock = 256;     // adder_reduce_gradients, adder_optimizer_step
+
+    public string Name => "cuda";
+    public ModelConfig Config { get; }
+    public ParameterLayout Layout { get; }
+    public int Models { get; }
+    public string DeviceName { get; }
+
+    readonly AdderDims dims;
+    readonly int P, G;
+    readonly CudaContext context;
+    readonly CudaStream stream;
+    readonly List<CudaModule> modules = [];
+    readonly CudaKernel trainStep, reduceGradients, optimizerStep, logits, decode;
+
+    // The models' state: [M][P] floats, [M] steps.
+    readonly CudaDeviceVariable<float> parameters, adamM, adamV;
+    readonly CudaDeviceVariable<long> step;
+    // The step's inputs and results, pinned on the host for the graph's async copies.
+    readonly CudaDeviceVariable<double> settings, norm;
+    readonly CudaDeviceVariable<float> loss;
+    readonly CudaPinnedHostMemory<double> hostSettings, hostNorm;
+    readonly CudaPinnedHostMemory<float> hostLoss;
+
+    // The captured training step and the buffers whose addresses it holds (sized for graphBatch).
+    CudaGraphExec? graph;
+    int graphBatch;
+    CudaPinnedHostMemory<int>? hostTokens;
+    CudaDeviceVariable<int>? stepTokens;
+    CudaDeviceVariable<float>? stepPartials;
+
+    // Grown on demand by the one-model verbs (loss and gradient, logits, decoding).
+    CudaDeviceVariable<int>? scratchTokens, scratchOut;
+    CudaDeviceVariable<float>? scratchPartials, scratchGrad, scratchFloats;
+
+    public CudaBackend(ModelConfig config, int models, int deviceId = 0)
+    {
+        Config = config;
+        Layout = new ParameterLayout(config);
+        dims = AdderDims.From(Layout);   // refuses configs the kernels do not support, before touching the GPU
+        if (models < 1 || models > 65535) throw new AdderException($"--device cuda holds 1 to 65,535 models side by side, not {models}");
+        Models = models;
+        P = Layout.Count;
+        G = dims.GradientRecord;
+
+        context = new CudaContext(deviceId);
+        try
+        {
+            DeviceName = context.DeviceName;
+            stream = new CudaStream();
+            var train = Load("train_step.ptx");
+            var optimizer = Load("optimizer.ptx");
+            var logitsModule = Load("logits.ptx");
+            var decodeModule = Load("decode.ptx");
+            trainStep = new CudaKernel("adder_train_step", train);
+            reduceGradients = new CudaKernel("adder_reduce_gradients", train);
+            optimizerStep = new CudaKernel("adder_optimizer_step", optimizer);
+            logits = new CudaKernel("adder_logits", logitsModule);
+            decode = new CudaKernel("adder_decode", decodeModule);
+
+            long mp = (long)models * P;
+            parameters = new(mp); adamM = new(mp); adamV = new(mp); step = new(models);
+            parameters.Memset((byte)0); adamM.Memset((byte)0); adamV.Memset((byte)0); step.Memset((byte)0);
+            settings = new(6); norm = new(models); loss = new(models);
+            hostSettings = new(6); hostNorm = new(models); hostLoss = new(models);
+        }
+        catch
+        {
+            // Free what was made so far (the rest is still null); the first error is the one to report.
+            try { Dispose(); } catch (AdderException) { }
+            throw;
+        }
+    }
+
+    CudaModule Load(string file)
+    {
+        var module = CudaModule.FromResource(file);
+        modules.Add(module);
+        return module;
+    }
+
+    /// <summary>Whether a CUDA device can be used here; reason says why not ("no CUDA device: ...").</summary>
+    public static bool IsAvailable(out string reason)
+    {
+        try { Cuda.DeviceCount(); reason = ""; return true; }
+        catch (AdderException e) { reason = e.Message; return false; }
+    }
+
+    /// <summary>The backend, or null and the one-line reason (no device, unsupported config, ...).</summary>
+    public static CudaBackend? TryCreate(ModelConfig config, int models, out string reason)
+    {
+        try { reason = ""; return new CudaBackend(config, models); }
+        catch (AdderException e) { reason = e.Message; return null; }
+    }
+
+    void CheckModel(int model)
+    {
+        if (model < 0 || model >= Models) throw new ArgumentOutOfRangeException(nameof(model), $"model {model} of {Models}");
+    }
+
+    static void CheckLength(int length, long expected, string what)
+    {
+        if (length != expected) throw new ArgumentException($"{what}: {length} values, expected {expected}");
+    }
+
+    static int Blocks(int count, int block) => (count + block - 1) / block;
+
+    /// <summary>A scratch buffer of at least size elements (reallocated only to grow).</summary>
+    static CudaDeviceVariable<T> Scratch<T>(ref CudaDeviceVariable<T>? buffer, long size) where T : unmanaged
+    {
+        if (buffer is null || buffer.Size < size)
+        {
+            buffer?.Dispose();
+            buffer = new CudaDeviceVariable<T>(size);
+        }
+        return buffer;
+    }
+
+    public void SetParameters(int model, ReadOnlySpan<float> values)
+    {
+        CheckModel(model);
+        CheckLength(values.Length, P, "parameters");
+        context.SetCurrent();
+        parameters.CopyToDevice(values, (long)model * P);
+    }
+
+    public void GetParameters(int model, Span<float> values)
+    {
+        CheckModel(model);
+        CheckLength(values.Length, P, "parameters");
+        context.SetCurrent();
+        parameters.CopyToHost(values, (long)model * P);
+    }
+
+    public void SetOptimizer(int model, OptimizerState state)
+    {
+        CheckModel(model);
+        if (state.M.Length != P || state.V.Length != P)
+            throw new AdderException($"optimizer state has {state.M.Length} moments, the model {P} parameters");
+        context.SetCurrent();
+        adamM.CopyToDevice(state.M, (long)model * P);
+        adamV.CopyToDevice(state.V, (long)model * P);
+        step.CopyToDevice([state.Step], model);
+    }
+
+    public OptimizerState GetOptimizer(int model)
+    {
+        CheckModel(model);
+        context.SetCurrent();
+        float[] m = new float[P], v = new float[P];
+        long[] s = new long[1];
+        adamM.CopyToHost(m, (long)model * P);
+        adamV.CopyToHost(v, (long)model * P);
+        step.CopyToHost(s, model);
+        return new OptimizerState(s[0], m, v);
+    }
+
+    public void TrainStep(ReadOnlySpan<int> tokens, int batch, in StepSettings s, Span<StepResult> results)
+    {
+        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch));
+        CheckLength(tokens.Length, (long)Models * batch * Tokens.FullLength, "tokens");
+        CheckLength(results.Length, Models, "results");
+        context.SetCurrent();
+        if (graph is null || batch != graphBatch) Capture(batch);
+
+        tokens.CopyTo(hostTokens!.Span);
+        var h = hostSettings.Span;   // StepSettings order (ABI.md "settings")
+        h[0] = s.Lr; h[1] = s.WeightDecay; h[2] = s.Clip; h[3] = s.Beta1; h[4] = s.Beta2; h[5] = s.Eps;
+        graph!.Launch(stream);
+        stream.Synchronize();
+        for (int m = 0; m < Models; m++) results[m] = new StepResult(hostLoss[m], hostNorm[m]);
+    }
+
+    /// <summary>Records one training step of every model as a graph: tokens and settings up, forward and
+    /// backward per sequence, reduction + clipping + AdamW per model, losses and norms down.</summary>
+    void Capture(int batch)
+    {
+        DisposeGraph();
+        int nblk = Blocks(batch, SequenceBlock);
+        hostTokens = new((long)Models * batch * Tokens.FullLength);
+        stepTokens = new(hostTokens.Size);
+        stepPartials = new((long)Models * nblk * G);
+
+        stream.BeginCapture();
+        try
+        {
+            stepTokens.AsyncCopyToDevice(hostTokens, stream);
+            settings.AsyncCopyToDevice(hostSettings, stream);
+            trainStep.GridDimensions = new dim3((uint)nblk, (uint)Models);
+            trainStep.BlockDimensions = SequenceBlock;
+            trainStep.RunAsync(stream, dims, parameters, stepTokens, batch, stepPartials);
+            optimizerStep.GridDimensions = Models;
+            optimizerStep.BlockDimensions = ModelBlock;
+            optimizerStep.RunAsync(stream, dims, stepPartials, nblk, settings, parameters, adamM, adamV, step, loss, norm);
+            loss.AsyncCopyToHost(hostLoss, stream);
+            norm.AsyncCopyToHost(hostNorm, stream);
+        }
+        catch
+        {
+            // End the broken capture so the stream is usable again; the first error is the one to report.
+            try { stream.EndCapture().Dispose(); } catch (AdderException) { }
+            throw;
+        }
+        using var captured = stream.EndCapture();
+        graph = captured.Instantiate();
+        graphBatch = batch;
+    }
+
+    public float LossAndGradient(int model, ReadOnlySpan<int> tokens, int batch, Span<float> grad)
+    {
+        CheckModel(model);
+        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch));
+        CheckLength(tokens.Length, (long)batch * Tokens.FullLength, "tokens");
+        CheckLength(grad.Length, P, "gradient");
+        context.SetCurrent();
+        int nblk = Blocks(batch, SequenceBlock);
+        var t = Scratch(ref scratchTokens, tokens.Length);
+        var partials = Scratch(ref scratchPartials, (long)nblk * G);
+        var g = Scratch(ref scratchGrad, P);
+        var l = Scratch(ref scratchFloats, 1);
+        t.CopyToDevice(tokens);
+        // One model: a grid of height 1 with the base pointers moved to model `model`'s parameters.
+        trainStep.GridDimensions = new dim3((uint)nblk, 1);
+        trainStep.BlockDimensions = SequenceBlock;
+        trainStep.RunAsync(stream, dims, parameters.At((long)model * P), t, batch, partials);
+        reduceGradients.GridDimensions = 1;
+        reduceGradients.BlockDimensions = ModelBlock;
+        reduceGradients.RunAsync(stream, dims, parameters.At((long)model * P), partials, nblk, g, l);
+        stream.Synchronize();
+        g.CopyToHost(grad[..P]);
+        var result = new float[1];
+        l.CopyToHost(result);
+        return result[0];
+    }
+
+    public void Logits(int model, ReadOnlySpan<int> tokens, int count, Span<float> output)
+    {
+        CheckModel(model);
+        int perExample = Tokens.InputLength * Config.VocabSize;
+        CheckLength(tokens.Length, (long)count * Tokens.FullLength, "tokens");
+        CheckLength(output.Length, (long)count * perExample, "logits");
+        if (count == 0) return;
+        context.SetCurrent();
+        var t = Scratch(ref scratchTokens, tokens.Length);
+        var o = Scratch(ref scratchFloats, output.Length);
+        t.CopyToDevice(tokens);
+        logits.GridDimensions = new dim3((uint)Blocks(count, SequenceBlock), 1);
+        logits.BlockDimensions = SequenceBlock;
+        logits.RunAsync(stream, dims, parameters.At((long)model * P), t, count, o);
+        stream.Synchronize();
+        o.CopyToHost(output);
+    }
+
+    public void Decode(int model, ReadOnlySpan<int> prompts, int count, Span<int> output)
+    {
+        CheckModel(model);
+        CheckLength(prompts.Length, (long)count * Tokens.PromptLength, "prompts");
+        CheckLength(output.Length, (long)count * Tokens.SumDigits, "output");
+        if (count == 0) return;
+        context.SetCurrent();
+        var t = Scratch(ref scratchTokens, prompts.Length);
+        var o = Scratch(ref scratchOut, output.Length);
+        t.CopyToDevice(prompts);
+        decode.GridDimensions = new dim3((uint)Blocks(count, SequenceBlock), 1);
+        decode.BlockDimensions = SequenceBlock;
+        decode.RunAsync(stream, dims, parameters.At((long)model * P), t, count, o);
+        stream.Synchronize();
+        o.CopyToHost(output);
+    }
+
+    void DisposeGraph()
+    {
+        graph?.Dispose(); graph = null;
+        hostTokens?.Dispose(); hostTokens = null;
+        stepTokens?.Dispose(); stepTokens = null;
+        stepPartials?.Dispose(); stepPartials = null;
+    }
+
+    /// <summary>Frees everything; also called by a constructor that failed half-way, hence the null checks.</summary>
+    public void Dispose()
+    {
+        if (context is null || context.Context == 0) return;
+        context.SetCurrent();
+        stream?.Synchronize();
+        DisposeGraph();
+        foreach (var b in new IDisposable?[] { scratchTokens, scratchOut, scratchPartials, scratchGrad, scratchFloats,
+                     parameters, adamM, adamV, step, settings, norm, loss, hostSettings, hostNorm, hostLoss, stream })
+            b?.Dispose();
+        foreach (var m in modules) m.Dispose();
+        context.Dispose();
+    }
+}
