@@ -9,6 +9,7 @@ public sealed class CudaBackend : IBackend
 {
     const int SequenceBlock = 64;   // adder_train_step: 32 or 64; adder_logits/adder_decode: ≤ 256
     const int ModelBlock = 256;     // adder_reduce_gradients, adder_optimizer_step
+    const long KernelStackBytes = 40960;   // ≥ the largest ptxas stack frame (adder_train_step, 39,216 B)
 
     public string Name => "cuda";
     public ModelConfig Config { get; }
@@ -57,6 +58,9 @@ public sealed class CudaBackend : IBackend
         try
         {
             DeviceName = context.DeviceName;
+            // kernels/ABI.md "Local memory": each thread's activations and gradient record live on its stack;
+            // set the limit before any launch so the driver never resizes local memory inside a captured graph.
+            context.SetStackSize(KernelStackBytes);
             stream = new CudaStream();
             var train = Load("train_step.ptx");
             var optimizer = Load("optimizer.ptx");

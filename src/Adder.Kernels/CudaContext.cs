@@ -29,6 +29,9 @@ public sealed class CudaContext : IDisposable
 
     public void Synchronize() => Cuda.Check(cuCtxSynchronize(), "cuCtxSynchronize");
 
+    /// <summary>Per-thread stack (local memory) size in bytes, for kernels with large stack frames.</summary>
+    public void SetStackSize(long bytes) => Cuda.Check(cuCtxSetLimit(CU_LIMIT_STACK_SIZE, (nuint)bytes), "cuCtxSetLimit");
+
     public unsafe string DeviceName
     {
         get

@@ -13,6 +13,7 @@ internal static partial class CudaDriver
     public const int CU_STREAM_NON_BLOCKING = 1;
     public const int CU_STREAM_CAPTURE_MODE_GLOBAL = 0, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
     public const int CU_EVENT_DEFAULT = 0;
+    public const int CU_LIMIT_STACK_SIZE = 0;
     public const int CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK = 1, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK = 8,
         CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75,
         CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
@@ -34,6 +35,7 @@ internal static partial class CudaDriver
     [LibraryImport(Library)] public static partial int cuDevicePrimaryCtxRelease_v2(int device);
     [LibraryImport(Library)] public static partial int cuCtxSetCurrent(nint context);
     [LibraryImport(Library)] public static partial int cuCtxSynchronize();
+    [LibraryImport(Library)] public static partial int cuCtxSetLimit(int limit, nuint value);
 
     [LibraryImport(Library)] public static unsafe partial int cuModuleLoadDataEx(out nint module, byte* image, uint numOptions, int* options, nint* optionValues);
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial int cuModuleGetFunction(out nint function, nint module, string name);
