@@ -71,6 +71,29 @@ public static class Tokens
         return full;
     }
 
+    /// <summary>The full sequences of a batch, [count][34]: what a backend trains and scores on.</summary>
+    public static int[] EncodeFullBatch(ReadOnlySpan<long> a, ReadOnlySpan<long> b)
+    {
+        var tokens = new int[a.Length * FullLength];
+        EncodeFullBatch(a, b, tokens);
+        return tokens;
+    }
+
+    public static void EncodeFullBatch(ReadOnlySpan<long> a, ReadOnlySpan<long> b, Span<int> tokens)
+    {
+        if (b.Length != a.Length || tokens.Length < a.Length * FullLength) throw new ArgumentException("batch sizes differ");
+        for (int i = 0; i < a.Length; i++) EncodeFull(a[i], b[i], tokens.Slice(i * FullLength, FullLength));
+    }
+
+    /// <summary>The prompts of a batch, [count][22]: what a backend decodes from.</summary>
+    public static int[] EncodePromptBatch(ReadOnlySpan<long> a, ReadOnlySpan<long> b)
+    {
+        if (b.Length != a.Length) throw new ArgumentException("batch sizes differ");
+        var prompts = new int[a.Length * PromptLength];
+        for (int i = 0; i < a.Length; i++) EncodePrompt(a[i], b[i], prompts.AsSpan(i * PromptLength, PromptLength));
+        return prompts;
+    }
+
     /// <summary>Reads a sum back from its reversed digits (least significant first); -1 if any token is not a digit.</summary>
     public static long DecodeReversedSum(ReadOnlySpan<int> reversedDigits)
     {
