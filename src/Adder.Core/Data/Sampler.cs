@@ -43,6 +43,10 @@ public sealed class Curriculum
         return new Curriculum([.. phases]);
     }
 
+    // equal phases, equal curricula (run configs compare by value)
+    public override bool Equals(object? obj) => obj is Curriculum c && c.Phases.SequenceEqual(Phases);
+    public override int GetHashCode() => ToString().GetHashCode();
+
     public override string ToString() => string.Join(",", Phases.Select(p => $"{p.Start}:{p.MinDigits}-{p.MaxDigits}"));
 
     public CurriculumPhase At(int step)
