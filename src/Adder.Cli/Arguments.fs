@@ -25,6 +25,16 @@ type BenchWhat =
 let presetName (p: Preset) = match p with P311 -> "311p" | Wide -> "wide"
 let tieMode (t: TieQkv) = match t with ShareA_TieKV -> Adder.Core.TieModes.ShareATieKV | Untied -> Adder.Core.TieModes.None
 
+/// Defaults of the options that are not run hyperparameters (those are Hyperparameters.all's).
+module Defaults =
+    let showFailures = 20
+    let count = 100_000
+    let probe = 30_000
+    let keep = 2
+    let modelsPerLaunch = 1
+    let windows = 7
+    let benchBatch = 512
+
 let private deviceUsage = "where the model math runs: cpu (default) or cuda"
 let private threadsUsage = "cpu: worker threads (default: all cores)"
 let private hp = Hyperparameters.usage
@@ -62,10 +72,10 @@ type EvalArgs =
             | Device _ -> deviceUsage
             | Checkpoint _ -> "checkpoint to evaluate (.pt or .safetensors; default: the shipped models/adder-912p-s1.safetensors)"
             | Suite _ -> "reference (the ten published test sets, 100,000 sums; default) or random"
-            | Count _ -> "random suite: number of pairs (default 100000)"
+            | Count _ -> sprintf "random suite: number of pairs (default %d)" Defaults.count
             | Seed _ -> "random suite: generator seed (default 0)"
             | Json _ -> "also write the report as JSON to this file"
-            | Show_Failures _ -> "failing pairs to print (default 20)"
+            | Show_Failures _ -> sprintf "failing pairs to print (default %d)" Defaults.showFailures
             | Threads _ -> threadsUsage
 
 type PredictArgs =
@@ -123,7 +133,7 @@ type TrainArgs =
         member a.Usage =
             match a with
             | Device _ -> deviceUsage
-            | Models_Per_Launch _ -> "sweep: seeds trained side by side in one backend (default 1)"
+            | Models_Per_Launch _ -> sprintf "sweep: seeds trained side by side in one backend (default %d)" Defaults.modelsPerLaunch
             | Stop_After _ -> "stop (as on Ctrl-C: last.safetensors saved) once this many steps are done; --resume continues"
             | Out _ -> "run folder to write (default runs/<preset>-s<seed>)"
             | Preset _ -> "model preset: 311p (default) or wide; the shape options below override it"
@@ -139,8 +149,8 @@ type TrainArgs =
             | Layernorm -> "LayerNorm instead of RMSNorm"
             | Seed _ -> hp "train" "seed"
             | Seeds _ -> "a seed sweep: seeds like 1-12,15, one run each in --out/s<seed> (default --out runs/sweep-<preset>)"
-            | Probe _ -> "sweep: train every seed to this step first (default 30000)"
-            | Keep _ -> "sweep: then finish this many seeds, best validation and lowest loss at the probe first (default 2)"
+            | Probe _ -> sprintf "sweep: train every seed to this step first (default %d)" Defaults.probe
+            | Keep _ -> sprintf "sweep: then finish this many seeds, best validation and lowest loss at the probe first (default %d)" Defaults.keep
             | Init_Seed _ -> hp "train" "init_seed"
             | Steps _ -> hp "train" "steps"
             | Batch _ -> hp "train" "batch"
@@ -222,8 +232,8 @@ type BenchArgs =
             match a with
             | Device _ -> deviceUsage
             | What _ -> "train (steps/s) or eval (examples/s)"
-            | Batch _ -> "train: batch size (default 512)"
-            | Windows _ -> "timed windows; the median is reported (default 7)"
+            | Batch _ -> sprintf "train: batch size (default %d)" Defaults.benchBatch
+            | Windows _ -> sprintf "timed windows; the median is reported (default %d)" Defaults.windows
             | Threads _ -> threadsUsage
             | Preset _ -> "model preset (default 311p)"
 

@@ -145,9 +145,9 @@ let private sweep (args: ParseResults<TrainArgs>) =
     for flag, given in [ "--seed", args.Contains TrainArgs.Seed; "--resume", args.Contains TrainArgs.Resume; "--stop-after", args.Contains TrainArgs.Stop_After ] do
         if given then fail "%s does not go with --seeds (a sweep always continues the runs it finds)" flag
     let seeds = Sweep.parseSeeds (args.GetResult TrainArgs.Seeds)
-    let probe = args.GetResult(TrainArgs.Probe, 30_000)
-    let keep = args.GetResult(TrainArgs.Keep, 2)
-    let perLaunch = args.GetResult(TrainArgs.Models_Per_Launch, 1)
+    let probe = args.GetResult(TrainArgs.Probe, Defaults.probe)
+    let keep = args.GetResult(TrainArgs.Keep, Defaults.keep)
+    let perLaunch = args.GetResult(TrainArgs.Models_Per_Launch, Defaults.modelsPerLaunch)
     if probe < 1 then fail "--probe must be at least 1"
     if keep < 0 then fail "--keep must not be negative"
     if perLaunch < 1 then fail "--models-per-launch must be at least 1"
@@ -235,7 +235,7 @@ let train (args: ParseResults<TrainArgs>) =
                              "--models-per-launch", args.Contains TrainArgs.Models_Per_Launch ] do
             if given then fail "%s applies to a sweep (--seeds) only" flag
         let launch = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
-        let runDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (presetText args) (args.GetResult(TrainArgs.Seed, 34))))
+        let runDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (presetText args) (args.GetResult(TrainArgs.Seed, (Hyperparameters.defaults "train" ModelConfig.Preset311).Seed))))
         let resume = args.Contains TrainArgs.Resume
         let config = trainConfig args (readSaved resume runDir) None
         execute launch config runDir resume (args.Contains TrainArgs.Quiet) (args.TryGetResult TrainArgs.Stop_After)

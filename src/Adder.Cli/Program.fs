@@ -41,7 +41,7 @@ let info (args: ParseResults<InfoArgs>) =
     printfn "%-28s %-10s %d" "lm_head.weight" "(tied)" 0
     printfn ""
     printfn "unique parameters: %d" model.Layout.Count
-    if not (isNull ckpt.Optimizer) then printfn "optimizer state:   AdamW at step %d" ckpt.Optimizer.Step
+    ckpt.Optimizer |> Option.ofObj |> Option.iter (fun o -> printfn "optimizer state:   AdamW at step %d" o.Step)
     0
 
 let convert (args: ParseResults<ConvertArgs>) =
@@ -76,7 +76,7 @@ let printReport (report: Evaluation.Report) (showFailures: int) =
 let eval (args: ParseResults<EvalArgs>) =
     let path = resolveCheckpoint (args.TryGetResult EvalArgs.Checkpoint)
     let suite = args.GetResult(EvalArgs.Suite, Suite.Reference)
-    let showFailures = args.GetResult(EvalArgs.Show_Failures, 20)
+    let showFailures = args.GetResult(EvalArgs.Show_Failures, Defaults.showFailures)
     if showFailures < 0 then fail "--show-failures must not be negative"
     let json = args.TryGetResult EvalArgs.Json
     json |> Option.iter (fun p ->
@@ -89,7 +89,7 @@ let eval (args: ParseResults<EvalArgs>) =
         | Suite.Reference ->
             if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then fail "--count and --seed apply to --suite random only"
             Evaluation.referenceSets ()
-        | Suite.Random -> Evaluation.randomSet (args.GetResult(EvalArgs.Count, 100_000)) (args.GetResult(EvalArgs.Seed, 0L))
+        | Suite.Random -> Evaluation.randomSet (args.GetResult(EvalArgs.Count, Defaults.count)) (args.GetResult(EvalArgs.Seed, 0L))
     let model = loadModel path
     printfn "checkpoint %s: %d parameters, %s" path model.Layout.Count (model.Config.Describe())
     use backend = backendFor (args.TryGetResult EvalArgs.Device) (args.TryGetResult EvalArgs.Threads) model
@@ -123,7 +123,7 @@ let predict (args: ParseResults<PredictArgs>) =
         0
 
 let bench (args: ParseResults<BenchArgs>) =
-    let windows = args.GetResult(BenchArgs.Windows, 7)
+    let windows = args.GetResult(BenchArgs.Windows, Defaults.windows)
     if windows < 1 then fail "--windows must be at least 1"
     let config = ModelConfig.Preset(presetName (args.GetResult(BenchArgs.Preset, P311)))
     use backend = backendFor (args.TryGetResult BenchArgs.Device) (args.TryGetResult BenchArgs.Threads) (Model.Initialised(config, 1))
@@ -133,7 +133,7 @@ let bench (args: ParseResults<BenchArgs>) =
         (string Environment.Version)
     match args.GetResult BenchArgs.What with
     | BenchWhat.Train ->
-        let batch = args.GetResult(BenchArgs.Batch, 512)
+        let batch = args.GetResult(BenchArgs.Batch, Defaults.benchBatch)
         if batch < 1 then fail "--batch must be at least 1"
         let r = Benchmarks.benchTrain backend batch windows
         printfn "train %s, batch %d, %s: %.0f steps/s (median of %d 1-s windows: %s)" (config.Describe()) batch threads

@@ -15,7 +15,7 @@ let deviceName (d: Device) = match d with Cpu -> "cpu" | Cuda -> "cuda"
 // The CUDA backend is built by another issue; replace this body with `new CudaBackend(config, models) :> IBackend`.
 // It must raise an AdderException when no device is present, so `available` leaves CUDA out.
 let private createCuda (config: ModelConfig) (models: int) : IBackend =
-    raise (AdderException "the CUDA backend is not part of this build")
+    fail "the CUDA backend is not part of this build"
 
 /// A backend holding `models` models of one config. cpu options (threads) only matter to the CPU backend.
 let create (device: Device) (config: ModelConfig) (models: int) (cpu: CpuOptions) : IBackend =

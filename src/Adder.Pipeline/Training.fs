@@ -52,7 +52,6 @@ type private Seat(m: Member, index: int, parameterCount: int) =
     member val LossCount = 0 with get, set
     member val GradNorm = 0.0 with get, set
     member val Failure: string option = None with get, set
-    member val Metrics: StreamWriter = null with get, set
     member _.LastPath = Path.Combine(m.RunDir, "last.safetensors")
     member _.BestPath = Path.Combine(m.RunDir, "best.safetensors")
 
@@ -119,7 +118,7 @@ let runCohort (device: Backends.Device) (cpu: CpuOptions) (members: Member list)
         backend.SetParameters(seat.Index, parameters)
         backend.SetOptimizer(seat.Index, optimizer)
         Array.blit parameters 0 seat.Parameters 0 count
-        seat.Metrics <- new StreamWriter(Metrics.pathIn seat.Member.RunDir, true)
+    let metrics = seats |> Array.map (fun seat -> new StreamWriter(Metrics.pathIn seat.Member.RunDir, true))
     try
         let tokens = Array.zeroCreate<int> (seats.Length * config.Batch * Tokens.FullLength)
         let results = Array.zeroCreate<StepResult> seats.Length
@@ -159,14 +158,15 @@ let runCohort (device: Backends.Device) (cpu: CpuOptions) (members: Member list)
             for seat in seats |> Array.filter live do
                 let r = results.[seat.Index]
                 if not (Single.IsFinite r.Loss) then
-                    seat.Metrics.Flush()
+                    metrics.[seat.Index].Flush()
                     let saved = if seat.SavedStep >= 0 then sprintf "last.safetensors holds step %d" seat.SavedStep else "nothing was saved"
                     seat.Failure <- Some(sprintf "step %d: the loss is %g, the run diverged (lower --lr?); %s" step r.Loss saved)
                 else
                     seat.LossSum <- seat.LossSum + float r.Loss
                     seat.LossCount <- seat.LossCount + 1
                     seat.GradNorm <- r.GradNorm
-            if seats.Length = 1 && not (live seats.[0]) then raise (AdderException seats.[0].Failure.Value)
+            // a cohort whose runs have all diverged has nothing left to train
+            if not (Array.exists live seats) then cancelled <- true
             let isEval = step % config.EvalInterval = 0 || step = config.Steps
             if step % logEvery = 0 || isEval then
                 if rateWatch.Elapsed.TotalSeconds > 0.5 then
@@ -187,28 +187,29 @@ let runCohort (device: Backends.Device) (cpu: CpuOptions) (members: Member list)
                         seat.BestStep <- step
                         save seat seat.BestPath e [ "val_token_acc", Metrics.inv t ] false
                     | _ -> ()
-                    seat.Metrics.WriteLine(Metrics.format { Step = step; Loss = meanLoss; Lr = lr; GradNorm = seat.GradNorm; ValExact = valExact
-                                                            ValTokenAccuracy = valTok; ElapsedSeconds = watch.Elapsed.TotalSeconds })
+                    let row: Metrics.Row = { Step = step; Loss = meanLoss; Lr = lr; GradNorm = seat.GradNorm; ValExact = valExact
+                                             ValTokenAccuracy = valTok; ElapsedSeconds = watch.Elapsed.TotalSeconds }
+                    metrics.[seat.Index].WriteLine(Metrics.format row)
                     if isEval then
-                        seat.Metrics.Flush()
+                        metrics.[seat.Index].Flush()
                         saveLast seat
                     report { Member = seat.Index; Members = seats.Length; Seed = seat.Member.Config.Seed
                              Step = step; Steps = config.Steps; Loss = meanLoss; Lr = lr; GradNorm = seat.GradNorm; StepsPerSecond = rate
                              ValExact = valExact; ValTokenAccuracy = valTok; BestValExact = seat.BestVal; Elapsed = watch.Elapsed }
                     seat.LossSum <- 0.0
                     seat.LossCount <- 0
-            if step < config.Steps && stop step then cancelled <- true
+            if step < config.Steps && not cancelled && stop step then cancelled <- true
         if cancelled then for seat in seats do saveLast seat
         [ for seat in seats ->
             match seat.Failure with
             | Some message -> Error message
             | None -> Ok { Completed = not cancelled; LastStep = step; BestValExact = seat.BestVal; BestStep = seat.BestStep } ]
     finally
-        for seat in seats do if not (isNull seat.Metrics) then seat.Metrics.Dispose()
+        for w in metrics do w.Dispose()
 
 /// One run: a cohort of one; a diverged run ends with its error.
 let run (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (runDir: string) (resume: bool) (report: Progress -> unit) (stop: int -> bool) =
     match runCohort device cpu [ { Config = config; RunDir = runDir; Resume = resume } ] report stop with
     | [ Ok outcome ] -> outcome
-    | [ Error message ] -> raise (AdderException message)
+    | [ Error message ] -> fail "%s" message
     | _ -> failwith "one run, one outcome"
