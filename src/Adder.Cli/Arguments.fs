@@ -37,7 +37,13 @@ module Defaults =
 
 let private deviceUsage = "where the model math runs: cpu (default) or cuda"
 let private threadsUsage = "cpu: worker threads (default: all cores)"
-let private hp = Hyperparameters.usage
+/// An option's usage: a run hyperparameter's comes from its row of Hyperparameters.all (TrainArgs.Weight_Decay:
+/// weight_decay), with the kind's default; any other option's from `other`.
+let private usageOf (kind: string) (arg: obj) (other: unit -> string) =
+    let case, _ = Reflection.FSharpValue.GetUnionFields(arg, arg.GetType())
+    match Hyperparameters.tryFind (case.Name.ToLowerInvariant()) with
+    | Some h -> Hyperparameters.usage kind h.Name
+    | None -> other ()
 
 type InfoArgs =
     | [<MainCommand; ExactlyOnce>] Checkpoint of path: string
@@ -131,6 +137,7 @@ type TrainArgs =
     | [<Unique>] Quiet
     interface IArgParserTemplate with
         member a.Usage =
+            usageOf "train" a (fun () ->
             match a with
             | Device _ -> deviceUsage
             | Models_Per_Launch _ -> sprintf "sweep: seeds trained side by side in one backend (default %d)" Defaults.modelsPerLaunch
@@ -147,26 +154,13 @@ type TrainArgs =
             | Ffn_Rank _ -> "MLP rank (0 = full)"
             | Tie_Qkv _ -> "shareA_tieKV (default) or none"
             | Layernorm -> "LayerNorm instead of RMSNorm"
-            | Seed _ -> hp "train" "seed"
             | Seeds _ -> "a seed sweep: seeds like 1-12,15, one run each in --out/s<seed> (default --out runs/sweep-<preset>)"
             | Probe _ -> sprintf "sweep: train every seed to this step first (default %d)" Defaults.probe
             | Keep _ -> sprintf "sweep: then finish this many seeds, best validation and lowest loss at the probe first (default %d)" Defaults.keep
-            | Init_Seed _ -> hp "train" "init_seed"
-            | Steps _ -> hp "train" "steps"
-            | Batch _ -> hp "train" "batch"
-            | Lr _ -> hp "train" "lr"
-            | Warmup _ -> hp "train" "warmup"
-            | Floor _ -> hp "train" "floor"
-            | Weight_Decay _ -> hp "train" "weight_decay"
-            | Clip _ -> hp "train" "clip"
-            | Eval_Interval _ -> hp "train" "eval_interval"
-            | Curriculum _ -> hp "train" "curriculum"
-            | Beta1 _ -> hp "train" "beta1"
-            | Beta2 _ -> hp "train" "beta2"
-            | Eps _ -> hp "train" "eps"
             | Threads _ -> threadsUsage
             | Resume -> "continue the run in --out from its last.safetensors, with the options in its config.json"
             | Quiet -> "no live progress, one line per validation"
+            | _ -> "")
 
 type FinetuneArgs =
     | [<AltCommandLine("-c"); Mandatory; Unique>] Checkpoint of path: string
@@ -190,26 +184,16 @@ type FinetuneArgs =
     | [<Unique>] Quiet
     interface IArgParserTemplate with
         member a.Usage =
+            usageOf "finetune" a (fun () ->
             match a with
             | Device _ -> deviceUsage
             | Stop_After _ -> "stop (as on Ctrl-C: last.safetensors saved) once this many steps are done; --resume continues"
             | Checkpoint _ -> "checkpoint to start from (its weights; the optimiser starts fresh)"
             | Out _ -> "run folder to write (default runs/ft-<checkpoint>-lr<lr>-s<seed>)"
-            | Lr _ -> hp "finetune" "lr"
-            | Steps _ -> hp "finetune" "steps"
-            | Seed _ -> hp "finetune" "seed"
-            | Batch _ -> hp "finetune" "batch"
-            | Warmup _ -> hp "finetune" "warmup"
-            | Floor _ -> hp "finetune" "floor"
-            | Weight_Decay _ -> hp "finetune" "weight_decay"
-            | Clip _ -> hp "finetune" "clip"
-            | Eval_Interval _ -> hp "finetune" "eval_interval"
-            | Beta1 _ -> hp "finetune" "beta1"
-            | Beta2 _ -> hp "finetune" "beta2"
-            | Eps _ -> hp "finetune" "eps"
             | Threads _ -> threadsUsage
             | Resume -> "continue the round in --out from its last.safetensors, with the options in its config.json"
             | Quiet -> "no live progress, one line per validation"
+            | _ -> "")
 
 type PlotArgs =
     | [<MainCommand; ExactlyOnce>] Run of dir: string
