@@ -63,9 +63,9 @@ let launchOf (device: Backends.Device option) (threads: int option) =
         | Some t when t < 1 -> fail "--threads must be at least 1, got %d" t
         | Some t -> t
         | None -> 0
-    defaultArg device Backends.Cpu, Cpu.CpuOptions(threads)
+    defaultArg device Backends.Cpu, CpuOptions(threads)
 
-let private execute (launch: Backends.Device * Cpu.CpuOptions) (config: RunConfig) (runDir: string) (resume: bool) (quiet: bool) (stopAfter: int option) =
+let private execute (launch: Backends.Device * CpuOptions) (config: RunConfig) (runDir: string) (resume: bool) (quiet: bool) (stopAfter: int option) =
     printfn "%s %s -> %s" config.Kind (config.Model.Describe()) runDir
     printfn "steps %d, batch %d, lr %g, warm-up %d, floor %g, weight decay %g, clip %g, seed %d, curriculum %O" config.Steps config.Batch
         config.Lr config.Warmup config.Floor config.WeightDecay config.Clip config.Seed config.Curriculum

@@ -127,7 +127,10 @@ let bench (args: ParseResults<BenchArgs>) =
     if windows < 1 then fail "--windows must be at least 1"
     let config = ModelConfig.Preset(presetName (args.GetResult(BenchArgs.Preset, P311)))
     use backend = backendFor (args.TryGetResult BenchArgs.Device) (args.TryGetResult BenchArgs.Threads) (Model.Initialised(config, 1))
-    let threads = match backend with :? Cpu.CpuBackend as cpu -> sprintf "%d threads" cpu.Threads | other -> other.Name
+    let threads =
+        match Commands.launchOf (args.TryGetResult BenchArgs.Device) (args.TryGetResult BenchArgs.Threads) with
+        | Backends.Cpu, cpu -> sprintf "%d threads" cpu.WorkerThreads
+        | device, _ -> Backends.deviceName device
     printfn "machine: %d logical cores, %s, Vector512 accelerated: %b, .NET %s" Environment.ProcessorCount
         (Runtime.InteropServices.RuntimeInformation.OSDescription) Runtime.Intrinsics.Vector512.IsHardwareAccelerated
         (string Environment.Version)

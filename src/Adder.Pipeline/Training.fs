@@ -8,7 +8,6 @@ open System
 open System.Diagnostics
 open System.IO
 open Adder.Core
-open Adder.Core.Cpu
 open Adder.Pipeline.Hyperparameters
 
 /// The options of the run in runDir, from its config.json: what --resume continues with.

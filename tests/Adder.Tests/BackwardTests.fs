@@ -2,7 +2,6 @@ module Adder.Tests.BackwardTests
 
 open Xunit
 open Adder.Core
-open Adder.Core.Cpu
 open Adder.Tests.Shared
 
 [<Theory; MemberData("All", MemberType = typeof<Devices>)>]

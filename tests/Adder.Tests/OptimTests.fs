@@ -3,7 +3,6 @@ module Adder.Tests.OptimTests
 open System
 open Xunit
 open Adder.Core
-open Adder.Core.Cpu
 open Adder.Tests.Shared
 
 [<Fact>]

@@ -64,7 +64,7 @@ type Devices() =
 /// A backend of that device holding one model with the model's parameters.
 let backendOn (device: string) (model: Model) =
     let d = if device = "cuda" then Adder.Pipeline.Backends.Cuda else Adder.Pipeline.Backends.Cpu
-    let backend = Adder.Pipeline.Backends.create d model.Config 1 Adder.Core.Cpu.CpuOptions.Default
+    let backend = Adder.Pipeline.Backends.create d model.Config 1 CpuOptions.Default
     backend.SetParameters(0, System.ReadOnlySpan model.Parameters)
     backend
 

@@ -28,14 +28,14 @@ let ``training fingerprint: 200 steps of seed 36, and a cohort of two seeds equa
     let root = tempDir ()
     let single seed =
         let dir = Path.Combine(root, sprintf "single-%d" seed)
-        let outcome = Training.run Backends.Cpu Cpu.CpuOptions.Default (config seed) dir false ignore (fun _ -> false)
+        let outcome = Training.run Backends.Cpu CpuOptions.Default (config seed) dir false ignore (fun _ -> false)
         Assert.True(outcome.Completed)
         weights dir
     let s36 = single 36
     Assert.Equal(fingerprint, sha256 s36)
     // the same two seeds side by side in one backend (what a sweep hands the GPU)
     let members = [ for seed in [ 36; 37 ] -> { Config = config seed; RunDir = Path.Combine(root, sprintf "cohort-%d" seed); Resume = false } ]
-    let outcomes = Training.runCohort Backends.Cpu Cpu.CpuOptions.Default members ignore (fun _ -> false)
+    let outcomes = Training.runCohort Backends.Cpu CpuOptions.Default members ignore (fun _ -> false)
     Assert.True(outcomes |> List.forall (function Ok o -> o.Completed | Error _ -> false))
     Assert.Equal<float32[]>(s36, weights (Path.Combine(root, "cohort-36")))
     Assert.Equal<float32[]>(single 37, weights (Path.Combine(root, "cohort-37")))
@@ -50,7 +50,7 @@ let ``a cohort refuses runs that differ in more than the seed`` () =
     let members =
         [ { Config = config 1; RunDir = Path.Combine(root, "a"); Resume = false }
           { Config = { config 2 with Lr = 0.01 }; RunDir = Path.Combine(root, "b"); Resume = false } ]
-    let e = Assert.Throws<AdderException>(fun () -> Training.runCohort Backends.Cpu Cpu.CpuOptions.Default members ignore (fun _ -> false) |> ignore)
+    let e = Assert.Throws<AdderException>(fun () -> Training.runCohort Backends.Cpu CpuOptions.Default members ignore (fun _ -> false) |> ignore)
     Assert.Contains("same options but the seed", e.Message)
 
 [<Fact>]

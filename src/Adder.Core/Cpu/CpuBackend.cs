@@ -1,11 +1,5 @@
 namespace Adder.Core.Cpu;
 
-/// <summary>What only the CPU backend needs to know: how many threads to run on (0: all cores).</summary>
-public sealed record CpuOptions(int Threads = 0)
-{
-    public static readonly CpuOptions Default = new();
-}
-
 /// <summary>The CPU backend: holds <see cref="Models"/> models (parameters and AdamW state) and runs each
 /// verb one model at a time; inside a verb, a batch is split into chunks of 16 sequences (one per lane),
 /// the chunks run on all cores and the per-thread gradients are reduced. Holds its buffers so a training
@@ -43,11 +37,11 @@ public sealed class CpuBackend : IBackend
     public CpuBackend(ModelConfig config, int models, CpuOptions options)
     {
         if (models < 1) throw new AdderException($"a backend holds at least one model, got {models}");
-        if (options.Threads < 0) throw new AdderException($"--threads must be at least 1, got {options.Threads}");
+
         Config = config;
         Layout = new ParameterLayout(config);
         Models = models;
-        Threads = options.Threads > 0 ? options.Threads : Environment.ProcessorCount;
+        Threads = options.WorkerThreads;
         parameters = new float[models][];
         optimizers = new AdamW[models];
         for (int m = 0; m < models; m++)
