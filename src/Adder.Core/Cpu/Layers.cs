@@ -5,6 +5,8 @@ namespace Adder.Core.Cpu;
 /// <c>grad</c> (indexed like the flat parameter buffer) and are summed across lanes once per batch.</summary>
 public static class Layers
 {
+    const int W = LaneMath.Width;
+
     // ---- position embedding P = pos_emb.A · pos_emb.B (or pos_emb.weight), [max_seq_len][d_model] ----
     // The same for every lane, so it runs once per batch on scalars; its gradient dP arrives summed over lanes.
 
@@ -36,6 +38,31 @@ public static class Layers
                     grad[pos.B + j * d + i] += g * p[pos.A + t * pos.Rank + j];
                 }
             }
+    }
+
+    // ---- embedding x0 = E[token] + P[t] (one position of 16 sequences) ----
+
+    public static void EmbeddingForward(float[] p, int embedding, ReadOnlySpan<int> tokens, ReadOnlySpan<float> posRow, Span<VF> x0)
+    {
+        Span<float> gathered = stackalloc float[W];
+        int d = x0.Length;
+        for (int i = 0; i < d; i++)
+        {
+            for (int lane = 0; lane < W; lane++) gathered[lane] = p[embedding + tokens[lane] * d + i];
+            x0[i] = V.Create<float>(gathered) + V.Create(posRow[i]);
+        }
+    }
+
+    /// <summary>Adds dx0 into the position table's gradient row (per lane, summed once per batch) and scatters
+    /// each lane's dx0 into its token's row of the embedding gradient.</summary>
+    public static void EmbeddingBackward(ReadOnlySpan<int> tokens, ReadOnlySpan<VF> dx0, Span<VF> dPosRow, Span<float> dEmbed)
+    {
+        int d = dx0.Length;
+        for (int i = 0; i < d; i++)
+        {
+            dPosRow[i] += dx0[i];
+            for (int lane = 0; lane < W; lane++) dEmbed[tokens[lane] * d + i] += dx0[i][lane];
+        }
     }
 
     // ---- matrix product y = x·M, M stored in×out row-major (low-rank factors, shared qkv_A) ----

@@ -12,13 +12,7 @@ public static class Transformer
     public static void ForwardPosition(float[] p, ParameterLayout layout, float[] posTable, Activations a, int t)
     {
         int T = a.T, D = a.D, F = a.F;
-        Span<float> gathered = stackalloc float[W];
-        var x0 = a.X.AsSpan(t * D, D);
-        for (int i = 0; i < D; i++)
-        {
-            for (int lane = 0; lane < W; lane++) gathered[lane] = p[layout.TokenEmbedding + a.Tokens[t * W + lane] * D + i];
-            x0[i] = V.Create<float>(gathered) + V.Create(posTable[t * D + i]);
-        }
+        Layers.EmbeddingForward(p, layout.TokenEmbedding, a.Tokens.AsSpan(t * W, W), posTable.AsSpan(t * D, D), a.X.AsSpan(t * D, D));
         Span<VF> tmp = stackalloc VF[D];
         for (int l = 0; l < a.L; l++)
         {
@@ -176,13 +170,7 @@ public static class Transformer
                 // dRes becomes dL/dx_in
                 Layers.NormBackward(p, block.Ln1, a.Ln1Hat.AsSpan(row, D), a.Ln1Rstd[l * T + t], dN1, scratch, dRes, grad);
             }
-            // embedding: x0 = E[token] + P[t]
-            for (int i = 0; i < D; i++)
-            {
-                gr.DPos[t * D + i] += dRes[i];
-                for (int lane = 0; lane < W; lane++)
-                    gr.DEmbed[a.Tokens[t * W + lane] * D + i] += dRes[i][lane];
-            }
+            Layers.EmbeddingBackward(a.Tokens.AsSpan(t * W, W), dRes, gr.DPos.AsSpan(t * D, D), gr.DEmbed);
         }
     }
 }
