@@ -20,13 +20,14 @@ public sealed class CpuBackend : IBackend
     readonly Transformer.Gradients[] gradients;
     readonly float[] posTable;
     readonly float[] dPos;
-    // the verb in flight: its model's parameters, its tokens ([count][34] or prompts [count][22]) and outputs
+    // the verb in flight: its model's parameters, its tokens ([count][34] or prompts [count][22], pinned by
+    // the verb for its duration, so they are read in place) and outputs
     float[] current = [];
-    int[] batchTokens = [];
+    unsafe int* batchTokens;
     int batchCount, tokensPerExample, nextChunk;
     float chunkScale;
-    int[] decoded = [];
-    float[] logitsOut = [];
+    unsafe int* decoded;
+    unsafe float* logitsOut;
     readonly Action<int, int> gradientChunk, decodeChunk, logitsChunk;
 
     /// <summary>Gradients are summed in this many fixed partitions of the batch's chunks (chunk c goes to
@@ -114,12 +115,12 @@ public sealed class CpuBackend : IBackend
     static readonly int[] Padding = Tokens.EncodeFull(0, 0);
 
     /// <summary>Writes chunk c's sequences into a.Tokens; returns the active lanes.</summary>
-    int LoadChunk(Activations a, int chunk)
+    unsafe int LoadChunk(Activations a, int chunk)
     {
         int first = chunk * W, active = Math.Min(W, batchCount - first), length = tokensPerExample;
         for (int lane = 0; lane < W; lane++)
         {
-            var source = lane < active ? batchTokens.AsSpan((first + lane) * length, length) : Padding.AsSpan(0, length);
+            var source = lane < active ? new ReadOnlySpan<int>(batchTokens + (first + lane) * length, length) : Padding.AsSpan(0, length);
             for (int t = 0; t < length; t++) a.Tokens[t * W + lane] = source[t];
         }
         return active;
@@ -152,25 +153,29 @@ public sealed class CpuBackend : IBackend
 
     static int ChunkCount(int n) => (n + W - 1) / W;
 
-    /// <summary>Points the verb's state at a model and a batch of count examples of `length` tokens each.</summary>
-    void Begin(int model, ReadOnlySpan<int> tokens, int count, int length)
+    /// <summary>Runs a verb's chunks over count examples of `length` tokens each with the model's parameters;
+    /// the tokens stay pinned (read in place by the workers) until the chunks are done.</summary>
+    unsafe void Run(int model, ReadOnlySpan<int> tokens, int count, int length, Action<int, int> work, bool staticPartition)
     {
         current = Model(model);
         if (count <= 0 || tokens.Length < count * length) throw new ArgumentException("bad batch size");
-        if (batchTokens.Length < count * length) batchTokens = new int[count * length];
-        tokens[..(count * length)].CopyTo(batchTokens);
         batchCount = count;
         tokensPerExample = length;
         Layers.PositionForward(current, Layout.Position, posTable);
+        fixed (int* pinned = tokens)
+        {
+            batchTokens = pinned;
+            try { RunChunks(ChunkCount(count), work, staticPartition); }
+            finally { batchTokens = null; }
+        }
     }
 
     public float LossAndGradient(int model, ReadOnlySpan<int> tokens, int batch, Span<float> gradient)
     {
         if (gradient.Length != Layout.Count) throw new ArgumentException($"expected {Layout.Count} gradient values, got {gradient.Length}");
-        Begin(model, tokens, batch, Tokens.FullLength);
         foreach (var g in gradients) g.Clear();
         chunkScale = 1f / (batch * Tokens.ScoredPositions);
-        RunChunks(ChunkCount(batch), gradientChunk, staticPartition: true);
+        Run(model, tokens, batch, Tokens.FullLength, gradientChunk, staticPartition: true);
         return ReduceGradients(gradient);
     }
 
@@ -184,17 +189,18 @@ public sealed class CpuBackend : IBackend
         Transformer.Backward(current, Layout, a, gradients[worker], V.Create<float>(w));
     }
 
-    public void Logits(int model, ReadOnlySpan<int> tokens, int count, Span<float> logits)
+    public unsafe void Logits(int model, ReadOnlySpan<int> tokens, int count, Span<float> logits)
     {
-        int size = count * Tokens.InputLength * Config.VocabSize;
-        if (logits.Length < size) throw new ArgumentException("logits too small");
-        Begin(model, tokens, count, Tokens.FullLength);
-        if (logitsOut.Length < size) logitsOut = new float[size];
-        RunChunks(ChunkCount(count), logitsChunk, staticPartition: false);
-        logitsOut.AsSpan(0, size).CopyTo(logits);
+        if (logits.Length < count * Tokens.InputLength * Config.VocabSize) throw new ArgumentException("logits too small");
+        fixed (float* pinned = logits)
+        {
+            logitsOut = pinned;
+            try { Run(model, tokens, count, Tokens.FullLength, logitsChunk, staticPartition: false); }
+            finally { logitsOut = null; }
+        }
     }
 
-    void LogitsChunk(int worker, int chunk)
+    unsafe void LogitsChunk(int worker, int chunk)
     {
         var act = activations[worker];
         int active = LoadChunk(act, chunk);
@@ -210,16 +216,18 @@ public sealed class CpuBackend : IBackend
         }
     }
 
-    public void Decode(int model, ReadOnlySpan<int> prompts, int count, Span<int> output)
+    public unsafe void Decode(int model, ReadOnlySpan<int> prompts, int count, Span<int> output)
     {
         if (output.Length < count * Tokens.SumDigits) throw new ArgumentException("output too small");
-        Begin(model, prompts, count, Tokens.PromptLength);
-        if (decoded.Length < count * Tokens.SumDigits) decoded = new int[count * Tokens.SumDigits];
-        RunChunks(ChunkCount(count), decodeChunk, staticPartition: false);
-        decoded.AsSpan(0, count * Tokens.SumDigits).CopyTo(output);
+        fixed (int* pinned = output)
+        {
+            decoded = pinned;
+            try { Run(model, prompts, count, Tokens.PromptLength, decodeChunk, staticPartition: false); }
+            finally { decoded = null; }
+        }
     }
 
-    void DecodeChunk(int worker, int chunk)
+    unsafe void DecodeChunk(int worker, int chunk)
     {
         var a = activations[worker];
         int active = LoadChunk(a, chunk);
