@@ -67,9 +67,10 @@ let benchTrain (backend: IBackend) (batch: int) (windows: int) =
             float steps / watch.Elapsed.TotalSeconds ]
     { StepsPerSecond = median rates; Windows = rates; FlopsPerStep = trainStepFlops config batch; Batch = batch }
 
-type EvalBench = { ExamplesPerSecond: float; SecondsPer100k: float; Windows: float list; FlopsPerExample: int64 }
+type EvalBench = { ExamplesPerSecond: float; SecondsPer100k: float; Windows: float list; FlopsPerExample: int64; EncodeSeconds: float }
 
-/// Times greedy decoding of 100,000 uniform random pairs (encoding the prompts included).
+/// Times greedy decoding of 100,000 uniform random pairs (the backend's work), and separately the data
+/// layer's encoding of their prompts (median of as many windows).
 let benchEval (backend: IBackend) (model: Model) (windows: int) =
     backend.SetParameters(0, ReadOnlySpan model.Parameters)
     let n = 100_000
@@ -77,12 +78,15 @@ let benchEval (backend: IBackend) (model: Model) (windows: int) =
     let a = Array.init n (fun _ -> rng.RandInt(0L, 10_000_000_000L))
     let b = Array.init n (fun _ -> rng.RandInt(0L, 10_000_000_000L))
     let output = Array.zeroCreate<int> (n * Tokens.SumDigits)
-    let decode () = backend.Decode(0, ReadOnlySpan(Tokens.EncodePromptBatch(a, b)), n, Span output)
-    for _ in 1 .. 3 do decode ()
-    let seconds =
+    let prompts = Tokens.EncodePromptBatch(a, b)
+    let time (work: unit -> unit) =
+        for _ in 1 .. 3 do work ()
         [ for _ in 1 .. windows ->
             let watch = Stopwatch.StartNew()
-            decode ()
+            work ()
             watch.Elapsed.TotalSeconds ]
+    let seconds = time (fun () -> backend.Decode(0, ReadOnlySpan prompts, n, Span output))
+    let encode = time (fun () -> Tokens.EncodePromptBatch(a, b) |> ignore) |> median
     let med = median seconds
-    { ExamplesPerSecond = float n / med; SecondsPer100k = med; Windows = seconds; FlopsPerExample = decodeFlops model.Config }
+    { ExamplesPerSecond = float n / med; SecondsPer100k = med; Windows = seconds; FlopsPerExample = decodeFlops model.Config
+      EncodeSeconds = encode }

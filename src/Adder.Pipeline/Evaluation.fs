@@ -32,11 +32,12 @@ let predictedText (tokens: ReadOnlySpan<int>) =
         String.Join("", names)
 
 /// Greedy-decodes every pair with one of the backend's models and scores it: exact match on all 11 digits,
-/// token accuracy per digit.
-let evaluateSet (backend: IBackend) (model: int) (name: string) (a: int64[]) (b: int64[]) =
+/// token accuracy per digit. prompts: the pairs' prompts (Tokens.EncodePromptBatch), kept by a caller that
+/// decodes the same set again (a run's validation set).
+let evaluatePrompts (backend: IBackend) (model: int) (name: string) (a: int64[]) (b: int64[]) (prompts: int[]) =
     let n = a.Length
     let output = Array.zeroCreate<int> (n * Tokens.SumDigits)
-    if n > 0 then backend.Decode(model, ReadOnlySpan(Tokens.EncodePromptBatch(a, b)), n, Span output)
+    if n > 0 then backend.Decode(model, ReadOnlySpan prompts, n, Span output)
     let mutable errors = 0
     let mutable correctDigits = 0L
     let failures = ResizeArray()
@@ -57,6 +58,9 @@ let evaluateSet (backend: IBackend) (model: int) (name: string) (a: int64[]) (b:
       ExactMatch = if n = 0 then 0.0 else float (n - errors) / float n
       TokenAccuracy = if n = 0 then 0.0 else float correctDigits / float (int64 n * int64 Tokens.SumDigits)
       Failures = List.ofSeq failures }
+
+let evaluateSet (backend: IBackend) (model: int) (name: string) (a: int64[]) (b: int64[]) =
+    evaluatePrompts backend model name a b (Tokens.EncodePromptBatch(a, b))
 
 let total (sets: SetResult list) =
     let examples = sets |> List.sumBy (fun s -> s.Examples)

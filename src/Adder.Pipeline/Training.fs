@@ -27,19 +27,17 @@ type Outcome = { Completed: bool; LastStep: int; BestValExact: float; BestStep: 
 /// One seed of a cohort: its options, its run folder, whether it continues from last.safetensors.
 type Member = { Config: RunConfig; RunDir: string; Resume: bool }
 
-/// Exact match and token accuracy of one of the backend's models on a validation set.
-let validateModel (backend: IBackend) (model: int) (a: int64[]) (b: int64[]) =
-    let r = Evaluation.evaluateSet backend model "validation" a b
-    r.ExactMatch, r.TokenAccuracy
-
 /// A member's state during the run.
 type private Seat(m: Member, index: int, parameterCount: int) =
     let config = m.Config
     let holdout = Holdout.Build(5000, 10000, config.Seed)
+    let valA = holdout.Validation |> Array.map (fun p -> p.A)
+    let valB = holdout.Validation |> Array.map (fun p -> p.B)
     member val Member = m
     member val Index = index
-    member val ValA = holdout.Validation |> Array.map (fun p -> p.A)
-    member val ValB = holdout.Validation |> Array.map (fun p -> p.B)
+    member val ValA = valA
+    member val ValB = valB
+    member val ValPrompts = Tokens.EncodePromptBatch(valA, valB)
     member val Sampler = Sampler(int64 config.Seed + 1337L, holdout, config.Curriculum)
     member val A = Array.zeroCreate<int64> config.Batch
     member val B = Array.zeroCreate<int64> config.Batch
@@ -177,8 +175,8 @@ let runCohort (device: Backends.Device) (cpu: CpuOptions) (members: Member list)
                     let valExact, valTok =
                         if isEval then
                             backend.GetParameters(seat.Index, Span seat.Parameters)
-                            let e, t = validateModel backend seat.Index seat.ValA seat.ValB
-                            Some e, Some t
+                            let r = Evaluation.evaluatePrompts backend seat.Index "validation" seat.ValA seat.ValB seat.ValPrompts
+                            Some r.ExactMatch, Some r.TokenAccuracy
                         else None, None
                     match valExact, valTok with
                     | Some e, Some t when e > seat.BestVal ->
