@@ -26,8 +26,7 @@ public sealed class CpuBackend : IBackend
     unsafe int* batchTokens;
     int batchCount, tokensPerExample, nextChunk;
     float chunkScale;
-    unsafe int* decoded;
-    unsafe float* logitsOut;
+    unsafe void* output;     // the verb's output (int tokens or float logits), pinned like the tokens
     readonly Action<int, int> gradientChunk, decodeChunk, logitsChunk;
 
     /// <summary>Gradients are summed in this many fixed partitions of the batch's chunks (chunk c goes to
@@ -189,15 +188,22 @@ public sealed class CpuBackend : IBackend
         Transformer.Backward(current, Layout, a, gradients[worker], V.Create<float>(w));
     }
 
-    public unsafe void Logits(int model, ReadOnlySpan<int> tokens, int count, Span<float> logits)
+    /// <summary>Runs a verb that writes into outputs (pinned for the verb's duration, written in place).</summary>
+    unsafe void RunInto<T>(Span<T> outputs, int model, ReadOnlySpan<int> tokens, int count, int length, Action<int, int> work)
+        where T : unmanaged
+    {
+        fixed (T* pinned = outputs)
+        {
+            output = pinned;
+            try { Run(model, tokens, count, length, work, staticPartition: false); }
+            finally { output = null; }
+        }
+    }
+
+    public void Logits(int model, ReadOnlySpan<int> tokens, int count, Span<float> logits)
     {
         if (logits.Length < count * Tokens.InputLength * Config.VocabSize) throw new ArgumentException("logits too small");
-        fixed (float* pinned = logits)
-        {
-            logitsOut = pinned;
-            try { Run(model, tokens, count, Tokens.FullLength, logitsChunk, staticPartition: false); }
-            finally { logitsOut = null; }
-        }
+        RunInto(logits, model, tokens, count, Tokens.FullLength, logitsChunk);
     }
 
     unsafe void LogitsChunk(int worker, int chunk)
@@ -212,19 +218,14 @@ public sealed class CpuBackend : IBackend
             Layers.HeadForward(current, Layout.TokenEmbedding, vocab, act.Z.AsSpan(t * act.D, act.D), logits);
             for (int lane = 0; lane < active; lane++)
                 for (int v = 0; v < vocab; v++)
-                    logitsOut[(((chunk * W + lane) * T) + t) * vocab + v] = logits[v][lane];
+                    ((float*)output)[(((chunk * W + lane) * T) + t) * vocab + v] = logits[v][lane];
         }
     }
 
-    public unsafe void Decode(int model, ReadOnlySpan<int> prompts, int count, Span<int> output)
+    public void Decode(int model, ReadOnlySpan<int> prompts, int count, Span<int> decoded)
     {
-        if (output.Length < count * Tokens.SumDigits) throw new ArgumentException("output too small");
-        fixed (int* pinned = output)
-        {
-            decoded = pinned;
-            try { Run(model, prompts, count, Tokens.PromptLength, decodeChunk, staticPartition: false); }
-            finally { decoded = null; }
-        }
+        if (decoded.Length < count * Tokens.SumDigits) throw new ArgumentException("output too small");
+        RunInto(decoded, model, prompts, count, Tokens.PromptLength, decodeChunk);
     }
 
     unsafe void DecodeChunk(int worker, int chunk)
@@ -245,7 +246,7 @@ public sealed class CpuBackend : IBackend
             for (int lane = 0; lane < W; lane++)
             {
                 a.Tokens[(t + 1) * W + lane] = best[lane];
-                if (lane < active) decoded[(chunk * W + lane) * Tokens.SumDigits + digit] = best[lane];
+                if (lane < active) ((int*)output)[(chunk * W + lane) * Tokens.SumDigits + digit] = best[lane];
             }
         }
     }
