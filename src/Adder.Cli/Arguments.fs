@@ -2,6 +2,48 @@
 module Adder.Cli.Arguments
 
 open Argu
+open Adder.Pipeline
+open Adder.Pipeline.Backends
+
+/// The closed choices of the command line (Argu lists and checks them).
+type Suite =
+    | Reference
+    | Random
+
+type Preset =
+    | [<CustomCommandLine "311p">] P311
+    | Wide
+
+type TieQkv =
+    | [<CustomCommandLine "shareA_tieKV">] ShareA_TieKV
+    | [<CustomCommandLine "none">] Untied
+
+type BenchWhat =
+    | Train
+    | Eval
+
+let presetName (p: Preset) = match p with P311 -> "311p" | Wide -> "wide"
+let tieMode (t: TieQkv) = match t with ShareA_TieKV -> Adder.Core.TieModes.ShareATieKV | Untied -> Adder.Core.TieModes.None
+
+/// Defaults of the options that are not run hyperparameters (those are Hyperparameters.all's).
+module Defaults =
+    let showFailures = 20
+    let count = 100_000
+    let probe = 30_000
+    let keep = 2
+    let modelsPerLaunch = 1
+    let windows = 7
+    let benchBatch = 512
+
+let private deviceUsage = "where the model math runs: cpu (default) or cuda"
+let private threadsUsage = "cpu: worker threads (default: all cores)"
+/// An option's usage: a run hyperparameter's comes from its row of Hyperparameters.all (TrainArgs.Weight_Decay:
+/// weight_decay), with the kind's default; any other option's from `other`.
+let private usageOf (kind: string) (arg: obj) (other: unit -> string) =
+    let case, _ = Reflection.FSharpValue.GetUnionFields(arg, arg.GetType())
+    match Hyperparameters.tryFind (case.Name.ToLowerInvariant()) with
+    | Some h -> Hyperparameters.usage kind h.Name
+    | None -> other ()
 
 type InfoArgs =
     | [<MainCommand; ExactlyOnce>] Checkpoint of path: string
@@ -23,37 +65,43 @@ type ConvertArgs =
 
 type EvalArgs =
     | [<AltCommandLine("-c"); Unique>] Checkpoint of path: string
-    | [<Unique>] Suite of name: string
+    | [<Unique>] Suite of Suite
     | [<Unique>] Count of n: int
     | [<Unique>] Seed of seed: int64
     | [<Unique>] Json of path: string
     | [<Unique>] Show_Failures of n: int
+    | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Device _ -> deviceUsage
             | Checkpoint _ -> "checkpoint to evaluate (.pt or .safetensors; default: the shipped models/adder-912p-s1.safetensors)"
             | Suite _ -> "reference (the ten published test sets, 100,000 sums; default) or random"
-            | Count _ -> "random suite: number of pairs (default 100000)"
+            | Count _ -> sprintf "random suite: number of pairs (default %d)" Defaults.count
             | Seed _ -> "random suite: generator seed (default 0)"
             | Json _ -> "also write the report as JSON to this file"
-            | Show_Failures _ -> "failing pairs to print (default 20)"
-            | Threads _ -> "worker threads (default: all cores)"
+            | Show_Failures _ -> sprintf "failing pairs to print (default %d)" Defaults.showFailures
+            | Threads _ -> threadsUsage
 
 type PredictArgs =
     | [<AltCommandLine("-c"); Unique>] Checkpoint of path: string
     | [<AltCommandLine("-f"); Unique>] File of path: string
     | [<MainCommand>] Operands of operand: string list
+    | [<Unique>] Device of Device
+    | [<Unique>] Threads of n: int
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Device _ -> deviceUsage
+            | Threads _ -> threadsUsage
             | Checkpoint _ -> "checkpoint to use (.pt or .safetensors; default: the shipped models/adder-912p-s1.safetensors)"
             | File _ -> "file of pairs, one per line ('a b' or 'a+b'); - reads standard input"
             | Operands _ -> "two operands, each in [0, 9999999999]"
 
 type TrainArgs =
     | [<AltCommandLine("-o"); Unique>] Out of dir: string
-    | [<Unique>] Preset of name: string
+    | [<Unique>] Preset of Preset
     | [<Unique>] D_Model of int
     | [<Unique>] D_Ff of int
     | [<Unique>] N_Head of int
@@ -62,7 +110,7 @@ type TrainArgs =
     | [<Unique>] Qkv_Rank of int
     | [<Unique>] Attn_Out_Rank of int
     | [<Unique>] Ffn_Rank of int
-    | [<Unique>] Tie_Qkv of mode: string
+    | [<Unique>] Tie_Qkv of TieQkv
     | [<Unique>] Layernorm
     | [<Unique>] Seed of int
     | [<Unique>] Seeds of list: string
@@ -81,13 +129,18 @@ type TrainArgs =
     | [<Unique>] Beta1 of float
     | [<Unique>] Beta2 of float
     | [<Unique>] Eps of float
+    | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
+    | [<Unique>] Models_Per_Launch of n: int
     | [<Unique>] Resume
     | [<Unique>] Stop_After of steps: int
     | [<Unique>] Quiet
     interface IArgParserTemplate with
         member a.Usage =
+            usageOf "train" a (fun () ->
             match a with
+            | Device _ -> deviceUsage
+            | Models_Per_Launch _ -> sprintf "sweep: seeds trained side by side in one backend (default %d)" Defaults.modelsPerLaunch
             | Stop_After _ -> "stop (as on Ctrl-C: last.safetensors saved) once this many steps are done; --resume continues"
             | Out _ -> "run folder to write (default runs/<preset>-s<seed>)"
             | Preset _ -> "model preset: 311p (default) or wide; the shape options below override it"
@@ -101,26 +154,13 @@ type TrainArgs =
             | Ffn_Rank _ -> "MLP rank (0 = full)"
             | Tie_Qkv _ -> "shareA_tieKV (default) or none"
             | Layernorm -> "LayerNorm instead of RMSNorm"
-            | Seed _ -> "run seed: holdout split and data stream (default 34)"
             | Seeds _ -> "a seed sweep: seeds like 1-12,15, one run each in --out/s<seed> (default --out runs/sweep-<preset>)"
-            | Probe _ -> "sweep: train every seed to this step first (default 30000)"
-            | Keep _ -> "sweep: then finish this many seeds, best validation and lowest loss at the probe first (default 2)"
-            | Init_Seed _ -> "seed of the initial weights (default: the run seed)"
-            | Steps _ -> "total steps (default 162000)"
-            | Batch _ -> "batch size (default 512)"
-            | Lr _ -> "peak learning rate (default 0.02)"
-            | Warmup _ -> "warm-up steps (default 1350)"
-            | Floor _ -> "final lr as a fraction of the peak (default 0.1)"
-            | Weight_Decay _ -> "AdamW weight decay (default 0.01)"
-            | Clip _ -> "gradient clipping global norm (default 1.0)"
-            | Eval_Interval _ -> "validate every N steps (default 1000)"
-            | Curriculum _ -> "phases 'step:min-max,...' (default 0:1-3,2000:1-6,7000:1-10)"
-            | Beta1 _ -> "AdamW beta1 (default 0.9)"
-            | Beta2 _ -> "AdamW beta2 (default 0.999)"
-            | Eps _ -> "AdamW epsilon (default 1e-8)"
-            | Threads _ -> "worker threads (default: all cores)"
+            | Probe _ -> sprintf "sweep: train every seed to this step first (default %d)" Defaults.probe
+            | Keep _ -> sprintf "sweep: then finish this many seeds, best validation and lowest loss at the probe first (default %d)" Defaults.keep
+            | Threads _ -> threadsUsage
             | Resume -> "continue the run in --out from its last.safetensors, with the options in its config.json"
             | Quiet -> "no live progress, one line per validation"
+            | _ -> "")
 
 type FinetuneArgs =
     | [<AltCommandLine("-c"); Mandatory; Unique>] Checkpoint of path: string
@@ -137,31 +177,23 @@ type FinetuneArgs =
     | [<Unique>] Beta1 of float
     | [<Unique>] Beta2 of float
     | [<Unique>] Eps of float
+    | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
     | [<Unique>] Resume
     | [<Unique>] Stop_After of steps: int
     | [<Unique>] Quiet
     interface IArgParserTemplate with
         member a.Usage =
+            usageOf "finetune" a (fun () ->
             match a with
+            | Device _ -> deviceUsage
             | Stop_After _ -> "stop (as on Ctrl-C: last.safetensors saved) once this many steps are done; --resume continues"
             | Checkpoint _ -> "checkpoint to start from (its weights; the optimiser starts fresh)"
             | Out _ -> "run folder to write (default runs/ft-<checkpoint>-lr<lr>-s<seed>)"
-            | Lr _ -> "peak learning rate"
-            | Steps _ -> "steps in this round"
-            | Seed _ -> "round seed f: holdout(5000, 10000, f) reserved and validated on, sampler f + 1337"
-            | Batch _ -> "batch size (default 512)"
-            | Warmup _ -> "warm-up steps (default 500)"
-            | Floor _ -> "final lr fraction (default 0.01)"
-            | Weight_Decay _ -> "AdamW weight decay (default 0.01)"
-            | Clip _ -> "gradient clipping global norm (default 1.0)"
-            | Eval_Interval _ -> "validate every N steps (default 500)"
-            | Beta1 _ -> "AdamW beta1 (default 0.9)"
-            | Beta2 _ -> "AdamW beta2 (default 0.999)"
-            | Eps _ -> "AdamW epsilon (default 1e-8)"
-            | Threads _ -> "worker threads (default: all cores)"
+            | Threads _ -> threadsUsage
             | Resume -> "continue the round in --out from its last.safetensors, with the options in its config.json"
             | Quiet -> "no live progress, one line per validation"
+            | _ -> "")
 
 type PlotArgs =
     | [<MainCommand; ExactlyOnce>] Run of dir: string
@@ -173,25 +205,31 @@ type PlotArgs =
             | Output _ -> "PNG to write (default RUN/curves.png)"
 
 type BenchArgs =
-    | [<MainCommand; ExactlyOnce>] What of string
+    | [<MainCommand; ExactlyOnce>] What of BenchWhat
     | [<Unique>] Batch of int
     | [<Unique>] Windows of int
+    | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
-    | [<Unique>] Preset of name: string
+    | [<Unique>] Preset of Preset
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Device _ -> deviceUsage
             | What _ -> "train (steps/s) or eval (examples/s)"
-            | Batch _ -> "train: batch size (default 512)"
-            | Windows _ -> "timed windows; the median is reported (default 7)"
-            | Threads _ -> "worker threads (default: all cores)"
+            | Batch _ -> sprintf "train: batch size (default %d)" Defaults.benchBatch
+            | Windows _ -> sprintf "timed windows; the median is reported (default %d)" Defaults.windows
+            | Threads _ -> threadsUsage
             | Preset _ -> "model preset (default 311p)"
 
 type CheckGradientsArgs =
     | [<Mandatory; Unique>] Golden of path: string
+    | [<Unique>] Device of Device
+    | [<Unique>] Threads of n: int
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Device _ -> deviceUsage
+            | Threads _ -> threadsUsage
             | Golden _ -> "golden file shaped like gradcheck_random_init.json"
 
 type AdderArgs =

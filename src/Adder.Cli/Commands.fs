@@ -6,10 +6,9 @@ open System.IO
 open Argu
 open Adder.Core
 open Adder.Pipeline
+open Adder.Pipeline.Hyperparameters
 open Adder.Pipeline.Training
 open Adder.Cli.Arguments
-
-let private fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
 
 /// 2.00e-02 rather than .NET's 2.00e-002.
 let sci (x: float) = x.ToString("0.00e+00", Globalization.CultureInfo.InvariantCulture)
@@ -29,12 +28,13 @@ let private reporter (quiet: bool) =
         let line =
             sprintf "step %d/%d  loss %.4f  lr %s  |g| %.3f  %.0f steps/s  ETA %s  best val %.2f%%" p.Step p.Steps p.Loss (sci p.Lr)
                 p.GradNorm p.StepsPerSecond eta (100.0 * max p.BestValExact 0.0)
+        let who = if p.Members > 1 then sprintf "seed %-4d " p.Seed else ""
         match p.ValExact with
         | Some e ->
             if live then Console.Write("\r" + String(' ', Console.WindowWidth - 1) + "\r")
-            printfn "step %7d  loss %.5f  val exact %6.2f%%  token acc %6.2f%%  lr %s  %.0f steps/s  %s elapsed" p.Step p.Loss
+            printfn "%sstep %7d  loss %.5f  val exact %6.2f%%  token acc %6.2f%%  lr %s  %.0f steps/s  %s elapsed" who p.Step p.Loss
                 (100.0 * e) (100.0 * p.ValTokenAccuracy.Value) (sci p.Lr) p.StepsPerSecond (formatSpan p.Elapsed)
-        | None when live && (DateTime.UtcNow - lastDraw).TotalMilliseconds > 250.0 ->
+        | None when live && p.Member = 0 && (DateTime.UtcNow - lastDraw).TotalMilliseconds > 250.0 ->
             lastDraw <- DateTime.UtcNow
             let width = max 20 (Console.WindowWidth - 1)
             Console.Write("\r" + (if line.Length > width then line.Substring(0, width) else line.PadRight width))
@@ -56,12 +56,21 @@ let private cancellation (stopAfter: int option) =
               Runtime.InteropServices.PosixSignalRegistration.Create(signal, onSignal) ]
     fun step -> Threading.Volatile.Read(&requested.contents) = 1 || (match stopAfter with Some n -> step >= n | None -> false)
 
-let private execute (config: RunConfig) (runDir: string) (resume: bool) (quiet: bool) (stopAfter: int option) =
+/// Where a run's model math runs: --device, and the CPU's options (threads).
+let launchOf (device: Backends.Device option) (threads: int option) =
+    let threads =
+        match threads with
+        | Some t when t < 1 -> fail "--threads must be at least 1, got %d" t
+        | Some t -> t
+        | None -> 0
+    defaultArg device Backends.Cpu, CpuOptions(threads)
+
+let private execute (launch: Backends.Device * CpuOptions) (config: RunConfig) (runDir: string) (resume: bool) (quiet: bool) (stopAfter: int option) =
     printfn "%s %s -> %s" config.Kind (config.Model.Describe()) runDir
-    printfn "steps %d, batch %d, lr %g, warm-up %d, floor %g, weight decay %g, clip %g, seed %d, curriculum %s" config.Steps config.Batch
-        config.Lr config.Warmup config.Floor config.WeightDecay config.Clip config.Seed (curriculumText config.Curriculum)
+    printfn "steps %d, batch %d, lr %g, warm-up %d, floor %g, weight decay %g, clip %g, seed %d, curriculum %O" config.Steps config.Batch
+        config.Lr config.Warmup config.Floor config.WeightDecay config.Clip config.Seed config.Curriculum
     stopAfter |> Option.iter (fun n -> if n < 1 then fail "--stop-after must be at least 1")
-    let outcome = Training.run config runDir resume (reporter quiet) (cancellation stopAfter)
+    let outcome = Training.run (fst launch) (snd launch) config runDir resume (reporter quiet) (cancellation stopAfter)
     if outcome.Completed then
         printfn "done: %d steps; best validation exact match %.2f%% at step %d" outcome.LastStep (100.0 * outcome.BestValExact) outcome.BestStep
         printfn "best: %s" (Path.Combine(runDir, "best.safetensors"))
@@ -70,31 +79,35 @@ let private execute (config: RunConfig) (runDir: string) (resume: bool) (quiet: 
         printfn "stopped at step %d; continue with --resume --out %s" outcome.LastStep runDir
         130
 
-/// --resume continues a run with the options in its config.json: options left out are taken from there, and
-/// one given with a different value is an error (it would silently change the run).
-let private checkResume (saved: RunConfig) (config: RunConfig) =
-    let fields (c: RunConfig) =
-        [ "model", c.Model.Describe(); "--seed", string c.Seed; "--init-seed", string c.InitSeed; "--steps", string c.Steps
-          "--batch", string c.Batch; "--lr", string c.Lr; "--warmup", string c.Warmup; "--floor", string c.Floor
-          "--weight-decay", string c.WeightDecay; "--clip", string c.Clip; "--eval-interval", string c.EvalInterval
-          "--curriculum", curriculumText c.Curriculum; "--beta1", string c.Beta1; "--beta2", string c.Beta2; "--eps", string c.Eps ]
-    match List.zip (fields saved) (fields config) |> List.tryFind (fun ((_, was), (_, now)) -> was <> now) with
-    | Some((name, was), (_, now)) ->
-        fail "--resume: %s %s differs from the run's %s in config.json; leave it out to continue the run as it was" name now was
-    | None -> ()
-
 let private readSaved (resume: bool) (runDir: string) = if resume then Some(Training.readConfig runDir) else None
 
-/// The run's options: given ones, else the resumed run's (saved), else the published recipe's.
-/// seedOverride is a sweep's seed for this run.
+/// The hyperparameters given on the command line, applied to config: an Argu case named like a row of
+/// Hyperparameters.all (Weight_Decay: weight_decay) sets that row.
+let private applyGiven (given: 'Args list) (config: RunConfig) =
+    given |> List.fold (fun c (arg: 'Args) ->
+        let case, fields = Reflection.FSharpValue.GetUnionFields(box arg, typeof<'Args>)
+        match Hyperparameters.tryFind (case.Name.ToLowerInvariant()), fields with
+        | Some h, [| :? int as x |] -> h.Set c (Int x)
+        | Some h, [| :? float as x |] -> h.Set c (Float x)
+        | Some h, [| :? string as x |] -> h.Set c (Text x)
+        | _ -> c) config
+
+/// A run's options: given ones, else the resumed run's (saved), else the kind's defaults; init_seed follows
+/// the seed unless given or saved. A resumed run refuses a given option that differs from config.json.
+let private runConfig (kind: string) (model: ModelConfig) (saved: RunConfig option) (given: 'Args list) (isInitSeed: 'Args -> bool) =
+    let start = saved |> Option.defaultWith (fun () -> Hyperparameters.defaults kind model)
+    let config = applyGiven given { start with Model = model }
+    let config = if saved.IsNone && not (List.exists isInitSeed given) then { config with InitSeed = config.Seed } else config
+    saved |> Option.iter (fun s -> checkResume s config)
+    config
+
+/// The run's options for `train`; seedOverride is a sweep's seed for this run.
 let private trainConfig (args: ParseResults<TrainArgs>) (saved: RunConfig option) (seedOverride: int option) =
-    let pick (option: Quotations.Expr<'T -> TrainArgs>) (fromSaved: RunConfig -> 'T) (published: 'T) =
-        args.GetResult(option, match saved with Some c -> fromSaved c | None -> published)
     let shape =
         match args.TryGetResult TrainArgs.Preset, saved with
-        | Some name, _ -> ModelConfig.Preset name
+        | Some p, _ -> ModelConfig.Preset(presetName p)
         | None, Some c -> c.Model
-        | None, None -> ModelConfig.Preset "311p"
+        | None, None -> ModelConfig.Preset311
     let model =
         ModelConfig(
             NLayer = args.GetResult(TrainArgs.N_Layer, shape.NLayer),
@@ -106,96 +119,101 @@ let private trainConfig (args: ParseResults<TrainArgs>) (saved: RunConfig option
             AttnOutRank = args.GetResult(TrainArgs.Attn_Out_Rank, shape.AttnOutRank),
             FfnRank = args.GetResult(TrainArgs.Ffn_Rank, shape.FfnRank),
             UseRmsNorm = (shape.UseRmsNorm && not (args.Contains TrainArgs.Layernorm)),
-            TieQkv = args.GetResult(TrainArgs.Tie_Qkv, shape.TieQkv))
-    let seed = match seedOverride with Some s -> s | None -> pick <@ TrainArgs.Seed @> (fun c -> c.Seed) 34
-    let config =
-        { Kind = "train"
-          Model = model.Validate()
-          StartCheckpoint = None
-          Seed = seed
-          InitSeed = pick <@ TrainArgs.Init_Seed @> (fun c -> c.InitSeed) seed
-          Steps = pick <@ TrainArgs.Steps @> (fun c -> c.Steps) 162_000
-          Batch = pick <@ TrainArgs.Batch @> (fun c -> c.Batch) 512
-          Lr = pick <@ TrainArgs.Lr @> (fun c -> c.Lr) 0.02
-          Warmup = pick <@ TrainArgs.Warmup @> (fun c -> c.Warmup) 1350
-          Floor = pick <@ TrainArgs.Floor @> (fun c -> c.Floor) 0.1
-          WeightDecay = pick <@ TrainArgs.Weight_Decay @> (fun c -> c.WeightDecay) 0.01
-          Clip = pick <@ TrainArgs.Clip @> (fun c -> c.Clip) 1.0
-          EvalInterval = pick <@ TrainArgs.Eval_Interval @> (fun c -> c.EvalInterval) 1000
-          Curriculum =
-            match args.TryGetResult TrainArgs.Curriculum, saved with
-            | Some text, _ -> parseCurriculum text
-            | None, Some c -> c.Curriculum
-            | None, None -> baseCurriculum
-          Beta1 = pick <@ TrainArgs.Beta1 @> (fun c -> c.Beta1) AdamW.DefaultBeta1
-          Beta2 = pick <@ TrainArgs.Beta2 @> (fun c -> c.Beta2) AdamW.DefaultBeta2
-          Eps = pick <@ TrainArgs.Eps @> (fun c -> c.Eps) AdamW.DefaultEps
-          Threads = max 0 (args.GetResult(TrainArgs.Threads, 0)) }
-    saved |> Option.iter (fun c -> checkResume c config)
-    config
+            TieQkv = (match args.TryGetResult TrainArgs.Tie_Qkv with Some t -> tieMode t | None -> shape.TieQkv))
+    let given =
+        args.GetAllResults()
+        |> List.filter (function TrainArgs.Seed _ -> seedOverride.IsNone | _ -> true)
+        |> List.append (match seedOverride with Some s -> [ TrainArgs.Seed s ] | None -> [])
+    runConfig "train" (model.Validate()) saved given (function TrainArgs.Init_Seed _ -> true | _ -> false)
 
-/// adder train --seeds LIST: every seed to --probe steps, then the --keep best to the end (see Sweep).
+let private presetText (args: ParseResults<TrainArgs>) = presetName (args.GetResult(TrainArgs.Preset, P311))
+
+/// The seeds' folders grouped into cohorts of at most n that stand at the same step (a cohort trains in lockstep).
+let private cohorts (n: int) (sweepDir: string) (seeds: int list) =
+    let stepOf seed =
+        let last = Path.Combine(sweepDir, sprintf "s%d" seed, "last.safetensors")
+        if File.Exists last then
+            match (Checkpoint.Load last).Metadata.TryGetValue TrainingState.StepKey with
+            | true, s -> int s
+            | _ -> 0
+        else 0
+    seeds |> List.groupBy stepOf |> List.collect (fun (_, group) -> List.chunkBySize n group)
+
+/// adder train --seeds LIST: every seed to --probe steps, then the --keep best to the end (see Sweep). With
+/// --models-per-launch N, N seeds at a time train side by side in one backend.
 let private sweep (args: ParseResults<TrainArgs>) =
     for flag, given in [ "--seed", args.Contains TrainArgs.Seed; "--resume", args.Contains TrainArgs.Resume; "--stop-after", args.Contains TrainArgs.Stop_After ] do
         if given then fail "%s does not go with --seeds (a sweep always continues the runs it finds)" flag
     let seeds = Sweep.parseSeeds (args.GetResult TrainArgs.Seeds)
-    let probe = args.GetResult(TrainArgs.Probe, 30_000)
-    let keep = args.GetResult(TrainArgs.Keep, 2)
+    let probe = args.GetResult(TrainArgs.Probe, Defaults.probe)
+    let keep = args.GetResult(TrainArgs.Keep, Defaults.keep)
+    let perLaunch = args.GetResult(TrainArgs.Models_Per_Launch, Defaults.modelsPerLaunch)
     if probe < 1 then fail "--probe must be at least 1"
     if keep < 0 then fail "--keep must not be negative"
-    let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (args.GetResult(TrainArgs.Preset, "311p"))))
+    if perLaunch < 1 then fail "--models-per-launch must be at least 1"
+    let device, cpu = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
+    let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (presetText args)))
     if File.Exists sweepDir then fail "--out %s is a file, not a folder" sweepDir
     Directory.CreateDirectory sweepDir |> ignore
     let first = trainConfig args None (Some seeds.Head)
     printfn "sweep of %d seeds -> %s: each to step %d, then the best %d to step %d" seeds.Length sweepDir probe keep first.Steps
-    printfn "%s; batch %d, lr %g, warm-up %d, floor %g, curriculum %s" (first.Model.Describe()) first.Batch first.Lr first.Warmup
-        first.Floor (curriculumText first.Curriculum)
+    printfn "%s; batch %d, lr %g, warm-up %d, floor %g, curriculum %O" (first.Model.Describe()) first.Batch first.Lr first.Warmup
+        first.Floor first.Curriculum
     let signalled = cancellation None
     let interrupted () =
         printfn "interrupted: run the same command again to continue the sweep"
         130
-    let runSeed (seed: int) (until: int option) (report: Progress -> unit) =
-        let runDir = Path.Combine(sweepDir, sprintf "s%d" seed)
-        let resume = File.Exists(Path.Combine(runDir, "last.safetensors"))
-        let config = trainConfig args (readSaved resume runDir) (Some seed)
+    let runDirOf seed = Path.Combine(sweepDir, sprintf "s%d" seed)
+    // a seed whose run fails (it diverged, say) is reported and left out; the sweep goes on
+    let failed = ResizeArray<string>()
+    let failure seed (message: string) =
+        printfn "seed %-5d failed: %s" seed message
+        failed.Add(sprintf "seed %d: %s" seed message)
+    /// Trains one cohort of seeds until the step (or the end); the seeds that completed or stopped, with outcomes.
+    let runCohort (cohort: int list) (until: int option) (report: Progress -> unit) =
         let stop step = signalled step || (match until with Some n -> step >= n | None -> false)
-        runDir, Training.run config runDir resume report stop
+        try
+            let members =
+                [ for seed in cohort ->
+                    let runDir = runDirOf seed
+                    let resume = File.Exists(Path.Combine(runDir, "last.safetensors"))
+                    { Config = trainConfig args (readSaved resume runDir) (Some seed); RunDir = runDir; Resume = resume } ]
+            List.zip cohort (Training.runCohort device cpu members report stop)
+            |> List.choose (fun (seed, result) ->
+                match result with
+                | Ok outcome -> Some(seed, outcome)
+                | Error message -> failure seed message; None)
+        with :? AdderException as e ->
+            for seed in cohort do failure seed e.Message
+            []
     // phase 1: every seed to the probe
     let probes = ResizeArray<Sweep.Probe>()
     let mutable stopped = false
-    // a seed whose run fails (it diverged, say) is reported and left out; the sweep goes on
-    let failed = ResizeArray<string>()
-    for seed in seeds do
+    for cohort in cohorts perLaunch sweepDir seeds do
         if not stopped then
-            try
-                let runDir, outcome = runSeed seed (Some probe) ignore
+            for seed, outcome in runCohort cohort (Some probe) ignore do
                 if signalled outcome.LastStep then stopped <- true
                 else
-                    match Sweep.probeOf seed (Sweep.readMetrics runDir) probe with
+                    match Sweep.probeOf seed (Metrics.read (runDirOf seed)) probe with
                     | Some p ->
                         probes.Add p
                         printfn "seed %-5d step %7d  loss %.4f  val exact %6.2f%%" seed p.Step p.Loss (100.0 * p.ValExact)
                     | None -> ()
-            with :? AdderException as e ->
-                printfn "seed %-5d failed: %s" seed e.Message
-                failed.Add(sprintf "seed %d: %s" seed e.Message)
     if stopped then interrupted ()
     else
         // phase 2: the most promising seeds to the end
         let finalists = Sweep.rank (List.ofSeq probes) |> List.truncate keep
-        for p in finalists do
-            if not stopped && first.Steps > probe then
-                printfn "finishing seed %d (val exact %.2f%%, loss %.4f at step %d)" p.Seed (100.0 * p.ValExact) p.Loss p.Step
-                try
-                    let _, outcome = runSeed p.Seed None (reporter (args.Contains TrainArgs.Quiet))
-                    if not outcome.Completed then stopped <- true
-                with :? AdderException as e ->
-                    printfn "seed %-5d failed: %s" p.Seed e.Message
-                    failed.Add(sprintf "seed %d: %s" p.Seed e.Message)
+        if first.Steps > probe then
+            for cohort in cohorts perLaunch sweepDir [ for p in finalists -> p.Seed ] do
+                if not stopped then
+                    for p in finalists |> List.filter (fun p -> List.contains p.Seed cohort) do
+                        printfn "finishing seed %d (val exact %.2f%%, loss %.4f at step %d)" p.Seed (100.0 * p.ValExact) p.Loss p.Step
+                    for _, outcome in runCohort cohort None (reporter (args.Contains TrainArgs.Quiet)) do
+                        if not outcome.Completed then stopped <- true
         if stopped then interrupted ()
         else
             let summary =
-                [ for p in probes -> Sweep.summarise p (Sweep.readMetrics (Path.Combine(sweepDir, sprintf "s%d" p.Seed))) ]
+                [ for p in probes -> Sweep.summarise p (Metrics.read (runDirOf p.Seed)) ]
                 |> Sweep.summaryOrder
             printfn ""
             printfn "%-6s %10s %10s %12s %10s %12s %10s" "seed" "probe" "loss" "val exact" "last step" "best val" "at step"
@@ -213,13 +231,14 @@ let private sweep (args: ParseResults<TrainArgs>) =
 let train (args: ParseResults<TrainArgs>) =
     if args.Contains TrainArgs.Seeds then sweep args
     else
-        for flag, given in [ "--probe", args.Contains TrainArgs.Probe; "--keep", args.Contains TrainArgs.Keep ] do
+        for flag, given in [ "--probe", args.Contains TrainArgs.Probe; "--keep", args.Contains TrainArgs.Keep
+                             "--models-per-launch", args.Contains TrainArgs.Models_Per_Launch ] do
             if given then fail "%s applies to a sweep (--seeds) only" flag
-        let runDir =
-            args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (args.GetResult(TrainArgs.Preset, "311p")) (args.GetResult(TrainArgs.Seed, 34))))
+        let launch = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
+        let runDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (presetText args) (args.GetResult(TrainArgs.Seed, (Hyperparameters.defaults "train" ModelConfig.Preset311).Seed))))
         let resume = args.Contains TrainArgs.Resume
         let config = trainConfig args (readSaved resume runDir) None
-        execute config runDir resume (args.Contains TrainArgs.Quiet) (args.TryGetResult TrainArgs.Stop_After)
+        execute launch config runDir resume (args.Contains TrainArgs.Quiet) (args.TryGetResult TrainArgs.Stop_After)
 
 let finetune (args: ParseResults<FinetuneArgs>) =
     let checkpoint = args.GetResult FinetuneArgs.Checkpoint
@@ -229,30 +248,10 @@ let finetune (args: ParseResults<FinetuneArgs>) =
     let name = Path.GetFileNameWithoutExtension checkpoint
     let runDir = args.GetResult(FinetuneArgs.Out, Path.Combine("runs", sprintf "ft-%s-lr%g-s%d" name lr seed))
     let resume = args.Contains FinetuneArgs.Resume
-    let saved = readSaved resume runDir
-    let pick (option: Quotations.Expr<'T -> FinetuneArgs>) (fromSaved: RunConfig -> 'T) (published: 'T) =
-        args.GetResult(option, match saved with Some c -> fromSaved c | None -> published)
-    let config =
-        { Kind = "finetune"
-          Model = start.Model.Config
-          StartCheckpoint = Some(Path.GetFullPath checkpoint)
-          Seed = seed
-          InitSeed = seed
-          Steps = args.GetResult FinetuneArgs.Steps
-          Batch = pick <@ FinetuneArgs.Batch @> (fun c -> c.Batch) 512
-          Lr = lr
-          Warmup = pick <@ FinetuneArgs.Warmup @> (fun c -> c.Warmup) 500
-          Floor = pick <@ FinetuneArgs.Floor @> (fun c -> c.Floor) 0.01
-          WeightDecay = pick <@ FinetuneArgs.Weight_Decay @> (fun c -> c.WeightDecay) 0.01
-          Clip = pick <@ FinetuneArgs.Clip @> (fun c -> c.Clip) 1.0
-          EvalInterval = pick <@ FinetuneArgs.Eval_Interval @> (fun c -> c.EvalInterval) 500
-          Curriculum = fullCurriculum
-          Beta1 = pick <@ FinetuneArgs.Beta1 @> (fun c -> c.Beta1) AdamW.DefaultBeta1
-          Beta2 = pick <@ FinetuneArgs.Beta2 @> (fun c -> c.Beta2) AdamW.DefaultBeta2
-          Eps = pick <@ FinetuneArgs.Eps @> (fun c -> c.Eps) AdamW.DefaultEps
-          Threads = max 0 (args.GetResult(FinetuneArgs.Threads, 0)) }
-    saved |> Option.iter (fun c -> checkResume c config)
-    execute config runDir resume (args.Contains FinetuneArgs.Quiet) (args.TryGetResult FinetuneArgs.Stop_After)
+    let launch = launchOf (args.TryGetResult FinetuneArgs.Device) (args.TryGetResult FinetuneArgs.Threads)
+    let config = runConfig "finetune" start.Model.Config (readSaved resume runDir) (args.GetAllResults()) (fun _ -> false)
+    let config = { config with StartCheckpoint = Some(Path.GetFullPath checkpoint) }
+    execute launch config runDir resume (args.Contains FinetuneArgs.Quiet) (args.TryGetResult FinetuneArgs.Stop_After)
 
 let plot (args: ParseResults<PlotArgs>) =
     let runDir = args.GetResult PlotArgs.Run

@@ -7,8 +7,6 @@ open Adder.Core
 open Adder.Pipeline
 open Adder.Cli.Arguments
 
-let fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
-
 /// The project's own model, shipped beside the executable (models/), used when --checkpoint is not given:
 /// the most accurate one we trained (100,000 / 100,000 on the reference suite; see models/README.md).
 let defaultCheckpointName = "adder-912p-s1.safetensors"
@@ -22,11 +20,12 @@ let resolveCheckpoint (given: string option) = given |> Option.defaultWith defau
 
 let loadModel (path: string) = (Checkpoint.Load path).Model
 
-let threadsOf (n: int option) =
-    match n with
-    | Some t when t < 1 -> fail "--threads must be at least 1, got %d" t
-    | Some t -> t
-    | None -> 0
+/// A backend holding one model with these parameters.
+let backendFor (device: Backends.Device option) (threads: int option) (model: Model) =
+    let device, cpu = Commands.launchOf device threads
+    let backend = Backends.create device model.Config 1 cpu
+    backend.SetParameters(0, ReadOnlySpan model.Parameters)
+    backend
 
 let info (args: ParseResults<InfoArgs>) =
     let path = args.GetResult InfoArgs.Checkpoint
@@ -42,7 +41,7 @@ let info (args: ParseResults<InfoArgs>) =
     printfn "%-28s %-10s %d" "lm_head.weight" "(tied)" 0
     printfn ""
     printfn "unique parameters: %d" model.Layout.Count
-    if ckpt.Optimizer <> null then printfn "optimizer state:   AdamW at step %d" ckpt.Optimizer.Step
+    ckpt.Optimizer |> Option.ofObj |> Option.iter (fun o -> printfn "optimizer state:   AdamW at step %d" o.Step)
     0
 
 let convert (args: ParseResults<ConvertArgs>) =
@@ -51,9 +50,7 @@ let convert (args: ParseResults<ConvertArgs>) =
     let loaded = Checkpoint.Load input
     let ckpt =
         if args.Contains ConvertArgs.Weights_Only then
-            let metadata = Collections.Generic.Dictionary(loaded.Metadata)
-            metadata.Remove "sampler_state" |> ignore
-            Adder.Core.Checkpoint(loaded.Model, metadata)
+            Adder.Core.Checkpoint(loaded.Model, TrainingState.Without loaded.Metadata)
         else loaded
     ckpt.Metadata.["converted_from"] <- Path.GetFileName input
     ckpt.Save output
@@ -78,8 +75,8 @@ let printReport (report: Evaluation.Report) (showFailures: int) =
 
 let eval (args: ParseResults<EvalArgs>) =
     let path = resolveCheckpoint (args.TryGetResult EvalArgs.Checkpoint)
-    let suite = args.GetResult(EvalArgs.Suite, "reference")
-    let showFailures = args.GetResult(EvalArgs.Show_Failures, 20)
+    let suite = args.GetResult(EvalArgs.Suite, Suite.Reference)
+    let showFailures = args.GetResult(EvalArgs.Show_Failures, Defaults.showFailures)
     if showFailures < 0 then fail "--show-failures must not be negative"
     let json = args.TryGetResult EvalArgs.Json
     json |> Option.iter (fun p ->
@@ -89,14 +86,15 @@ let eval (args: ParseResults<EvalArgs>) =
         if not (Directory.Exists dir) then fail "output folder does not exist: %s" dir)
     let sets =
         match suite with
-        | "reference" ->
+        | Suite.Reference ->
             if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then fail "--count and --seed apply to --suite random only"
             Evaluation.referenceSets ()
-        | "random" -> Evaluation.randomSet (args.GetResult(EvalArgs.Count, 100_000)) (args.GetResult(EvalArgs.Seed, 0L))
-        | other -> fail "unknown suite '%s' (known: reference, random)" other
+        | Suite.Random -> Evaluation.randomSet (args.GetResult(EvalArgs.Count, Defaults.count)) (args.GetResult(EvalArgs.Seed, 0L))
     let model = loadModel path
     printfn "checkpoint %s: %d parameters, %s" path model.Layout.Count (model.Config.Describe())
-    let report = Evaluation.run path suite model sets (threadsOf (args.TryGetResult EvalArgs.Threads))
+    use backend = backendFor (args.TryGetResult EvalArgs.Device) (args.TryGetResult EvalArgs.Threads) model
+    let suiteName = match suite with Suite.Reference -> "reference" | Suite.Random -> "random"
+    let report = Evaluation.run path suiteName backend sets
     printReport report showFailures
     json |> Option.iter (fun p -> Files.writeJsonAtomic p report; printfn "report written to %s" p)
     0
@@ -109,9 +107,8 @@ let predict (args: ParseResults<PredictArgs>) =
     | None, [ a; b ] ->
         let a = Tokens.ParseOperand a
         let b = Tokens.ParseOperand b
-        let model = loadModel path
-        let backend = Cpu.CpuBackend(model.Config)
-        printfn "%s" (Prediction.predictBatch backend model.Parameters [| a |] [| b |]).[0]
+        use backend = backendFor (args.TryGetResult PredictArgs.Device) (args.TryGetResult PredictArgs.Threads) (loadModel path)
+        printfn "%s" (Prediction.predictBatch backend [| a |] [| b |]).[0]
         0
     | None, [] -> fail "nothing to add: give two operands or --file PAIRS"
     | None, _ -> fail "expected exactly two operands, got %d" operands.Length
@@ -120,39 +117,42 @@ let predict (args: ParseResults<PredictArgs>) =
             if file = "-" then Console.In
             elif File.Exists file then new StreamReader(file) :> TextReader
             else fail "pairs file not found: %s" file
-        let model = loadModel path
-        let backend = Cpu.CpuBackend(model.Config)
+        use backend = backendFor (args.TryGetResult PredictArgs.Device) (args.TryGetResult PredictArgs.Threads) (loadModel path)
         use out = new StreamWriter(Console.OpenStandardOutput(), Text.UTF8Encoding(false), 1 <<< 16)
-        Prediction.predictStream backend model.Parameters reader out 65536 |> ignore
+        Prediction.predictStream backend reader out 65536 |> ignore
         0
 
 let bench (args: ParseResults<BenchArgs>) =
-    let windows = args.GetResult(BenchArgs.Windows, 7)
+    let windows = args.GetResult(BenchArgs.Windows, Defaults.windows)
     if windows < 1 then fail "--windows must be at least 1"
-    let threads = threadsOf (args.TryGetResult BenchArgs.Threads)
-    let config = ModelConfig.Preset(args.GetResult(BenchArgs.Preset, "311p"))
+    let config = ModelConfig.Preset(presetName (args.GetResult(BenchArgs.Preset, P311)))
+    use backend = backendFor (args.TryGetResult BenchArgs.Device) (args.TryGetResult BenchArgs.Threads) (Model.Initialised(config, 1))
+    let threads =
+        match Commands.launchOf (args.TryGetResult BenchArgs.Device) (args.TryGetResult BenchArgs.Threads) with
+        | Backends.Cpu, cpu -> sprintf "%d threads" cpu.WorkerThreads
+        | device, _ -> Backends.deviceName device
     printfn "machine: %d logical cores, %s, Vector512 accelerated: %b, .NET %s" Environment.ProcessorCount
         (Runtime.InteropServices.RuntimeInformation.OSDescription) Runtime.Intrinsics.Vector512.IsHardwareAccelerated
         (string Environment.Version)
     match args.GetResult BenchArgs.What with
-    | "train" ->
-        let batch = args.GetResult(BenchArgs.Batch, 512)
+    | BenchWhat.Train ->
+        let batch = args.GetResult(BenchArgs.Batch, Defaults.benchBatch)
         if batch < 1 then fail "--batch must be at least 1"
-        let r = Benchmarks.benchTrain config batch windows threads
-        printfn "train %s, batch %d, %d threads: %.0f steps/s (median of %d 1-s windows: %s)" (config.Describe()) batch r.Threads
+        let r = Benchmarks.benchTrain backend batch windows
+        printfn "train %s, batch %d, %s: %.0f steps/s (median of %d 1-s windows: %s)" (config.Describe()) batch threads
             r.StepsPerSecond windows (r.Windows |> List.map (sprintf "%.0f") |> String.concat " ")
         printfn "FLOPs per step (counted): %.3g -> %.2f GFLOP/s" (float r.FlopsPerStep) (float r.FlopsPerStep * r.StepsPerSecond / 1e9)
-    | "eval" ->
-        let model = Model.Initialised(config, 1)
-        let r = Benchmarks.benchEval model windows threads
-        printfn "greedy decode of 100,000 sums, %d threads: %.3f s (median of %d: %s), %.0f examples/s" r.Threads
+    | BenchWhat.Eval ->
+        let r = Benchmarks.benchEval backend (Model.Initialised(config, 1)) windows
+        printfn "greedy decode of 100,000 sums, %s: %.3f s (median of %d: %s), %.0f examples/s" threads
             r.SecondsPer100k windows (r.Windows |> List.map (sprintf "%.3f") |> String.concat " ") r.ExamplesPerSecond
         printfn "FLOPs per example (counted): %d -> %.2f GFLOP/s" r.FlopsPerExample (float r.FlopsPerExample * r.ExamplesPerSecond / 1e9)
-    | other -> fail "unknown benchmark '%s' (known: train, eval)" other
+        printfn "encoding the 100,000 prompts (data layer, not in the figure above): %.4f s" r.EncodeSeconds
     0
 
 let checkGradients (args: ParseResults<CheckGradientsArgs>) =
-    let r = GradientCheck.run (args.GetResult CheckGradientsArgs.Golden)
+    let device, cpu = Commands.launchOf (args.TryGetResult CheckGradientsArgs.Device) (args.TryGetResult CheckGradientsArgs.Threads)
+    let r = GradientCheck.run (fun config -> Backends.create device config 1 cpu) (args.GetResult CheckGradientsArgs.Golden)
     printfn "loss: %.9f golden %.9f (relative error %s)" r.Loss r.GoldenLoss (Commands.sci r.LossRelativeError)
     printfn "%-28s %14s %12s" "tensor" "rel. error" "|g_ref|"
     for t in r.Tensors do printfn "%-28s %14s %12.4f" t.Name (Commands.sci t.RelativeError) t.Norm

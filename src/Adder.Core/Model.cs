@@ -28,6 +28,4 @@ public sealed class Model
         var t = Layout[name];
         return Parameters.AsSpan(t.Offset, t.Size);
     }
-
-    public Model Clone() => new(Config, (float[])Parameters.Clone());
 }

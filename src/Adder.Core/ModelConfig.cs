@@ -35,7 +35,7 @@ public sealed record ModelConfig(
     public static ModelConfig Preset(string name) => name.ToLowerInvariant() switch
     {
         "311p" => Preset311,
-        // A wider sibling that learns in minutes on a CPU (issue 3's learning check).
+        // A wider sibling (full rank, two heads) that learns in minutes on a CPU.
         "wide" => new ModelConfig(DModel: 8, DFf: 16, NHead: 2, PosRank: 0, QkvRank: 0, AttnOutRank: 0, FfnRank: 0, TieQkv: TieModes.None),
         _ => throw new AdderException($"unknown model preset '{name}' (known: 311p, wide)"),
     };

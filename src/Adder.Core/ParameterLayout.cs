@@ -17,7 +17,8 @@ public readonly record struct LinearView(int In, int Out, int Rank, int A, int B
 /// <summary>A norm's weight (and LayerNorm's bias; -1 for RMSNorm).</summary>
 public readonly record struct NormView(int Weight, int Bias);
 
-/// <summary>Offsets of one transformer block's tensors. For shareA_tieKV, QkvA/Q/Kv hold A, Bq and Bkv.</summary>
+/// <summary>Offsets of one transformer block's tensors. For shareA_tieKV (SharedA), QkvA, Bq and Bkv hold
+/// attn.qkv_A, qkv_Bq and qkv_Bkv and Q, K, V are unused; otherwise the reverse.</summary>
 public readonly record struct BlockView(
     NormView Ln1, bool SharedA, int QkvA, int QkvRank, int Bq, int Bkv,
     LinearView Q, LinearView K, LinearView V, LinearView Proj,
@@ -122,8 +123,6 @@ public sealed class ParameterLayout
 
     public TensorSpec this[string name] =>
         byName.TryGetValue(name, out var t) ? t : throw new AdderException($"the model has no tensor '{name}'");
-
-    public bool Contains(string name) => byName.ContainsKey(name);
 
     /// <summary>Fills a buffer with SPEC section 2's initialisation (normal, mean 0; norm weights 1).</summary>
     public void Initialise(Span<float> parameters, int seed)

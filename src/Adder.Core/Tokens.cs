@@ -49,9 +49,9 @@ public static class Tokens
     {
         CheckOperand(a, "operand a");
         CheckOperand(b, "operand b");
-        WriteDigitsMostSignificantFirst(a, prompt[..OperandDigits]);
+        WriteOperandDigits(a, prompt[..OperandDigits]);
         prompt[OperandDigits] = Plus;
-        WriteDigitsMostSignificantFirst(b, prompt.Slice(OperandDigits + 1, OperandDigits));
+        WriteOperandDigits(b, prompt.Slice(OperandDigits + 1, OperandDigits));
         prompt[PromptLength - 1] = EqualsSign;
     }
 
@@ -59,8 +59,13 @@ public static class Tokens
     public static void EncodeFull(long a, long b, Span<int> full)
     {
         EncodePrompt(a, b, full[..PromptLength]);
-        long sum = a + b;
-        for (int i = 0; i < SumDigits; i++) { full[PromptLength + i] = (int)(sum % 10); sum /= 10; }
+        // the sum's 11 digits, least significant first: two 5-digit groups in int arithmetic, then the carry
+        long sum = a + b, high = sum / 100_000;
+        int low = (int)(sum - high * 100_000), mid = (int)(high % 100_000);
+        var digits = full.Slice(PromptLength, SumDigits);
+        for (int i = 0; i < 5; i++) { int q = low / 10; digits[i] = low - q * 10; low = q; }
+        for (int i = 5; i < 10; i++) { int q = mid / 10; digits[i] = mid - q * 10; mid = q; }
+        digits[10] = (int)(high / 100_000);
         full[FullLength - 1] = Eos;
     }
 
@@ -69,6 +74,38 @@ public static class Tokens
         var full = new int[FullLength];
         EncodeFull(a, b, full);
         return full;
+    }
+
+    /// <summary>The full sequences of a batch, [count][34]: what a backend trains and scores on.</summary>
+    public static int[] EncodeFullBatch(long[] a, long[] b) => EncodeBatch(a, b, FullLength);
+
+    /// <summary>EncodeFullBatch into a buffer (a training step's batch: small, encoded on this thread).</summary>
+    public static void EncodeFullBatch(ReadOnlySpan<long> a, ReadOnlySpan<long> b, Span<int> tokens)
+    {
+        if (b.Length != a.Length || tokens.Length < a.Length * FullLength) throw new ArgumentException("batch sizes differ");
+        for (int i = 0; i < a.Length; i++) EncodeFull(a[i], b[i], tokens.Slice(i * FullLength, FullLength));
+    }
+
+    /// <summary>The prompts of a batch, [count][22]: what a backend decodes from.</summary>
+    public static int[] EncodePromptBatch(long[] a, long[] b) => EncodeBatch(a, b, PromptLength);
+
+    /// <summary>Encodes examples of `length` tokens; a large batch (an evaluation suite) on all cores.</summary>
+    static int[] EncodeBatch(long[] a, long[] b, int length)
+    {
+        if (b.Length != a.Length) throw new ArgumentException("batch sizes differ");
+        var tokens = new int[a.Length * length];
+        const int Block = 8192;
+        void Encode(int first, int end)
+        {
+            for (int i = first; i < end; i++)
+            {
+                var example = tokens.AsSpan(i * length, length);
+                if (length == FullLength) EncodeFull(a[i], b[i], example); else EncodePrompt(a[i], b[i], example);
+            }
+        }
+        if (a.Length < 2 * Block) Encode(0, a.Length);
+        else Parallel.For(0, (a.Length + Block - 1) / Block, k => Encode(k * Block, Math.Min(a.Length, (k + 1) * Block)));
+        return tokens;
     }
 
     /// <summary>Reads a sum back from its reversed digits (least significant first); -1 if any token is not a digit.</summary>
@@ -84,8 +121,12 @@ public static class Tokens
         return value;
     }
 
-    static void WriteDigitsMostSignificantFirst(long x, Span<int> digits)
+    /// <summary>An operand's 10 digits, most significant first, as two 5-digit groups in int arithmetic (a
+    /// long division per digit made encoding a visible part of a training step).</summary>
+    static void WriteOperandDigits(long x, Span<int> digits)
     {
-        for (int i = digits.Length - 1; i >= 0; i--) { digits[i] = (int)(x % 10); x /= 10; }
+        int high = (int)(x / 100_000), low = (int)(x - high * 100_000L);
+        for (int i = 9; i >= 5; i--) { int q = low / 10; digits[i] = low - q * 10; low = q; }
+        for (int i = 4; i >= 0; i--) { int q = high / 10; digits[i] = high - q * 10; high = q; }
     }
 }

@@ -4,7 +4,6 @@ module Adder.Pipeline.Benchmarks
 open System
 open System.Diagnostics
 open Adder.Core
-open Adder.Core.Cpu
 
 /// Floating-point operations of one sequence's forward pass over `positions` positions, counting a
 /// multiply-add as 2 and exp/erf/sqrt/division as 1 (lower bound on the work, not on the instructions).
@@ -36,21 +35,25 @@ let median (xs: float seq) =
     elif a.Length % 2 = 1 then a.[a.Length / 2]
     else (a.[a.Length / 2 - 1] + a.[a.Length / 2]) / 2.0
 
-type TrainBench = { StepsPerSecond: float; Windows: float list; FlopsPerStep: int64; Threads: int; Batch: int }
+type TrainBench = { StepsPerSecond: float; Windows: float list; FlopsPerStep: int64; Batch: int }
 
-/// Times LossAndGradient plus the AdamW update on random 10-digit pairs.
-let benchTrain (config: ModelConfig) (batch: int) (windows: int) (threads: int) =
+/// Times the backend's training step (loss and gradient, clipping, AdamW) on random 10-digit pairs; the
+/// backend holds one model.
+let benchTrain (backend: IBackend) (batch: int) (windows: int) =
+    let config = backend.Config
     let model = Model.Initialised(config, 1)
-    let backend = CpuBackend(config, threads)
+    backend.SetParameters(0, ReadOnlySpan model.Parameters)
+    backend.SetOptimizer(0, OptimizerState(0L, Array.zeroCreate model.Layout.Count, Array.zeroCreate model.Layout.Count))
     let rng = TorchGenerator(1UL)
     let a = Array.init batch (fun _ -> rng.RandInt(0L, 10_000_000_000L))
     let b = Array.init batch (fun _ -> rng.RandInt(0L, 10_000_000_000L))
-    let grad = Array.zeroCreate<float32> model.Layout.Count
-    let optimizer = AdamW(model.Layout.Count)
+    let results = Array.zeroCreate<StepResult> 1
+    let settings = StepSettings(1e-3, 0.01, 1.0, AdamW.DefaultBeta1, AdamW.DefaultBeta2, AdamW.DefaultEps)
+    // the data layer's work (encoding the batch) is part of a step, as in the training loop
+    let tokens = Array.zeroCreate<int> (batch * Tokens.FullLength)
     let step () =
-        backend.LossAndGradient(model.Parameters, a, b, batch, grad) |> ignore
-        GradClip.Apply(grad, 1.0) |> ignore
-        optimizer.Update(model.Parameters, grad, 1e-3, 0.01)
+        Tokens.EncodeFullBatch(a, b, Span tokens)
+        backend.TrainStep(ReadOnlySpan tokens, batch, &settings, Span results)
     // warm-up: JIT tiers, caches, thread pool
     let warm = Stopwatch.StartNew()
     while warm.Elapsed.TotalSeconds < 2.0 do step ()
@@ -62,23 +65,28 @@ let benchTrain (config: ModelConfig) (batch: int) (windows: int) (threads: int) 
                 step ()
                 steps <- steps + 1
             float steps / watch.Elapsed.TotalSeconds ]
-    { StepsPerSecond = median rates; Windows = rates; FlopsPerStep = trainStepFlops config batch; Threads = backend.Threads; Batch = batch }
+    { StepsPerSecond = median rates; Windows = rates; FlopsPerStep = trainStepFlops config batch; Batch = batch }
 
-type EvalBench = { ExamplesPerSecond: float; SecondsPer100k: float; Windows: float list; FlopsPerExample: int64; Threads: int }
+type EvalBench = { ExamplesPerSecond: float; SecondsPer100k: float; Windows: float list; FlopsPerExample: int64; EncodeSeconds: float }
 
-/// Times greedy decoding of 100,000 uniform random pairs.
-let benchEval (model: Model) (windows: int) (threads: int) =
-    let backend = CpuBackend(model.Config, threads)
+/// Times greedy decoding of 100,000 uniform random pairs (the backend's work), and separately the data
+/// layer's encoding of their prompts (median of as many windows).
+let benchEval (backend: IBackend) (model: Model) (windows: int) =
+    backend.SetParameters(0, ReadOnlySpan model.Parameters)
     let n = 100_000
     let rng = TorchGenerator(2UL)
     let a = Array.init n (fun _ -> rng.RandInt(0L, 10_000_000_000L))
     let b = Array.init n (fun _ -> rng.RandInt(0L, 10_000_000_000L))
     let output = Array.zeroCreate<int> (n * Tokens.SumDigits)
-    for _ in 1 .. 3 do backend.Decode(model.Parameters, a, b, n, output)
-    let seconds =
+    let prompts = Tokens.EncodePromptBatch(a, b)
+    let time (work: unit -> unit) =
+        for _ in 1 .. 3 do work ()
         [ for _ in 1 .. windows ->
             let watch = Stopwatch.StartNew()
-            backend.Decode(model.Parameters, a, b, n, output)
+            work ()
             watch.Elapsed.TotalSeconds ]
+    let seconds = time (fun () -> backend.Decode(0, ReadOnlySpan prompts, n, Span output))
+    let encode = time (fun () -> Tokens.EncodePromptBatch(a, b) |> ignore) |> median
     let med = median seconds
-    { ExamplesPerSecond = float n / med; SecondsPer100k = med; Windows = seconds; FlopsPerExample = decodeFlops model.Config; Threads = backend.Threads }
+    { ExamplesPerSecond = float n / med; SecondsPer100k = med; Windows = seconds; FlopsPerExample = decodeFlops model.Config
+      EncodeSeconds = encode }

@@ -4,7 +4,6 @@ module Adder.Pipeline.Evaluation
 open System
 open System.Diagnostics
 open Adder.Core
-open Adder.Core.Cpu
 
 type Failure = { Set: string; A: int64; B: int64; Expected: int64; Predicted: string }
 
@@ -32,11 +31,13 @@ let predictedText (tokens: ReadOnlySpan<int>) =
         for i in 0 .. tokens.Length - 1 do names.[tokens.Length - 1 - i] <- Tokens.Name tokens.[i]
         String.Join("", names)
 
-/// Greedy-decodes every pair and scores it: exact match on all 11 digits, token accuracy per digit.
-let evaluateSet (backend: CpuBackend) (parameters: float32[]) (name: string) (a: int64[]) (b: int64[]) =
+/// Greedy-decodes every pair with one of the backend's models and scores it: exact match on all 11 digits,
+/// token accuracy per digit. prompts: the pairs' prompts (Tokens.EncodePromptBatch), kept by a caller that
+/// decodes the same set again (a run's validation set).
+let evaluatePrompts (backend: IBackend) (model: int) (name: string) (a: int64[]) (b: int64[]) (prompts: int[]) =
     let n = a.Length
     let output = Array.zeroCreate<int> (n * Tokens.SumDigits)
-    backend.Decode(parameters, a, b, n, output)
+    if n > 0 then backend.Decode(model, ReadOnlySpan prompts, n, Span output)
     let mutable errors = 0
     let mutable correctDigits = 0L
     let failures = ResizeArray()
@@ -58,6 +59,9 @@ let evaluateSet (backend: CpuBackend) (parameters: float32[]) (name: string) (a:
       TokenAccuracy = if n = 0 then 0.0 else float correctDigits / float (int64 n * int64 Tokens.SumDigits)
       Failures = List.ofSeq failures }
 
+let evaluateSet (backend: IBackend) (model: int) (name: string) (a: int64[]) (b: int64[]) =
+    evaluatePrompts backend model name a b (Tokens.EncodePromptBatch(a, b))
+
 let total (sets: SetResult list) =
     let examples = sets |> List.sumBy (fun s -> s.Examples)
     let errors = sets |> List.sumBy (fun s -> s.Errors)
@@ -77,7 +81,7 @@ let referenceSets () =
 
 /// Uniform random pairs in [0, 10^10) from the torch-compatible generator.
 let randomSet (count: int) (seed: int64) =
-    if count <= 0 then raise (AdderException(sprintf "--count must be positive, got %d" count))
+    if count <= 0 then fail "--count must be positive, got %d" count
     let rng = TorchGenerator(uint64 seed)
     let a = Array.zeroCreate<int64> count
     let b = Array.zeroCreate<int64> count
@@ -86,8 +90,8 @@ let randomSet (count: int) (seed: int64) =
         b.[i] <- rng.RandInt(0L, 10_000_000_000L)
     [ sprintf "random seed %d" seed, a, b ]
 
-let run (checkpointName: string) (suite: string) (model: Model) (sets: (string * int64[] * int64[]) list) (threads: int) =
-    let backend = CpuBackend(model.Config, threads)
+/// Evaluates the backend's model 0 on every set.
+let run (checkpointName: string) (suite: string) (backend: IBackend) (sets: (string * int64[] * int64[]) list) =
     let watch = Stopwatch.StartNew()
-    let results = [ for name, a, b in sets -> evaluateSet backend model.Parameters name a b ]
+    let results = [ for name, a, b in sets -> evaluateSet backend 0 name a b ]
     { Checkpoint = checkpointName; Suite = suite; Sets = results; Total = total results; Seconds = watch.Elapsed.TotalSeconds }

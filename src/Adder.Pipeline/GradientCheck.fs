@@ -5,12 +5,9 @@ open System
 open System.IO
 open System.Text.Json
 open Adder.Core
-open Adder.Core.Cpu
 
 type TensorError = { Name: string; RelativeError: float; Norm: float }
 type Result = { Loss: float; GoldenLoss: float; LossRelativeError: float; Tensors: TensorError list; Passed: bool }
-
-let private fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
 
 let private property (e: JsonElement) (name: string) (path: string) =
     match e.TryGetProperty name with
@@ -19,8 +16,9 @@ let private property (e: JsonElement) (name: string) (path: string) =
 
 let private numbers (e: JsonElement) = [| for x in e.EnumerateArray() -> x.GetDouble() |]
 
-/// Loads the golden's parameters into a model of its config (311p unless the file says otherwise).
-let run (path: string) =
+/// Loads the golden's parameters into a model of its config (311p unless the file says otherwise) and
+/// compares the loss and gradient that backendFor's backend computes.
+let run (backendFor: ModelConfig -> IBackend) (path: string) =
     if not (File.Exists path) then fail "golden file not found: %s" path
     let root =
         try JsonDocument.Parse(File.ReadAllText path).RootElement
@@ -54,9 +52,10 @@ let run (path: string) =
             Tokens.CheckOperand(b.[i], "batch operand b")
         let goldenLoss = (property root "loss" path).GetDouble()
         let grads = property root "grad" path
-        let backend = CpuBackend(config)
+        use backend = backendFor config
+        backend.SetParameters(0, ReadOnlySpan model.Parameters)
         let grad = Array.zeroCreate<float32> model.Layout.Count
-        let loss = float (backend.LossAndGradient(model.Parameters, a, b, a.Length, grad))
+        let loss = float (backend.LossAndGradient(0, ReadOnlySpan(Tokens.EncodeFullBatch(a, b)), a.Length, Span grad))
         let tensors =
             [ for t in model.Layout.Tensors ->
                 let expected = numbers (property grads t.Name path)

@@ -8,24 +8,19 @@ open Adder.Core
 
 type Curves = { Steps: float[]; Loss: float[]; ValSteps: float[]; ValExact: float[] }
 
-let readMetrics (runDir: string) =
-    let path = Path.Combine(runDir, "metrics.csv")
-    if not (File.Exists path) then raise (AdderException(sprintf "no metrics.csv in %s (is it a run folder?)" runDir))
-    let rows = File.ReadAllLines path |> Array.skip 1 |> Array.filter (fun l -> l.Trim() <> "") |> Array.map (fun l -> l.Split ',')
-    let num (s: string) = Double.Parse(s, CultureInfo.InvariantCulture)
-    try
-        let withVal = rows |> Array.filter (fun r -> r.Length > 4 && r.[4] <> "")
-        { Steps = rows |> Array.map (fun r -> num r.[0])
-          Loss = rows |> Array.map (fun r -> num r.[1])
-          ValSteps = withVal |> Array.map (fun r -> num r.[0])
-          ValExact = withVal |> Array.map (fun r -> 100.0 * num r.[4]) }
-    with :? FormatException | :? IndexOutOfRangeException ->
-        raise (AdderException(sprintf "%s is not a metrics file written by adder train" path))
+let curves (runDir: string) =
+    if not (File.Exists(Metrics.pathIn runDir)) then fail "no metrics.csv in %s (is it a run folder?)" runDir
+    let rows = Metrics.read runDir |> Array.ofList
+    let withVal = rows |> Array.filter (fun r -> r.ValExact.IsSome)
+    { Steps = rows |> Array.map (fun r -> float r.Step)
+      Loss = rows |> Array.map (fun r -> r.Loss)
+      ValSteps = withVal |> Array.map (fun r -> float r.Step)
+      ValExact = withVal |> Array.map (fun r -> 100.0 * r.ValExact.Value) }
 
 /// Loss (log scale, left axis) and validation exact match (%, right axis) against step.
 let plot (runDir: string) (output: string) =
-    let c = readMetrics runDir
-    if c.Steps.Length = 0 then raise (AdderException(sprintf "%s has no metric rows yet" runDir))
+    let c = curves runDir
+    if c.Steps.Length = 0 then fail "%s has no metric rows yet" runDir
     use plt = new ScottPlot.Plot()
     let logLoss = c.Loss |> Array.map (fun l -> Math.Log10(max l 1e-12))
     let loss = plt.Add.ScatterLine(c.Steps, logLoss)
@@ -47,9 +42,5 @@ let plot (runDir: string) (output: string) =
     plt.Axes.Bottom.Label.Text <- "step"
     plt.Title(sprintf "%s" (Path.GetFileName(Path.GetFullPath(runDir).TrimEnd('/'))))
     plt.ShowLegend(ScottPlot.Alignment.UpperCenter) |> ignore
-    let temp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath output), sprintf ".plot-%s.png" (Guid.NewGuid().ToString "N"))
-    try
-        plt.SavePng(temp, 1000, 600) |> ignore
-        File.Move(temp, output, true)
-    finally
-        if File.Exists temp then File.Delete temp
+    let png = plt.GetImage(1000, 600).GetImageBytes(ScottPlot.ImageFormat.Png, 100)
+    AtomicFile.Write(output, fun stream -> stream.Write(png, 0, png.Length))

@@ -4,26 +4,25 @@ module Adder.Pipeline.Prediction
 open System
 open System.IO
 open Adder.Core
-open Adder.Core.Cpu
 
 /// Parses "a b" or "a+b" (spaces allowed around '+'); the error names the line.
 let parsePair (lineNumber: int) (line: string) =
     let parts =
         line.Split([| ' '; '\t'; '+' |], StringSplitOptions.RemoveEmptyEntries)
     if parts.Length <> 2 then
-        raise (AdderException(sprintf "line %d: expected two operands ('a b' or 'a+b'), got '%s'" lineNumber (line.Trim())))
+        fail "line %d: expected two operands ('a b' or 'a+b'), got '%s'" lineNumber (line.Trim())
     try Tokens.ParseOperand parts.[0], Tokens.ParseOperand parts.[1]
-    with :? AdderException as e -> raise (AdderException(sprintf "line %d: %s" lineNumber e.Message))
+    with :? AdderException as e -> fail "line %d: %s" lineNumber e.Message
 
-/// Decodes the sums of a batch of pairs.
-let predictBatch (backend: CpuBackend) (parameters: float32[]) (a: int64[]) (b: int64[]) =
+/// Decodes the sums of a batch of pairs with the backend's model 0.
+let predictBatch (backend: IBackend) (a: int64[]) (b: int64[]) =
     let output = Array.zeroCreate<int> (a.Length * Tokens.SumDigits)
-    backend.Decode(parameters, a, b, a.Length, output)
+    backend.Decode(0, ReadOnlySpan(Tokens.EncodePromptBatch(a, b)), a.Length, Span output)
     Array.init a.Length (fun i -> Evaluation.predictedText (ReadOnlySpan(output, i * Tokens.SumDigits, Tokens.SumDigits)))
 
 /// Reads every pair first (so a bad line stops the run before any answer is printed), then writes one
 /// sum per line, decoding in batches. Blank lines and lines starting with '#' are skipped.
-let predictStream (backend: CpuBackend) (parameters: float32[]) (input: TextReader) (output: TextWriter) (batchSize: int) =
+let predictStream (backend: IBackend) (input: TextReader) (output: TextWriter) (batchSize: int) =
     let a = ResizeArray<int64>()
     let b = ResizeArray<int64>()
     let mutable lineNumber = 0
@@ -40,7 +39,7 @@ let predictStream (backend: CpuBackend) (parameters: float32[]) (input: TextRead
     let b = b.ToArray()
     for start in 0 .. batchSize .. a.Length - 1 do
         let n = min batchSize (a.Length - start)
-        for s in predictBatch backend parameters a.[start .. start + n - 1] b.[start .. start + n - 1] do
+        for s in predictBatch backend a.[start .. start + n - 1] b.[start .. start + n - 1] do
             output.WriteLine s
     output.Flush()
     a.Length

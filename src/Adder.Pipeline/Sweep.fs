@@ -8,8 +8,6 @@ open System.Globalization
 open System.IO
 open Adder.Core
 
-let private fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
-
 /// Parses "1-12,15,20-22" into distinct seeds in the given order.
 let parseSeeds (text: string) =
     let part (p: string) =
@@ -25,24 +23,11 @@ let parseSeeds (text: string) =
     if seeds.IsEmpty then fail "empty seed list"
     seeds
 
-/// One row of a run's metrics.csv.
-type MetricRow = { Step: int; Loss: float; ValExact: float option }
-
-let readMetrics (runDir: string) =
-    let path = Path.Combine(runDir, "metrics.csv")
-    if not (File.Exists path) then []
-    else
-        let num (s: string) = Double.Parse(s, CultureInfo.InvariantCulture)
-        [ for line in File.ReadAllLines path |> Array.skip 1 do
-            let f = line.Split(',')
-            if f.Length >= 5 && f.[0] <> "" then
-                { Step = int f.[0]; Loss = num f.[1]; ValExact = (if f.[4] = "" then None else Some(num f.[4])) } ]
-
 /// How a seed looked at the probe: its best validation exact match so far and its mean loss over the last
 /// 1,000 steps logged (the tie-breaker while every seed is still at 0%).
 type Probe = { Seed: int; Step: int; Loss: float; ValExact: float }
 
-let probeOf (seed: int) (rows: MetricRow list) (probe: int) =
+let probeOf (seed: int) (rows: Metrics.Row list) (probe: int) =
     let upTo = rows |> List.filter (fun r -> r.Step <= probe)
     if upTo.IsEmpty then None
     else
@@ -60,7 +45,7 @@ type SeedSummary =
     { Seed: int; ProbeStep: int; ProbeLoss: float; ProbeValExact: float; LastStep: int; BestValExact: float; BestStep: int }
 
 /// A seed's sweep result from its probe and its run's metrics; best first when sorted with `summaryOrder`.
-let summarise (probe: Probe) (rows: MetricRow list) =
+let summarise (probe: Probe) (rows: Metrics.Row list) =
     let validations = rows |> List.choose (fun r -> r.ValExact |> Option.map (fun v -> v, r.Step))
     let bestVal, bestStep = validations |> List.fold (fun (bv, bs) (v, s) -> if v > bv then (v, s) else (bv, bs)) (-1.0, 0)
     let bestVal = max bestVal 0.0
@@ -69,12 +54,10 @@ let summarise (probe: Probe) (rows: MetricRow list) =
 
 let summaryOrder (rows: SeedSummary list) = rows |> List.sortBy (fun r -> -r.BestValExact, r.ProbeLoss)
 
-let private inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
-
 /// sweep.csv: one row per seed, best first.
 let writeSummary (path: string) (rows: SeedSummary list) =
     let lines =
         "seed,probe_step,probe_loss,probe_val_exact,last_step,best_val_exact,best_step"
         :: [ for r in rows ->
-                sprintf "%d,%d,%s,%s,%d,%s,%d" r.Seed r.ProbeStep (inv r.ProbeLoss) (inv r.ProbeValExact) r.LastStep (inv r.BestValExact) r.BestStep ]
+                sprintf "%d,%d,%s,%s,%d,%s,%d" r.Seed r.ProbeStep (Metrics.inv r.ProbeLoss) (Metrics.inv r.ProbeValExact) r.LastStep (Metrics.inv r.BestValExact) r.BestStep ]
     Files.writeTextAtomic path (String.Join("\n", lines) + "\n")

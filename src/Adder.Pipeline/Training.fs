@@ -1,283 +1,212 @@
-/// Training runs and fine-tuning rounds (SPEC sections 6 and 7) on the CPU backend.
+/// Training runs and fine-tuning rounds (SPEC sections 6 and 7) through a backend (IBackend). The loop trains
+/// a cohort: several seeds with the same options but the seed, in lockstep, one model each in one backend;
+/// each seed has its own run folder, holdout, data stream, validation and checkpoints. A single run is a
+/// cohort of one.
 module Adder.Pipeline.Training
 
 open System
 open System.Diagnostics
-open System.Globalization
 open System.IO
-open System.Text.Json
 open Adder.Core
-open Adder.Core.Cpu
-
-/// One curriculum phase: from Start on, operands have MinDigits..MaxDigits digits.
-type Phase = { Start: int; MinDigits: int; MaxDigits: int }
-
-type RunConfig =
-    { Kind: string                  // "train" or "finetune"
-      Model: ModelConfig
-      StartCheckpoint: string option
-      Seed: int
-      InitSeed: int
-      Steps: int
-      Batch: int
-      Lr: float
-      Warmup: int
-      Floor: float
-      WeightDecay: float
-      Clip: float
-      EvalInterval: int
-      Curriculum: Phase list
-      Beta1: float
-      Beta2: float
-      Eps: float
-      Threads: int }
-
-let baseCurriculum = [ { Start = 0; MinDigits = 1; MaxDigits = 3 }; { Start = 2000; MinDigits = 1; MaxDigits = 6 }; { Start = 7000; MinDigits = 1; MaxDigits = 10 } ]
-let fullCurriculum = [ { Start = 0; MinDigits = 1; MaxDigits = 10 } ]
-
-let private fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
-
-/// Parses "0:1-3,2000:1-6,7000:1-10".
-let parseCurriculum (text: string) =
-    let phase (part: string) =
-        let bad () = fail "bad curriculum phase '%s' (expected STEP:MIN-MAX, e.g. 2000:1-6)" part
-        match part.Split(':') with
-        | [| start; range |] ->
-            match range.Split('-') with
-            | [| lo; hi |] ->
-                match Int32.TryParse start, Int32.TryParse lo, Int32.TryParse hi with
-                | (true, s), (true, l), (true, h) when s >= 0 && l >= 1 && h >= l && h <= 10 -> { Start = s; MinDigits = l; MaxDigits = h }
-                | _ -> bad ()
-            | _ -> bad ()
-        | _ -> bad ()
-    let phases = text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> Array.map phase |> List.ofArray
-    match phases with
-    | [] -> fail "empty curriculum"
-    | first :: _ when first.Start <> 0 -> fail "the curriculum's first phase must start at step 0"
-    | _ when phases |> List.pairwise |> List.exists (fun (a, b) -> b.Start <= a.Start) -> fail "curriculum phases must have increasing start steps"
-    | _ -> phases
-
-let curriculumText (phases: Phase list) =
-    phases |> List.map (fun p -> sprintf "%d:%d-%d" p.Start p.MinDigits p.MaxDigits) |> String.concat ","
-
-let validate (c: RunConfig) =
-    if c.Steps < 1 then fail "--steps must be at least 1"
-    if c.Batch < 1 then fail "--batch must be at least 1"
-    if not (c.Lr > 0.0) then fail "--lr must be positive"
-    if c.Warmup < 0 then fail "--warmup must not be negative"
-    if c.Floor < 0.0 || c.Floor > 1.0 then fail "--floor must be in [0, 1]"
-    if c.WeightDecay < 0.0 then fail "--weight-decay must not be negative"
-    if not (c.Clip > 0.0) then fail "--clip must be positive"
-    if c.EvalInterval < 1 then fail "--eval-interval must be at least 1"
-    if not (c.Beta1 >= 0.0 && c.Beta1 < 1.0) then fail "--beta1 must be in [0, 1)"
-    if not (c.Beta2 >= 0.0 && c.Beta2 < 1.0) then fail "--beta2 must be in [0, 1)"
-    if not (c.Eps > 0.0) then fail "--eps must be positive"
-    c.Model.Validate() |> ignore
-    c
-
-let private configJson (c: RunConfig) =
-    let m = c.Model
-    let o = Nodes.JsonObject()
-    o.["kind"] <- Nodes.JsonValue.Create c.Kind
-    o.["model_config"] <- Nodes.JsonNode.Parse(ConfigJson.Write m)
-    o.["start_checkpoint"] <- (match c.StartCheckpoint with Some p -> Nodes.JsonValue.Create p :> Nodes.JsonNode | None -> null)
-    o.["seed"] <- Nodes.JsonValue.Create c.Seed
-    o.["init_seed"] <- Nodes.JsonValue.Create c.InitSeed
-    o.["steps"] <- Nodes.JsonValue.Create c.Steps
-    o.["batch"] <- Nodes.JsonValue.Create c.Batch
-    o.["lr"] <- Nodes.JsonValue.Create c.Lr
-    o.["warmup"] <- Nodes.JsonValue.Create c.Warmup
-    o.["floor"] <- Nodes.JsonValue.Create c.Floor
-    o.["weight_decay"] <- Nodes.JsonValue.Create c.WeightDecay
-    o.["clip"] <- Nodes.JsonValue.Create c.Clip
-    o.["eval_interval"] <- Nodes.JsonValue.Create c.EvalInterval
-    o.["curriculum"] <- Nodes.JsonValue.Create(curriculumText c.Curriculum)
-    o.["beta1"] <- Nodes.JsonValue.Create c.Beta1
-    o.["beta2"] <- Nodes.JsonValue.Create c.Beta2
-    o.["eps"] <- Nodes.JsonValue.Create c.Eps
-    o.["threads"] <- Nodes.JsonValue.Create c.Threads
-    o.ToJsonString(JsonSerializerOptions(WriteIndented = true))
+open Adder.Pipeline.Hyperparameters
 
 /// The options of the run in runDir, from its config.json: what --resume continues with.
 let readConfig (runDir: string) =
     let path = Path.Combine(runDir, "config.json")
     if not (File.Exists path) then fail "nothing to resume: %s not found" path
-    try
-        let o = JsonDocument.Parse(File.ReadAllText path).RootElement
-        let number (name: string) = o.GetProperty(name).GetDouble()
-        let integer (name: string) = o.GetProperty(name).GetInt32()
-        // files written before beta1/beta2/eps were options used torch's defaults
-        let orDefault (name: string) (value: float) = match o.TryGetProperty name with | true, v -> v.GetDouble() | _ -> value
-        { Kind = o.GetProperty("kind").GetString()
-          Model = ConfigJson.Read(o.GetProperty("model_config").GetRawText(), path)
-          StartCheckpoint = (match o.GetProperty("start_checkpoint").ValueKind with JsonValueKind.String -> Some(o.GetProperty("start_checkpoint").GetString()) | _ -> None)
-          Seed = integer "seed"
-          InitSeed = integer "init_seed"
-          Steps = integer "steps"
-          Batch = integer "batch"
-          Lr = number "lr"
-          Warmup = integer "warmup"
-          Floor = number "floor"
-          WeightDecay = number "weight_decay"
-          Clip = number "clip"
-          EvalInterval = integer "eval_interval"
-          Curriculum = parseCurriculum (o.GetProperty("curriculum").GetString())
-          Beta1 = orDefault "beta1" AdamW.DefaultBeta1
-          Beta2 = orDefault "beta2" AdamW.DefaultBeta2
-          Eps = orDefault "eps" AdamW.DefaultEps
-          Threads = integer "threads" }
-    with
-    | :? AdderException -> reraise ()
-    | e -> fail "%s is not a run's config (%s)" path e.Message
+    ofJson (File.ReadAllText path) path
 
-/// What the caller sees while a run goes on.
+/// What the caller sees while a run goes on (Member: the seed's index in its cohort).
 type Progress =
-    { Step: int; Steps: int; Loss: float; Lr: float; GradNorm: float; StepsPerSecond: float
+    { Member: int; Members: int; Seed: int
+      Step: int; Steps: int; Loss: float; Lr: float; GradNorm: float; StepsPerSecond: float
       ValExact: float option; ValTokenAccuracy: float option; BestValExact: float; Elapsed: TimeSpan }
 
-type Outcome = { Completed: bool; LastStep: int; BestValExact: float; BestStep: int; RunDir: string }
+type Outcome = { Completed: bool; LastStep: int; BestValExact: float; BestStep: int }
 
-let private inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
+/// One seed of a cohort: its options, its run folder, whether it continues from last.safetensors.
+type Member = { Config: RunConfig; RunDir: string; Resume: bool }
 
-/// Exact match and token accuracy on a validation set.
-let validateModel (backend: CpuBackend) (parameters: float32[]) (a: int64[]) (b: int64[]) =
-    let r = Evaluation.evaluateSet backend parameters "validation" a b
-    r.ExactMatch, r.TokenAccuracy
-
-let private saveCheckpoint (path: string) (model: Model) (meta: (string * string) list) (optimizer: OptimizerState option) =
-    let ckpt = Checkpoint(model, Collections.Generic.Dictionary(dict meta), Option.toObj optimizer)
-    ckpt.Save path
-
-/// Runs (or resumes) a training run in runDir. `report` is called after every logged step; `stop` is
-/// asked after every step (with the number of steps done): when it says yes, last.safetensors is written
-/// and the outcome says the run is incomplete.
-let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress -> unit) (stop: int -> bool) =
-    let config = validate config
-    if File.Exists runDir then fail "--out %s is a file, not a run folder" runDir
-    Directory.CreateDirectory runDir |> ignore
-    let lastPath = Path.Combine(runDir, "last.safetensors")
-    let bestPath = Path.Combine(runDir, "best.safetensors")
-    let metricsPath = Path.Combine(runDir, "metrics.csv")
-    let configPath = Path.Combine(runDir, "config.json")
-    if not resume && File.Exists lastPath then
-        fail "run folder %s already holds a run (last.safetensors); use --resume to continue it or choose another --out" runDir
-
+/// A member's state during the run.
+type private Seat(m: Member, index: int, parameterCount: int) =
+    let config = m.Config
     let holdout = Holdout.Build(5000, 10000, config.Seed)
     let valA = holdout.Validation |> Array.map (fun p -> p.A)
     let valB = holdout.Validation |> Array.map (fun p -> p.B)
-    let phases = config.Curriculum |> List.map (fun p -> CurriculumPhase(p.Start, p.MinDigits, p.MaxDigits)) |> Array.ofList
-    let sampler = Sampler(int64 config.Seed + 1337L, holdout, Curriculum(phases))
+    member val Member = m
+    member val Index = index
+    member val ValA = valA
+    member val ValB = valB
+    member val ValPrompts = Tokens.EncodePromptBatch(valA, valB)
+    member val Sampler = Sampler(int64 config.Seed + 1337L, holdout, config.Curriculum)
+    member val A = Array.zeroCreate<int64> config.Batch
+    member val B = Array.zeroCreate<int64> config.Batch
+    member val Parameters = Array.zeroCreate<float32> parameterCount
+    member val BestVal = -1.0 with get, set
+    member val BestStep = -1 with get, set
+    member val SavedStep = -1 with get, set
+    member val LossSum = 0.0 with get, set
+    member val LossCount = 0 with get, set
+    member val GradNorm = 0.0 with get, set
+    member val Failure: string option = None with get, set
+    member _.LastPath = Path.Combine(m.RunDir, "last.safetensors")
+    member _.BestPath = Path.Combine(m.RunDir, "best.safetensors")
 
-    let mutable model = Unchecked.defaultof<Model>
-    let mutable optimizer = Unchecked.defaultof<AdamW>
-    let mutable startStep = 0
-    let mutable bestVal = -1.0
-    let mutable bestStep = -1
-    if resume then
-        if not (File.Exists lastPath) then fail "nothing to resume: %s not found" lastPath
-        let last = Checkpoint.Load lastPath
-        if last.Model.Config <> config.Model then fail "--resume: the run's model (%s) differs from the options (%s)" (last.Model.Config.Describe()) (config.Model.Describe())
-        if isNull last.Optimizer then fail "--resume: %s has no optimizer state" lastPath
-        let get key = match last.Metadata.TryGetValue key with | true, v -> v | _ -> fail "--resume: %s lacks '%s'" lastPath key
-        model <- last.Model
-        optimizer <- AdamW(last.Optimizer.Step, last.Optimizer.M, last.Optimizer.V, Beta1 = config.Beta1, Beta2 = config.Beta2, Eps = config.Eps)
-        startStep <- int (get "step")
-        bestVal <- Double.Parse(get "best_val_exact", CultureInfo.InvariantCulture)
-        bestStep <- int (get "best_step")
-        sampler.SetState(Convert.FromBase64String(get "sampler_state") |> fun bytes -> Array.init (bytes.Length / 4) (fun i -> BitConverter.ToUInt32(bytes, 4 * i)))
-        // drop metric rows the interrupted run logged after its last checkpoint
-        if File.Exists metricsPath then
-            let keep = File.ReadAllLines metricsPath |> Array.filter (fun l -> l.StartsWith "step" || (match Int32.TryParse(l.Split(',').[0]) with | true, s -> s <= startStep | _ -> false))
-            Files.writeTextAtomic metricsPath (String.Join("\n", keep) + "\n")
+/// Everything but the seeds must agree: one backend trains the cohort in lockstep.
+let private checkCohort (members: Member list) =
+    match members with
+    | [] -> invalidArg "members" "an empty cohort"
+    | first :: rest ->
+        for m in rest do
+            let same (c: RunConfig) = { c with Seed = 0; InitSeed = 0 }
+            if same m.Config <> same first.Config || m.Config.Model <> first.Config.Model then
+                fail "a cohort's runs must have the same options but the seed (seed %d differs from seed %d)" m.Config.Seed first.Config.Seed
+        first.Config
+
+/// Prepares a member's folder and returns its start: parameters, optimizer state and step.
+let private start (seat: Seat) =
+    let m = seat.Member
+    let config = m.Config
+    if File.Exists m.RunDir then fail "--out %s is a file, not a run folder" m.RunDir
+    Directory.CreateDirectory m.RunDir |> ignore
+    if not m.Resume && File.Exists seat.LastPath then
+        fail "run folder %s already holds a run (last.safetensors); use --resume to continue it or choose another --out" m.RunDir
+    if m.Resume then
+        if not (File.Exists seat.LastPath) then fail "nothing to resume: %s not found" seat.LastPath
+        let last = Checkpoint.Load seat.LastPath
+        if last.Model.Config <> config.Model then
+            fail "--resume: the run's model (%s) differs from the options (%s)" (last.Model.Config.Describe()) (config.Model.Describe())
+        let optimizer = last.Optimizer |> Option.ofObj |> Option.defaultWith (fun () -> fail "--resume: %s has no optimizer state" seat.LastPath)
+        let state = TrainingState.ReadFrom(last.Metadata, seat.LastPath)
+        seat.BestVal <- state.BestValExact
+        seat.BestStep <- state.BestStep
+        seat.SavedStep <- state.Step
+        seat.Sampler.SetState state.SamplerState
+        Metrics.truncateAfter m.RunDir state.Step
+        last.Model.Parameters, optimizer, state.Step
     else
-        model <-
+        let model =
             match config.StartCheckpoint with
             | Some path ->
                 let start = Checkpoint.Load path
                 if start.Model.Config <> config.Model then fail "checkpoint %s has config %s" path (start.Model.Config.Describe())
                 start.Model
             | None -> Model.Initialised(config.Model, config.InitSeed)
-        optimizer <- AdamW(model.Layout.Count, Beta1 = config.Beta1, Beta2 = config.Beta2, Eps = config.Eps)
-        Files.writeTextAtomic configPath (configJson config + "\n")
-        Files.writeTextAtomic metricsPath "step,loss,lr,grad_norm,val_exact,val_token_acc,elapsed_s\n"
+        Files.writeTextAtomic (Path.Combine(m.RunDir, "config.json")) (toJson config + "\n")
+        Files.writeTextAtomic (Metrics.pathIn m.RunDir) (Metrics.header + "\n")
+        model.Parameters, OptimizerState(0L, Array.zeroCreate model.Layout.Count, Array.zeroCreate model.Layout.Count), 0
 
-    let backend = CpuBackend(config.Model, config.Threads)
-    let p = model.Parameters
-    let grad = Array.zeroCreate<float32> p.Length
-    let a = Array.zeroCreate<int64> config.Batch
-    let b = Array.zeroCreate<int64> config.Batch
-    use metrics = new StreamWriter(metricsPath, true)
-    let watch = Stopwatch.StartNew()
-    let logEvery = max 1 (min 100 config.EvalInterval)
-    let mutable lossSum = 0.0
-    let mutable lossCount = 0
-    let mutable gradNorm = 0.0
-    let mutable lr = 0.0
-    let mutable step = startStep
-    let mutable stepsSinceRate = 0
-    let rateWatch = Stopwatch.StartNew()
-    let mutable rate = 0.0
+/// Trains (or resumes) a cohort in one backend of `device` holding its members' models. `report` is called
+/// after every logged step of every member; `stop` is asked after every step (with the number of steps done):
+/// when it says yes, each member's last.safetensors is written and its outcome says the run is incomplete.
+/// A member whose loss stops being finite fails (its Error names the step and what was saved); the others go on.
+let runCohort (device: Backends.Device) (cpu: CpuOptions) (members: Member list) (report: Progress -> unit) (stop: int -> bool) =
+    let members = members |> List.map (fun m -> { m with Config = validate m.Config })
+    let config = checkCohort members
+    let count = ParameterLayout(config.Model).Count
+    let seats = members |> List.mapi (fun i m -> Seat(m, i, count)) |> Array.ofList
+    let starts = seats |> Array.map start
+    let startStep = let _, _, s = starts.[0] in s
+    for seat, (_, _, s) in Array.zip seats starts do
+        if s <> startStep then
+            fail "a cohort's runs must be at the same step (seed %d is at %d, seed %d at %d)" seat.Member.Config.Seed s seats.[0].Member.Config.Seed startStep
+    use backend = Backends.create device config.Model seats.Length cpu
+    for seat, (parameters, optimizer, _) in Array.zip seats starts do
+        backend.SetParameters(seat.Index, parameters)
+        backend.SetOptimizer(seat.Index, optimizer)
+        Array.blit parameters 0 seat.Parameters 0 count
+    let metrics = seats |> Array.map (fun seat -> new StreamWriter(Metrics.pathIn seat.Member.RunDir, true))
+    try
+        let tokens = Array.zeroCreate<int> (seats.Length * config.Batch * Tokens.FullLength)
+        let results = Array.zeroCreate<StepResult> seats.Length
+        let watch = Stopwatch.StartNew()
+        let logEvery = max 1 (min 100 config.EvalInterval)
+        let mutable lr = 0.0
+        let mutable step = startStep
+        let mutable stepsSinceRate = 0
+        let rateWatch = Stopwatch.StartNew()
+        let mutable rate = 0.0
+        let live (seat: Seat) = seat.Failure.IsNone
 
-    let samplerState () =
-        let words = sampler.GetState()
-        let bytes = Array.zeroCreate<byte> (words.Length * 4)
-        words |> Array.iteri (fun i w -> BitConverter.TryWriteBytes(Span(bytes, 4 * i, 4), w) |> ignore)
-        Convert.ToBase64String bytes
-    let common (valExact: float) =
-        [ "kind", config.Kind; "seed", string config.Seed; "step", string step; "val_exact", inv valExact
-          "lr", inv config.Lr; "steps", string config.Steps ]
-    let mutable savedStep = if resume then startStep else -1
-    let saveLast () =
-        savedStep <- step
-        saveCheckpoint lastPath model
-            (common (max bestVal 0.0) @ [ "best_val_exact", inv bestVal; "best_step", string bestStep; "sampler_state", samplerState () ])
-            (Some(OptimizerState(optimizer.Step, optimizer.M, optimizer.V)))
+        let save (seat: Seat) (path: string) (valExact: float) (extra: (string * string) list) (training: bool) =
+            let meta = Collections.Generic.Dictionary<string, string>()
+            for k, v in metadata seat.Member.Config @ [ "step", string step; "val_exact", Metrics.inv valExact ] @ extra do meta.[k] <- v
+            if training then TrainingState(step, seat.BestVal, seat.BestStep, seat.Sampler.GetState()).WriteTo(meta)
+            let optimizer = if training then backend.GetOptimizer seat.Index else null
+            Checkpoint(Model(config.Model, Array.copy seat.Parameters), meta, optimizer).Save path
+        let saveLast (seat: Seat) =
+            if live seat then
+                seat.SavedStep <- step
+                backend.GetParameters(seat.Index, Span seat.Parameters)
+                save seat seat.LastPath (max seat.BestVal 0.0) [] true
 
-    // a resumed run already at its stop point (a sweep's probe, --stop-after) does not take another step
-    let mutable cancelled = step < config.Steps && stop step
-    while step < config.Steps && not cancelled do
-        lr <- LrSchedule.At(step, config.Steps, config.Lr, config.Warmup, config.Floor)
-        sampler.NextBatch(step, a, b)
-        let loss = backend.LossAndGradient(p, a, b, config.Batch, grad)
-        if not (Single.IsFinite loss) then
-            metrics.Flush()
-            let saved = if savedStep >= 0 then sprintf "last.safetensors holds step %d" savedStep else "nothing was saved"
-            fail "step %d: the loss is %g, the run diverged (lower --lr?); %s" (step + 1) loss saved
-        let norm = GradClip.Apply(Span grad, config.Clip).Norm
-        optimizer.Update(p, grad, lr, config.WeightDecay)
-        step <- step + 1
-        lossSum <- lossSum + float loss
-        lossCount <- lossCount + 1
-        gradNorm <- norm
-        stepsSinceRate <- stepsSinceRate + 1
-        let isEval = step % config.EvalInterval = 0 || step = config.Steps
-        if step % logEvery = 0 || isEval then
-            if rateWatch.Elapsed.TotalSeconds > 0.5 then
-                rate <- float stepsSinceRate / rateWatch.Elapsed.TotalSeconds
-                stepsSinceRate <- 0
-                rateWatch.Restart()
-            let meanLoss = lossSum / float lossCount
-            let valExact, valTok =
-                if isEval then
-                    let e, t = validateModel backend p valA valB
-                    Some e, Some t
-                else None, None
-            match valExact with
-            | Some e when e > bestVal ->
-                bestVal <- e
-                bestStep <- step
-                saveCheckpoint bestPath model (common e @ [ "val_token_acc", inv valTok.Value ]) None
-            | _ -> ()
-            let opt (x: float option) = match x with Some v -> inv v | None -> ""
-            metrics.WriteLine(sprintf "%d,%s,%s,%s,%s,%s,%.1f" step (inv meanLoss) (inv lr) (inv gradNorm) (opt valExact) (opt valTok) watch.Elapsed.TotalSeconds)
-            if isEval then
-                metrics.Flush()
-                saveLast ()
-            report { Step = step; Steps = config.Steps; Loss = meanLoss; Lr = lr; GradNorm = gradNorm; StepsPerSecond = rate
-                     ValExact = valExact; ValTokenAccuracy = valTok; BestValExact = bestVal; Elapsed = watch.Elapsed }
-            lossSum <- 0.0
-            lossCount <- 0
-        if step < config.Steps && stop step then cancelled <- true
-    metrics.Flush()
-    if cancelled then saveLast ()
-    { Completed = not cancelled; LastStep = step; BestValExact = bestVal; BestStep = bestStep; RunDir = runDir }
+        // a resumed run already at its stop point (a sweep's probe, --stop-after) does not take another step
+        let mutable cancelled = step < config.Steps && stop step
+        while step < config.Steps && not cancelled do
+            lr <- LrSchedule.At(step, config.Steps, config.Lr, config.Warmup, config.Floor)
+            for seat in seats do
+                seat.Sampler.NextBatch(step, seat.A, seat.B)
+                let per = config.Batch * Tokens.FullLength
+                Tokens.EncodeFullBatch(seat.A, seat.B, Span(tokens, seat.Index * per, per))
+            let settings = StepSettings(lr, config.WeightDecay, config.Clip, config.Beta1, config.Beta2, config.Eps)
+            backend.TrainStep(ReadOnlySpan tokens, config.Batch, &settings, Span results)
+            step <- step + 1
+            stepsSinceRate <- stepsSinceRate + 1
+            for seat in seats |> Array.filter live do
+                let r = results.[seat.Index]
+                if not (Single.IsFinite r.Loss) then
+                    metrics.[seat.Index].Flush()
+                    let saved = if seat.SavedStep >= 0 then sprintf "last.safetensors holds step %d" seat.SavedStep else "nothing was saved"
+                    seat.Failure <- Some(sprintf "step %d: the loss is %g, the run diverged (lower --lr?); %s" step r.Loss saved)
+                else
+                    seat.LossSum <- seat.LossSum + float r.Loss
+                    seat.LossCount <- seat.LossCount + 1
+                    seat.GradNorm <- r.GradNorm
+            // a cohort whose runs have all diverged has nothing left to train
+            if not (Array.exists live seats) then cancelled <- true
+            let isEval = step % config.EvalInterval = 0 || step = config.Steps
+            if step % logEvery = 0 || isEval then
+                if rateWatch.Elapsed.TotalSeconds > 0.5 then
+                    rate <- float stepsSinceRate / rateWatch.Elapsed.TotalSeconds
+                    stepsSinceRate <- 0
+                    rateWatch.Restart()
+                for seat in seats |> Array.filter live do
+                    let meanLoss = seat.LossSum / float seat.LossCount
+                    let valExact, valTok =
+                        if isEval then
+                            backend.GetParameters(seat.Index, Span seat.Parameters)
+                            let r = Evaluation.evaluatePrompts backend seat.Index "validation" seat.ValA seat.ValB seat.ValPrompts
+                            Some r.ExactMatch, Some r.TokenAccuracy
+                        else None, None
+                    match valExact, valTok with
+                    | Some e, Some t when e > seat.BestVal ->
+                        seat.BestVal <- e
+                        seat.BestStep <- step
+                        save seat seat.BestPath e [ "val_token_acc", Metrics.inv t ] false
+                    | _ -> ()
+                    let row: Metrics.Row = { Step = step; Loss = meanLoss; Lr = lr; GradNorm = seat.GradNorm; ValExact = valExact
+                                             ValTokenAccuracy = valTok; ElapsedSeconds = watch.Elapsed.TotalSeconds }
+                    metrics.[seat.Index].WriteLine(Metrics.format row)
+                    if isEval then
+                        metrics.[seat.Index].Flush()
+                        saveLast seat
+                    report { Member = seat.Index; Members = seats.Length; Seed = seat.Member.Config.Seed
+                             Step = step; Steps = config.Steps; Loss = meanLoss; Lr = lr; GradNorm = seat.GradNorm; StepsPerSecond = rate
+                             ValExact = valExact; ValTokenAccuracy = valTok; BestValExact = seat.BestVal; Elapsed = watch.Elapsed }
+                    seat.LossSum <- 0.0
+                    seat.LossCount <- 0
+            if step < config.Steps && not cancelled && stop step then cancelled <- true
+        if cancelled then for seat in seats do saveLast seat
+        [ for seat in seats ->
+            match seat.Failure with
+            | Some message -> Error message
+            | None -> Ok { Completed = not cancelled; LastStep = step; BestValExact = seat.BestVal; BestStep = seat.BestStep } ]
+    finally
+        for w in metrics do w.Dispose()
+
+/// One run: a cohort of one; a diverged run ends with its error.
+let run (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (runDir: string) (resume: bool) (report: Progress -> unit) (stop: int -> bool) =
+    match runCohort device cpu [ { Config = config; RunDir = runDir; Resume = resume } ] report stop with
+    | [ Ok outcome ] -> outcome
+    | [ Error message ] -> fail "%s" message
+    | _ -> failwith "one run, one outcome"

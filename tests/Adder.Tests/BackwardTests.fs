@@ -2,17 +2,15 @@ module Adder.Tests.BackwardTests
 
 open Xunit
 open Adder.Core
-open Adder.Core.Cpu
 open Adder.Tests.Shared
 
-[<Fact>]
-let ``loss and gradient match the float64 gradcheck golden`` () =
+[<Theory; MemberData("All", MemberType = typeof<Devices>)>]
+let ``loss and gradient match the float64 gradcheck golden`` (device: string) =
     let golden = goldenJson "gradcheck_random_init.json"
     let model = modelFromGolden (golden.GetProperty "params")
     let a, b = pairs (golden.GetProperty "batch")
-    let backend = CpuBackend(model.Config)
-    let grad = Array.zeroCreate<float32> model.Layout.Count
-    let loss = backend.LossAndGradient(model.Parameters, a, b, a.Length, grad)
+    use backend = backendOn device model
+    let loss, grad = lossAndGradient backend a b
     let expectedLoss = golden.GetProperty("loss").GetDouble()
     Assert.True(abs (float loss - expectedLoss) / expectedLoss < 1e-5, sprintf "loss %f, golden %f" loss expectedLoss)
     let gradients = golden.GetProperty "grad"

@@ -45,7 +45,7 @@ let ``eval of the published checkpoint scores 99,999 of 100,000 with the error o
     let failing = r.Out.Split('\n') |> Array.filter (fun l -> l.StartsWith "seed 100 " && l.Contains "9304630660")
     Assert.Single failing |> ignore
     let report = Text.Json.JsonDocument.Parse(File.ReadAllText json).RootElement
-    Assert.Equal(1, report.GetProperty("Total").GetProperty("Errors").GetInt32())
+    Assert.Equal(1, report.GetProperty("total").GetProperty("errors").GetInt32())
 
 [<Fact>]
 let ``random suite and info`` () =
@@ -95,7 +95,11 @@ let ``bad input gives a one-line error and a non-zero exit`` () =
     adder (Some "1 2\n3 -4\n") [ "predict"; "-c"; ckpt; "-f"; "-" ] |> assertOneLineError "line 2"
     run [ "eval"; "--bogus" ] |> assertOneLineError "bogus"
     run [ "frobnicate" ] |> assertOneLineError "frobnicate"
-    run [ "eval"; "-c"; ckpt; "--suite"; "nope" ] |> assertOneLineError "unknown suite"
+    // closed choices are Argu enums: the error lists them
+    run [ "eval"; "-c"; ckpt; "--suite"; "nope" ] |> assertOneLineError "<reference|random>"
+    run [ "train"; "--device"; "gpu" ] |> assertOneLineError "<cpu|cuda>"
+    if not (List.contains Adder.Pipeline.Backends.Cuda (Adder.Pipeline.Backends.available ())) then
+        run [ "eval"; "-c"; ckpt; "--device"; "cuda" ] |> assertOneLineError "CUDA"
     run [ "train"; "--steps"; "0"; "--out"; Path.Combine(dir, "r") ] |> assertOneLineError "--steps"
     File.WriteAllText(Path.Combine(dir, "a-file"), "")
     run [ "train"; "--steps"; "10"; "--out"; Path.Combine(dir, "a-file") ] |> assertOneLineError "not a run folder"
@@ -200,7 +204,7 @@ let private evalErrors (args: string list) =
     let json = Path.Combine(tempDir (), "report.json")
     let r = run ([ "eval"; "--json"; json ] @ args)
     Assert.Equal(0, r.Code)
-    r, Text.Json.JsonDocument.Parse(File.ReadAllText json).RootElement.GetProperty("Total").GetProperty("Errors").GetInt32()
+    r, Text.Json.JsonDocument.Parse(File.ReadAllText json).RootElement.GetProperty("total").GetProperty("errors").GetInt32()
 
 [<Fact>]
 let ``the shipped models are beside adder and the default is the 912-parameter one`` () =
@@ -238,6 +242,13 @@ let ``a seed sweep probes every seed, finishes the best, and its runs equal sing
     let a = Checkpoint.Load(Path.Combine(single, "last.safetensors"))
     let b = Checkpoint.Load(Path.Combine(dir, "s" + seed, "last.safetensors"))
     Assert.Equal<float32[]>(a.Model.Parameters, b.Model.Parameters)
+    // the same sweep with two seeds side by side in one backend (a cohort) gives the same weights
+    let paired = Path.Combine(root, "paired")
+    let r = run ((sweepArgs |> List.map (fun a -> if a = dir then paired else a)) @ [ "--models-per-launch"; "2" ])
+    Assert.True((r.Code = 0), r.Out + r.Err)
+    Assert.Equal<string>(File.ReadAllText(Path.Combine(dir, "sweep.csv")), File.ReadAllText(Path.Combine(paired, "sweep.csv")))
+    let c = Checkpoint.Load(Path.Combine(paired, "s" + seed, "last.safetensors"))
+    Assert.Equal<float32[]>(a.Model.Parameters, c.Model.Parameters)
     // running the same command again finds everything done and trains nothing more
     let r = run sweepArgs
     Assert.Equal(0, r.Code)

@@ -11,14 +11,15 @@ open Adder.Tests.Shared
 
 let reference = lazy (Checkpoint.Load(referenceCheckpoint ()).Model)
 
-[<Fact>]
-let ``teacher-forced logits of the published checkpoint match the float64 golden`` () =
+[<Theory; MemberData("All", MemberType = typeof<Devices>)>]
+let ``teacher-forced logits of the published checkpoint match the float64 golden`` (device: string) =
     let golden = goldenJson "reference_logits.json"
     let model = reference.Force()
     let cases = [| for c in golden.GetProperty("cases").EnumerateArray() -> c |]
     let a = cases |> Array.map (fun c -> c.GetProperty("a").GetInt64())
     let b = cases |> Array.map (fun c -> c.GetProperty("b").GetInt64())
-    let logits = CpuBackend(model.Config).Logits(model.Parameters, a, b, a.Length)
+    use backend = backendOn device model
+    let logits = logitsOf backend a b
     // This checkpoint's logits reach ±190 and its activations are ill-conditioned: rounding only the
     // stage outputs of an exact float64 forward to float32 already moves logits by up to 4.4e-3. So the
     // bound is 1e-4 relative to each row's largest logit (about 1e-2 absolute), and the argmax must agree.
@@ -41,53 +42,43 @@ let ``teacher-forced logits of the published checkpoint match the float64 golden
     let median = absolute |> Seq.sort |> Seq.item (absolute.Count / 2)
     Assert.True(median < 1e-4, sprintf "median absolute logit difference %g" median)
 
-[<Fact>]
-let ``a sequence's logits do not depend on its lane or batch`` () =
+[<Theory; MemberData("All", MemberType = typeof<Devices>)>]
+let ``a sequence's logits do not depend on its lane or batch`` (device: string) =
     let model = reference.Force()
-    let backend = CpuBackend(model.Config)
+    use backend = backendOn device model
     let rng = Random(7)
     let a = Array.init 37 (fun _ -> rng.NextInt64(0L, Tokens.MaxOperand + 1L))
     let b = Array.init 37 (fun _ -> rng.NextInt64(0L, Tokens.MaxOperand + 1L))
-    let all = backend.Logits(model.Parameters, a, b, a.Length)
+    let all = logitsOf backend a b
     for i in [ 0; 15; 16; 36 ] do
-        let alone = backend.Logits(model.Parameters, [| a.[i] |], [| b.[i] |], 1)
+        let alone = logitsOf backend [| a.[i] |] [| b.[i] |]
         Assert.Equal<float32[]>(alone, all.[i * 33 * 14 .. (i + 1) * 33 * 14 - 1])
 
-[<Fact>]
-let ``greedy decoding with the KV cache equals argmax of the full forward on its own output`` () =
+[<Theory; MemberData("All", MemberType = typeof<Devices>)>]
+let ``greedy decoding with the KV cache equals argmax of the full forward on its own output`` (device: string) =
     // Random weights make many wrong, varied answers, so the check covers more than correct sums.
     let model = Model.Initialised(ModelConfig.Preset311, 3)
     for i in 0 .. model.Parameters.Length - 1 do model.Parameters.[i] <- model.Parameters.[i] * 40.0f
-    let backend = CpuBackend(model.Config)
+    use backend = backendOn device model
     let rng = Random(11)
     let n = 50
     let a = Array.init n (fun _ -> rng.NextInt64(0L, Tokens.MaxOperand + 1L))
     let b = Array.init n (fun _ -> rng.NextInt64(0L, Tokens.MaxOperand + 1L))
-    let decoded = Array.zeroCreate<int> (n * 11)
-    backend.Decode(model.Parameters, a, b, n, decoded)
+    let decoded = decodeOn backend a b
     Assert.True(decoded |> Array.distinct |> Array.length > 2, "degenerate test: the model always outputs the same token")
-    // Re-run teacher-forced over prompt ++ decoded digits: a forward of positions 0..31 only reads
-    // positions ≤ t, so its argmax at 21..31 must reproduce the decoded tokens.
-    let act = Activations(model.Config)
-    let pos = Array.zeroCreate<float32> (model.Config.MaxSeqLen * model.Config.DModel)
-    Transformer.PositionTable(model.Parameters, model.Layout, pos)
-    let logits = Array.zeroCreate<System.Runtime.Intrinsics.Vector512<float32>> 14
-    let best = Array.zeroCreate<int> 16
-    for chunk in 0 .. (n - 1) / 16 do
-        for lane in 0 .. 15 do
-            let i = min (chunk * 16 + lane) (n - 1)
-            let prompt = Array.zeroCreate<int> 22
-            Tokens.EncodePrompt(a.[i], b.[i], Span prompt)
-            for t in 0 .. 21 do act.Tokens.[t * 16 + lane] <- prompt.[t]
-            for k in 0 .. 10 do act.Tokens.[(22 + k) * 16 + lane] <- decoded.[i * 11 + k]
-        for t in 0 .. 31 do
-            Transformer.ForwardPosition(model.Parameters, model.Layout, pos, act, t)
-            if t >= 21 then
-                Layers.HeadForward(model.Parameters, model.Layout.TokenEmbedding, 14, ReadOnlySpan(act.Z, t * 4, 4), Span logits)
-                Layers.Argmax(ReadOnlySpan logits, Span best)
-                for lane in 0 .. 15 do
-                    let i = chunk * 16 + lane
-                    if i < n then Assert.Equal(decoded.[i * 11 + t - 21], best.[lane])
+    // Re-run teacher-forced over prompt ++ decoded digits (the backend's Logits verb): a forward of positions
+    // 0..31 only reads positions ≤ t, so its argmax at 21..31 must reproduce the decoded tokens.
+    let tokens = Array.zeroCreate<int> (n * Tokens.FullLength)
+    for i in 0 .. n - 1 do
+        Tokens.EncodePrompt(a.[i], b.[i], Span(tokens, i * 34, 22))
+        for k in 0 .. 10 do tokens.[i * 34 + 22 + k] <- decoded.[i * 11 + k]
+    let logits = Array.zeroCreate<float32> (n * 33 * 14)
+    backend.Logits(0, ReadOnlySpan tokens, n, Span logits)
+    for i in 0 .. n - 1 do
+        for t in 21 .. 31 do
+            let row = logits.[(i * 33 + t) * 14 .. (i * 33 + t) * 14 + 13]
+            // lowest index on ties (SPEC section 3)
+            Assert.Equal(decoded.[i * 11 + t - 21], Array.findIndex ((=) (Array.max row)) row)
 
 type PublishedModelProperties(output: ITestOutputHelper) =
     [<Fact>]
@@ -97,8 +88,8 @@ type PublishedModelProperties(output: ITestOutputHelper) =
         let pairs = Gen.zip operand operand |> Gen.arrayOfLength 20_000 |> Gen.sampleWithSeed (Rnd(20261124UL)) 1 1 |> Array.head
         let a = pairs |> Array.map fst
         let b = pairs |> Array.map snd
-        let decoded = Array.zeroCreate<int> (a.Length * 11)
-        CpuBackend(model.Config).Decode(model.Parameters, a, b, a.Length, decoded)
+        use backend = backendOn "cpu" model
+        let decoded = decodeOn backend a b
         let correct =
             [| for i in 0 .. a.Length - 1 ->
                 let predicted = Tokens.DecodeReversedSum(ReadOnlySpan(decoded, i * 11, 11))

@@ -14,21 +14,31 @@ open Adder.Tests.Shared
 // ---- the C# reference: every call into the CPU backend is here, so it can be re-pointed in one place ----
 
 module CpuReference =
+    /// The CPU backend (IBackend) holding one model with parameters p.
+    let private backend (config: ModelConfig) (p: float32[]) =
+        let b = new CpuBackend(config, 1, CpuOptions(2))
+        b.SetParameters(0, ReadOnlySpan p)
+        b
+
     /// (mean loss, gradient) of one model on a batch of operand pairs.
     let lossAndGradient (config: ModelConfig) (p: float32[]) (a: int64[]) (b: int64[]) =
-        let backend = CpuBackend(config, 2)
+        use cpu = backend config p
         let grad = Array.zeroCreate<float32> p.Length
-        let loss = backend.LossAndGradient(p, a, b, a.Length, grad)
+        let loss = cpu.LossAndGradient(0, ReadOnlySpan(Tokens.EncodeFullBatch(a, b)), a.Length, Span grad)
         loss, grad
 
     /// Teacher-forced logits [count][33][14].
     let logits (config: ModelConfig) (p: float32[]) (a: int64[]) (b: int64[]) =
-        CpuBackend(config, 2).Logits(p, a, b, a.Length)
+        use cpu = backend config p
+        let out = Array.zeroCreate<float32> (a.Length * Tokens.InputLength * config.VocabSize)
+        cpu.Logits(0, ReadOnlySpan(Tokens.EncodeFullBatch(a, b)), a.Length, Span out)
+        out
 
     /// Greedy decoding: [count][11] tokens.
     let decode (config: ModelConfig) (p: float32[]) (a: int64[]) (b: int64[]) =
+        use cpu = backend config p
         let out = Array.zeroCreate<int> (a.Length * Tokens.SumDigits)
-        CpuBackend(config, 2).Decode(p, a, b, a.Length, out)
+        cpu.Decode(0, ReadOnlySpan(Tokens.EncodePromptBatch(a, b)), a.Length, Span out)
         out
 
 // ---- the harness and its files of named arrays (kernels/cpu-harness/harness.cpp) ----

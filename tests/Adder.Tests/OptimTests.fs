@@ -3,7 +3,6 @@ module Adder.Tests.OptimTests
 open System
 open Xunit
 open Adder.Core
-open Adder.Core.Cpu
 open Adder.Tests.Shared
 
 [<Fact>]
@@ -61,29 +60,35 @@ let ``clipping scales by max_norm / (norm + 1e-6) only above the limit`` () =
     Assert.Equal(1.0, r.Coefficient)
     Assert.Equal(0.3f, small.[0])
 
-[<Fact>]
-let ``three training steps follow the float64 trajectory golden`` () =
+[<Theory; MemberData("All", MemberType = typeof<Devices>)>]
+let ``three training steps follow the float64 trajectory golden`` (device: string) =
     let golden = goldenJson "trajectory_3steps.json"
     let hp = golden.GetProperty "hyperparameters"
     let num (name: string) = hp.GetProperty(name).GetDouble()
     let total = hp.GetProperty("total_steps").GetInt32()
     let warmup = hp.GetProperty("warmup").GetInt32()
     let model = modelFromGolden (golden.GetProperty "params_initial")
-    let backend = CpuBackend(model.Config)
-    let grad = Array.zeroCreate<float32> model.Layout.Count
-    let opt = AdamW(model.Layout.Count, Beta1 = num "beta1", Beta2 = num "beta2", Eps = num "eps")
+    use backend = backendOn device model
+    backend.SetOptimizer(0, OptimizerState(0L, Array.zeroCreate model.Layout.Count, Array.zeroCreate model.Layout.Count))
     let batches = [| for b in golden.GetProperty("batches").EnumerateArray() -> pairs b |]
+    let parameters = Array.zeroCreate<float32> model.Layout.Count
+    let results = Array.zeroCreate<StepResult> 1
     golden.GetProperty("steps").EnumerateArray() |> Seq.iteri (fun i step ->
         let a, b = batches.[i]
-        let loss = backend.LossAndGradient(model.Parameters, a, b, a.Length, grad)
-        Assert.Equal(step.GetProperty("loss_before_update").GetDouble(), float loss, 4)
         let lr = LrSchedule.At(i, total, num "lr", warmup, num "floor")
         Assert.Equal(step.GetProperty("lr").GetDouble(), lr, 12)
+        // the backend's own loss and gradient before the step, then the whole step (clip and AdamW inside)
+        let loss, grad = lossAndGradient backend a b
+        Assert.Equal(step.GetProperty("loss_before_update").GetDouble(), float loss, 4)
         let clip = GradClip.Apply(grad.AsSpan(), num "clip")
-        Assert.True(abs (clip.Norm - step.GetProperty("grad_norm_before_clip").GetDouble()) < 1e-4, sprintf "norm %f" clip.Norm)
         Assert.True(abs (clip.Coefficient - step.GetProperty("clip_coefficient").GetDouble()) < 1e-4)
-        opt.Update(model.Parameters.AsSpan(), ReadOnlySpan grad, lr, num "weight_decay")
+        let settings = StepSettings(lr, num "weight_decay", num "clip", num "beta1", num "beta2", num "eps")
+        backend.TrainStep(ReadOnlySpan(Tokens.EncodeFullBatch(a, b)), a.Length, &settings, Span results)
+        Assert.Equal(loss, results.[0].Loss)
+        Assert.True(abs (results.[0].GradNorm - step.GetProperty("grad_norm_before_clip").GetDouble()) < 1e-4, sprintf "norm %f" results.[0].GradNorm)
+        backend.GetParameters(0, Span parameters)
         let after = step.GetProperty "params_after"
         let expected = modelFromGolden after
-        let worst = Array.map2 (fun (x: float32) (y: float32) -> abs (float x - float y)) model.Parameters expected.Parameters |> Array.max
+        let worst = Array.map2 (fun (x: float32) (y: float32) -> abs (float x - float y)) parameters expected.Parameters |> Array.max
         Assert.True(worst < 1e-5, sprintf "step %d: largest parameter difference %g" i worst))
+    Assert.Equal(3L, backend.GetOptimizer(0).Step)

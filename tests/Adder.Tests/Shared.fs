@@ -55,6 +55,37 @@ let modelFromGolden (pars: JsonElement) =
         for i in 0 .. data.Length - 1 do view.[i] <- float32 data.[i]
     model
 
+/// Every backend this machine can run (cpu always; cuda where the build has it and a device exists):
+/// the golden tests are theories over these, so a new backend inherits them.
+type Devices() =
+    static member All: obj[] seq =
+        Adder.Pipeline.Backends.available () |> Seq.map (fun d -> [| box (Adder.Pipeline.Backends.deviceName d) |])
+
+/// A backend of that device holding one model with the model's parameters.
+let backendOn (device: string) (model: Model) =
+    let d = if device = "cuda" then Adder.Pipeline.Backends.Cuda else Adder.Pipeline.Backends.Cpu
+    let backend = Adder.Pipeline.Backends.create d model.Config 1 CpuOptions.Default
+    backend.SetParameters(0, System.ReadOnlySpan model.Parameters)
+    backend
+
+/// Teacher-forced logits [count][33][14] of the backend's model 0.
+let logitsOf (backend: IBackend) (a: int64[]) (b: int64[]) =
+    let logits = Array.zeroCreate<float32> (a.Length * Tokens.InputLength * Tokens.VocabSize)
+    backend.Logits(0, System.ReadOnlySpan(Tokens.EncodeFullBatch(a, b)), a.Length, System.Span logits)
+    logits
+
+/// Greedy decoding [count][11] of the backend's model 0.
+let decodeOn (backend: IBackend) (a: int64[]) (b: int64[]) =
+    let decoded = Array.zeroCreate<int> (a.Length * Tokens.SumDigits)
+    backend.Decode(0, System.ReadOnlySpan(Tokens.EncodePromptBatch(a, b)), a.Length, System.Span decoded)
+    decoded
+
+/// Loss and gradient of the backend's model 0 on a batch.
+let lossAndGradient (backend: IBackend) (a: int64[]) (b: int64[]) =
+    let grad = Array.zeroCreate<float32> backend.Layout.Count
+    let loss = backend.LossAndGradient(0, System.ReadOnlySpan(Tokens.EncodeFullBatch(a, b)), a.Length, System.Span grad)
+    loss, grad
+
 let pairs (batch: JsonElement) =
     let items = [| for x in batch.EnumerateArray() -> x.GetProperty("a").GetInt64(), x.GetProperty("b").GetInt64() |]
     Array.map fst items, Array.map snd items

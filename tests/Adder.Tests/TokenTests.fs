@@ -41,3 +41,28 @@ let ``bad operands are rejected with a message`` (text: string) =
 let ``leading zeros and the largest operand are accepted`` () =
     Assert.Equal(Tokens.MaxOperand, Tokens.ParseOperand "9999999999")
     Assert.Equal(42L, Tokens.ParseOperand "000000000042")
+
+[<Property(MaxTest = 2000)>]
+let ``encoding matches the digits written out as text, one by one and in batches`` () =
+    Prop.forAll (Arb.zip (operand, operand)) (fun (a, b) ->
+        let digits (s: string) = [ for c in s -> int c - int '0' ]
+        let expected =
+            digits (a.ToString "D10") @ [ Tokens.Plus ] @ digits (b.ToString "D10") @ [ Tokens.EqualsSign ]
+            @ (digits ((BigInteger a + BigInteger b).ToString "D11") |> List.rev) @ [ Tokens.Eos ]
+        let batch = Tokens.EncodeFullBatch([| 7L; a |], [| 5L; b |])
+        List.ofArray (Tokens.EncodeFull(a, b)) = expected
+        && List.ofArray batch.[34..] = expected
+        && List.ofArray (Tokens.EncodePromptBatch([| a |], [| b |])) = List.truncate 22 expected)
+
+[<Fact>]
+let ``a large batch (encoded on all cores) equals its examples encoded one by one`` () =
+    let rng = Random(5)
+    let n = 40_000
+    let a = Array.init n (fun _ -> rng.NextInt64(0L, Tokens.MaxOperand + 1L))
+    let b = Array.init n (fun _ -> rng.NextInt64(0L, Tokens.MaxOperand + 1L))
+    let full = Tokens.EncodeFullBatch(a, b)
+    let prompts = Tokens.EncodePromptBatch(a, b)
+    for i in 0 .. n - 1 do
+        let one = Tokens.EncodeFull(a.[i], b.[i])
+        Assert.Equal<int[]>(one, full.[i * 34 .. i * 34 + 33])
+        Assert.Equal<int[]>(one.[0..21], prompts.[i * 22 .. i * 22 + 21])

@@ -16,8 +16,6 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
     public Dictionary<string, string> Metadata { get; } = metadata ?? [];
     public OptimizerState? Optimizer { get; } = optimizer;
 
-    public static string ConfigToJson(ModelConfig c) => ConfigJson.Write(c);
-
     public static Checkpoint Load(string path)
     {
         if (Directory.Exists(path)) throw new AdderException($"checkpoint {path} is a folder, not a file");
@@ -91,12 +89,9 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
         return model;
     }
 
-    /// <summary>Writes safetensors through a temporary file in the same folder, then moves it into place.</summary>
+    /// <summary>Writes safetensors atomically (<see cref="AtomicFile"/>).</summary>
     public void Save(string path)
     {
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        if (!Directory.Exists(dir)) throw new AdderException($"output folder does not exist: {dir}");
         var tensors = Model.Layout.Tensors
             .Select(t => new StoredTensor(t.Name, t.Shape, Model.Parameters.AsSpan(t.Offset, t.Size).ToArray())).ToList();
         var metadata = new Dictionary<string, string>(Metadata)
@@ -111,19 +106,6 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
             tensors.Add(new StoredTensor(OptimizerV, [Optimizer.V.Length], Optimizer.V));
             metadata["optimizer_step"] = Optimizer.Step.ToString(CultureInfo.InvariantCulture);
         }
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
-        try
-        {
-            using (var stream = File.Create(temp)) Safetensors.Write(stream, tensors, metadata);
-            File.Move(temp, full, overwrite: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new AdderException($"cannot write {path}: {e.Message}");
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+        AtomicFile.Write(path, stream => Safetensors.Write(stream, tensors, metadata));
     }
 }

@@ -23,7 +23,6 @@ public sealed class Activations
     public readonly VF[] U, G;           // [L][T][F]: pre- and post-GELU
     public readonly VF[] LnFHat, Z;      // [T][D]
     public readonly VF[] LnFRstd;        // [T]
-    public readonly VF[] Logits;         // [T][Vocab] (only where needed)
 
     public Activations(ModelConfig c)
     {
@@ -46,6 +45,5 @@ public sealed class Activations
         Fc1Hidden = new VF[Math.Max(1, L * T * FfnMid)]; Fc2Hidden = new VF[Math.Max(1, L * T * FfnMid)];
         U = new VF[L * T * F]; G = new VF[L * T * F];
         LnFHat = new VF[T * D]; Z = new VF[T * D]; LnFRstd = new VF[T];
-        Logits = new VF[T * Vocab];
     }
 }

@@ -1,60 +1,126 @@
 namespace Adder.Core.Cpu;
 
-/// <summary>The CPU backend: splits a batch into chunks of 16 sequences (one per lane), runs the chunks on
-/// all cores, and reduces the per-thread gradients. Holds its buffers so a training step allocates nothing
-/// beyond the thread pool's own bookkeeping.</summary>
-public sealed class CpuBackend
+/// <summary>The CPU backend: holds <see cref="Models"/> models (parameters and AdamW state) and runs each
+/// verb one model at a time; inside a verb, a batch is split into chunks of 16 sequences (one per lane),
+/// the chunks run on all cores and the per-thread gradients are reduced. Holds its buffers so a training
+/// step allocates nothing beyond the thread pool's own bookkeeping.</summary>
+public sealed class CpuBackend : IBackend
 {
     const int W = LaneMath.Width;
+    public string Name => "cpu";
     public ModelConfig Config { get; }
     public ParameterLayout Layout { get; }
+    public int Models { get; }
     public int Threads { get; }
 
+    readonly float[][] parameters;
+    readonly AdamW[] optimizers;
+    readonly float[] grad;
     readonly Activations[] activations;
     readonly Transformer.Gradients[] gradients;
     readonly float[] posTable;
     readonly float[] dPos;
-    long[] batchA = [], batchB = [];
-    float[] parameters = [];
-    int batchCount, nextChunk;
-    readonly Action<int, int> gradientChunk, decodeChunk;
+    // the verb in flight: its model's parameters, its tokens ([count][34] or prompts [count][22], pinned by
+    // the verb for its duration, so they are read in place) and outputs
+    float[] current = [];
+    unsafe int* batchTokens;
+    int batchCount, tokensPerExample, nextChunk;
+    float chunkScale;
+    unsafe void* output;     // the verb's output (int tokens or float logits), pinned like the tokens
+    readonly Action<int, int> gradientChunk, decodeChunk, logitsChunk;
 
     /// <summary>Gradients are summed in this many fixed partitions of the batch's chunks (chunk c goes to
     /// partition c mod 8), whatever the thread count, so a step's result is bit-for-bit the same on any
     /// machine and a resumed run continues exactly.</summary>
     public const int GradientPartitions = 8;
 
-    public CpuBackend(ModelConfig config, int threads = 0)
+    public CpuBackend(ModelConfig config, int models, CpuOptions options)
     {
+        if (models < 1) throw new AdderException($"a backend holds at least one model, got {models}");
+
         Config = config;
         Layout = new ParameterLayout(config);
-        Threads = threads > 0 ? threads : Environment.ProcessorCount;
+        Models = models;
+        Threads = options.WorkerThreads;
+        parameters = new float[models][];
+        optimizers = new AdamW[models];
+        for (int m = 0; m < models; m++)
+        {
+            parameters[m] = new float[Layout.Count];
+            optimizers[m] = new AdamW(Layout.Count);
+        }
+        grad = new float[Layout.Count];
         activations = new Activations[Math.Max(Threads, GradientPartitions)];
         for (int i = 0; i < activations.Length; i++) activations[i] = new Activations(config);
         gradients = new Transformer.Gradients[GradientPartitions];
         for (int i = 0; i < GradientPartitions; i++) gradients[i] = new Transformer.Gradients(Layout, activations[i]);
         posTable = new float[config.MaxSeqLen * config.DModel];
+        dPos = new float[config.MaxSeqLen * config.DModel];
         gradientChunk = GradientChunk;
         decodeChunk = DecodeChunk;
-        dPos = new float[config.MaxSeqLen * config.DModel];
+        logitsChunk = LogitsChunk;
     }
 
-    void CheckParameters(float[] p)
+    public CpuBackend(ModelConfig config) : this(config, 1, CpuOptions.Default) { }
+
+    public void Dispose() { }
+
+    float[] Model(int model) =>
+        model >= 0 && model < Models ? parameters[model] : throw new ArgumentOutOfRangeException(nameof(model), $"model {model} of {Models}");
+
+    public void SetParameters(int model, ReadOnlySpan<float> values)
     {
-        if (p.Length != Layout.Count) throw new ArgumentException($"expected {Layout.Count} parameters, got {p.Length}");
+        if (values.Length != Layout.Count) throw new ArgumentException($"expected {Layout.Count} parameters, got {values.Length}");
+        values.CopyTo(Model(model));
     }
 
-    /// <summary>Writes the full sequences of chunk c into a.Tokens (padding lanes repeat 0 + 0); returns active lanes.</summary>
-    int LoadChunk(Activations a, int chunk, bool promptOnly)
+    public void GetParameters(int model, Span<float> values) => Model(model).CopyTo(values);
+
+    public void SetOptimizer(int model, OptimizerState state)
     {
-        Span<int> full = stackalloc int[Tokens.FullLength];
-        int first = chunk * W, active = Math.Min(W, batchCount - first);
+        Model(model);
+        if (state.M.Length != Layout.Count || state.V.Length != Layout.Count)
+            throw new AdderException($"optimizer state has {state.M.Length} values, the model {Layout.Count}");
+        optimizers[model] = new AdamW(state.Step, (float[])state.M.Clone(), (float[])state.V.Clone());
+    }
+
+    public OptimizerState GetOptimizer(int model)
+    {
+        Model(model);
+        var o = optimizers[model];
+        return new OptimizerState(o.Step, (float[])o.M.Clone(), (float[])o.V.Clone());
+    }
+
+    /// <summary>SPEC section 7's step for each model in turn: loss and gradient (fixed partitions), global-norm
+    /// clipping, AdamW, all on the host arrays.</summary>
+    public void TrainStep(ReadOnlySpan<int> tokens, int batch, in StepSettings settings, Span<StepResult> results)
+    {
+        int per = batch * Tokens.FullLength;
+        if (tokens.Length < Models * per) throw new ArgumentException($"expected {Models} batches of {batch} sequences");
+        if (results.Length < Models) throw new ArgumentException("results too small");
+        for (int m = 0; m < Models; m++)
+        {
+            float loss = LossAndGradient(m, tokens.Slice(m * per, per), batch, grad);
+            double norm = GradClip.Apply(grad, settings.Clip).Norm;
+            var o = optimizers[m];
+            if (o.Beta1 != settings.Beta1 || o.Beta2 != settings.Beta2 || o.Eps != settings.Eps)
+                o = optimizers[m] = new AdamW(o.Step, o.M, o.V) { Beta1 = settings.Beta1, Beta2 = settings.Beta2, Eps = settings.Eps };
+            o.Update(parameters[m], grad, settings.Lr, settings.WeightDecay);
+            results[m] = new StepResult(loss, norm);
+        }
+    }
+
+    /// <summary>0 + 0, what padding lanes hold (weight 0 in the loss).</summary>
+    static readonly int[] Padding = Tokens.EncodeFull(0, 0);
+
+    /// <summary>Writes chunk c's sequences into a.Tokens; returns the active lanes.</summary>
+    unsafe int LoadChunk(Activations a, int chunk)
+    {
+        int first = chunk * W, active = Math.Min(W, batchCount - first), length = tokensPerExample;
         for (int lane = 0; lane < W; lane++)
         {
-            if (lane < active) Tokens.EncodeFull(batchA[first + lane], batchB[first + lane], full);
-            else Tokens.EncodeFull(0, 0, full);
-            int length = promptOnly ? Tokens.PromptLength : Tokens.FullLength;
-            for (int t = 0; t < length; t++) a.Tokens[t * W + lane] = full[t];
+            var source = lane < active ? new ReadOnlySpan<int>(batchTokens + (first + lane) * length, length) : Padding.AsSpan(0, length);
+            for (int t = 0; t < length; t++) a.Tokens[t * W + lane] = source[t];
         }
         return active;
     }
@@ -86,118 +152,119 @@ public sealed class CpuBackend
 
     static int ChunkCount(int n) => (n + W - 1) / W;
 
-    /// <summary>Mean cross-entropy over the scored positions of the batch; its gradient overwrites grad.</summary>
-    public float LossAndGradient(float[] p, long[] a, long[] b, int count, float[] grad)
+    /// <summary>Runs a verb's chunks over count examples of `length` tokens each with the model's parameters;
+    /// the tokens stay pinned (read in place by the workers) until the chunks are done.</summary>
+    unsafe void Run(int model, ReadOnlySpan<int> tokens, int count, int length, Action<int, int> work, bool staticPartition)
     {
-        CheckParameters(p);
-        if (count <= 0 || count > a.Length || count > b.Length) throw new ArgumentException("bad batch size");
-        parameters = p; batchA = a; batchB = b; batchCount = count;
-        Transformer.PositionTable(p, Layout, posTable);
-        foreach (var g in gradients) g.Clear();
-        chunkScale = 1f / (count * Tokens.ScoredPositions);
-        RunChunks(ChunkCount(count), gradientChunk, staticPartition: true);
-        return ReduceGradients(grad);
+        current = Model(model);
+        if (count <= 0 || tokens.Length < count * length) throw new ArgumentException("bad batch size");
+        batchCount = count;
+        tokensPerExample = length;
+        Layers.PositionForward(current, Layout.Position, posTable);
+        fixed (int* pinned = tokens)
+        {
+            batchTokens = pinned;
+            try { RunChunks(ChunkCount(count), work, staticPartition); }
+            finally { batchTokens = null; }
+        }
     }
 
-    float chunkScale;
+    public float LossAndGradient(int model, ReadOnlySpan<int> tokens, int batch, Span<float> gradient)
+    {
+        if (gradient.Length != Layout.Count) throw new ArgumentException($"expected {Layout.Count} gradient values, got {gradient.Length}");
+        foreach (var g in gradients) g.Clear();
+        chunkScale = 1f / (batch * Tokens.ScoredPositions);
+        Run(model, tokens, batch, Tokens.FullLength, gradientChunk, staticPartition: true);
+        return ReduceGradients(gradient);
+    }
 
     void GradientChunk(int worker, int chunk)
     {
         var a = activations[worker];
-        int active = LoadChunk(a, chunk, promptOnly: false);
-        for (int t = 0; t < Tokens.InputLength; t++) Transformer.ForwardPosition(parameters, Layout, posTable, a, t);
+        int active = LoadChunk(a, chunk);
+        for (int t = 0; t < Tokens.InputLength; t++) Transformer.ForwardPosition(current, Layout, posTable, a, t);
         Span<float> w = stackalloc float[W];
         for (int lane = 0; lane < W; lane++) w[lane] = lane < active ? chunkScale : 0f;
-        Transformer.Backward(parameters, Layout, a, gradients[worker], V.Create<float>(w));
+        Transformer.Backward(current, Layout, a, gradients[worker], V.Create<float>(w));
     }
 
-    /// <summary>Teacher-forced logits of every input position, [count][33][vocab].</summary>
-    public float[] Logits(float[] p, long[] a, long[] b, int count)
+    /// <summary>Runs a verb that writes into outputs (pinned for the verb's duration, written in place).</summary>
+    unsafe void RunInto<T>(Span<T> outputs, int model, ReadOnlySpan<int> tokens, int count, int length, Action<int, int> work)
+        where T : unmanaged
     {
-        CheckParameters(p);
-        parameters = p; batchA = a; batchB = b; batchCount = count;
-        Transformer.PositionTable(p, Layout, posTable);
-        int vocab = Config.VocabSize, T = Tokens.InputLength;
-        var result = new float[count * T * vocab];
-        RunChunks(ChunkCount(count), staticPartition: false, work: (worker, chunk) =>
+        fixed (T* pinned = outputs)
         {
-            var act = activations[worker];
-            int active = LoadChunk(act, chunk, promptOnly: false);
-            Span<VF> logits = stackalloc VF[vocab];
-            for (int t = 0; t < T; t++)
-            {
-                Transformer.ForwardPosition(p, Layout, posTable, act, t);
-                Layers.HeadForward(p, Layout.TokenEmbedding, vocab, act.Z.AsSpan(t * act.D, act.D), logits);
-                for (int lane = 0; lane < active; lane++)
-                    for (int v = 0; v < vocab; v++)
-                        result[(((chunk * W + lane) * T) + t) * vocab + v] = logits[v][lane];
-            }
-        });
-        return result;
+            output = pinned;
+            try { Run(model, tokens, count, length, work, staticPartition: false); }
+            finally { output = null; }
+        }
     }
 
-    int[] decoded = [];
-
-    /// <summary>Greedy decoding with a KV cache (SPEC section 3): feeds each prompt, then its own argmax
-    /// tokens; writes the 11 generated tokens of each example (reversed sum digits when right) into output.</summary>
-    public void Decode(float[] p, long[] a, long[] b, int count, int[] output)
+    public void Logits(int model, ReadOnlySpan<int> tokens, int count, Span<float> logits)
     {
-        CheckParameters(p);
-        if (output.Length < count * Tokens.SumDigits) throw new ArgumentException("output too small");
-        parameters = p; batchA = a; batchB = b; batchCount = count; decoded = output;
-        Transformer.PositionTable(p, Layout, posTable);
-        RunChunks(ChunkCount(count), decodeChunk, staticPartition: false);
+        if (logits.Length < count * Tokens.InputLength * Config.VocabSize) throw new ArgumentException("logits too small");
+        RunInto(logits, model, tokens, count, Tokens.FullLength, logitsChunk);
     }
 
-    void DecodeChunk(int worker, int chunk)
+    unsafe void LogitsChunk(int worker, int chunk)
+    {
+        var act = activations[worker];
+        int active = LoadChunk(act, chunk);
+        int vocab = Config.VocabSize, T = Tokens.InputLength;
+        Span<VF> logits = stackalloc VF[vocab];
+        for (int t = 0; t < T; t++)
+        {
+            Transformer.ForwardPosition(current, Layout, posTable, act, t);
+            Layers.HeadForward(current, Layout.TokenEmbedding, vocab, act.Z.AsSpan(t * act.D, act.D), logits);
+            for (int lane = 0; lane < active; lane++)
+                for (int v = 0; v < vocab; v++)
+                    ((float*)output)[(((chunk * W + lane) * T) + t) * vocab + v] = logits[v][lane];
+        }
+    }
+
+    public void Decode(int model, ReadOnlySpan<int> prompts, int count, Span<int> decoded)
+    {
+        if (decoded.Length < count * Tokens.SumDigits) throw new ArgumentException("output too small");
+        RunInto(decoded, model, prompts, count, Tokens.PromptLength, decodeChunk);
+    }
+
+    unsafe void DecodeChunk(int worker, int chunk)
     {
         var a = activations[worker];
-        int active = LoadChunk(a, chunk, promptOnly: true);
+        int active = LoadChunk(a, chunk);
         int vocab = Config.VocabSize, D = a.D;
         Span<VF> logits = stackalloc VF[vocab];
         Span<int> best = stackalloc int[W];
         int last = Tokens.FirstScoredPosition + Tokens.SumDigits;    // position 31 yields the 11th digit
         for (int t = 0; t < last; t++)
         {
-            Transformer.ForwardPosition(parameters, Layout, posTable, a, t);
+            Transformer.ForwardPosition(current, Layout, posTable, a, t);
             if (t < Tokens.FirstScoredPosition) continue;
-            Layers.HeadForward(parameters, Layout.TokenEmbedding, vocab, a.Z.AsSpan(t * D, D), logits);
+            Layers.HeadForward(current, Layout.TokenEmbedding, vocab, a.Z.AsSpan(t * D, D), logits);
             Layers.Argmax(logits, best);
             int digit = t - Tokens.FirstScoredPosition;
             for (int lane = 0; lane < W; lane++)
             {
                 a.Tokens[(t + 1) * W + lane] = best[lane];
-                if (lane < active) decoded[(chunk * W + lane) * Tokens.SumDigits + digit] = best[lane];
+                if (lane < active) ((int*)output)[(chunk * W + lane) * Tokens.SumDigits + digit] = best[lane];
             }
         }
     }
 
-    float ReduceGradients(float[] grad)
+    /// <summary>Sums the partitions' gradients in a fixed order, then runs the position embedding's backward.</summary>
+    float ReduceGradients(Span<float> gradient)
     {
-        Array.Clear(grad);
+        gradient.Clear();
         float loss = 0;
         Array.Clear(dPos);
         foreach (var g in gradients)
         {
-            for (int k = 0; k < grad.Length; k++) grad[k] += LaneMath.Sum(g.Grad[k]);
-            for (int k = 0; k < g.DEmbed.Length; k++) grad[Layout.TokenEmbedding + k] += g.DEmbed[k];
+            for (int k = 0; k < gradient.Length; k++) gradient[k] += LaneMath.Sum(g.Grad[k]);
+            for (int k = 0; k < g.DEmbed.Length; k++) gradient[Layout.TokenEmbedding + k] += g.DEmbed[k];
             for (int k = 0; k < dPos.Length; k++) dPos[k] += LaneMath.Sum(g.DPos[k]);
             loss += LaneMath.Sum(g.Loss);
         }
-        // P = A·B: dA = dP·Bᵀ, dB = Aᵀ·dP
-        var pos = Layout.Position;
-        int d = pos.Out;
-        for (int t = 0; t < pos.In; t++)
-            for (int i = 0; i < d; i++)
-            {
-                float g = dPos[t * d + i];
-                if (!pos.LowRank) { grad[pos.W + t * d + i] += g; continue; }
-                for (int j = 0; j < pos.Rank; j++)
-                {
-                    grad[pos.A + t * pos.Rank + j] += g * parameters[pos.B + j * d + i];
-                    grad[pos.B + j * d + i] += g * parameters[pos.A + t * pos.Rank + j];
-                }
-            }
+        Layers.PositionBackward(current, Layout.Position, dPos, gradient);
         return loss;
     }
 }

@@ -5,6 +5,66 @@ namespace Adder.Core.Cpu;
 /// <c>grad</c> (indexed like the flat parameter buffer) and are summed across lanes once per batch.</summary>
 public static class Layers
 {
+    const int W = LaneMath.Width;
+
+    // ---- position embedding P = pos_emb.A · pos_emb.B (or pos_emb.weight), [max_seq_len][d_model] ----
+    // The same for every lane, so it runs once per batch on scalars; its gradient dP arrives summed over lanes.
+
+    public static void PositionForward(float[] p, in LinearView pos, Span<float> table)
+    {
+        int d = pos.Out;
+        for (int t = 0; t < pos.In; t++)
+            for (int i = 0; i < d; i++)
+            {
+                if (!pos.LowRank) { table[t * d + i] = p[pos.W + t * d + i]; continue; }
+                float acc = 0;
+                for (int j = 0; j < pos.Rank; j++) acc += p[pos.A + t * pos.Rank + j] * p[pos.B + j * d + i];
+                table[t * d + i] = acc;
+            }
+    }
+
+    /// <summary>Adds the gradients of pos_emb's tensors into grad: dA = dP·Bᵀ, dB = Aᵀ·dP (or dW = dP).</summary>
+    public static void PositionBackward(float[] p, in LinearView pos, ReadOnlySpan<float> dTable, Span<float> grad)
+    {
+        int d = pos.Out;
+        for (int t = 0; t < pos.In; t++)
+            for (int i = 0; i < d; i++)
+            {
+                float g = dTable[t * d + i];
+                if (!pos.LowRank) { grad[pos.W + t * d + i] += g; continue; }
+                for (int j = 0; j < pos.Rank; j++)
+                {
+                    grad[pos.A + t * pos.Rank + j] += g * p[pos.B + j * d + i];
+                    grad[pos.B + j * d + i] += g * p[pos.A + t * pos.Rank + j];
+                }
+            }
+    }
+
+    // ---- embedding x0 = E[token] + P[t] (one position of 16 sequences) ----
+
+    public static void EmbeddingForward(float[] p, int embedding, ReadOnlySpan<int> tokens, ReadOnlySpan<float> posRow, Span<VF> x0)
+    {
+        Span<float> gathered = stackalloc float[W];
+        int d = x0.Length;
+        for (int i = 0; i < d; i++)
+        {
+            for (int lane = 0; lane < W; lane++) gathered[lane] = p[embedding + tokens[lane] * d + i];
+            x0[i] = V.Create<float>(gathered) + V.Create(posRow[i]);
+        }
+    }
+
+    /// <summary>Adds dx0 into the position table's gradient row (per lane, summed once per batch) and scatters
+    /// each lane's dx0 into its token's row of the embedding gradient.</summary>
+    public static void EmbeddingBackward(ReadOnlySpan<int> tokens, ReadOnlySpan<VF> dx0, Span<VF> dPosRow, Span<float> dEmbed)
+    {
+        int d = dx0.Length;
+        for (int i = 0; i < d; i++)
+        {
+            dPosRow[i] += dx0[i];
+            for (int lane = 0; lane < W; lane++) dEmbed[tokens[lane] * d + i] += dx0[i][lane];
+        }
+    }
+
     // ---- matrix product y = x·M, M stored in×out row-major (low-rank factors, shared qkv_A) ----
 
     public static void MatMulForward(float[] p, int m, int inDim, int outDim, ReadOnlySpan<VF> x, Span<VF> y)

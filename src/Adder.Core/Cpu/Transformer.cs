@@ -7,32 +7,12 @@ public static class Transformer
 {
     const int W = LaneMath.Width;
 
-    /// <summary>P = pos_emb.A · pos_emb.B (or pos_emb.weight), [max_seq_len][d_model]; once per batch.</summary>
-    public static void PositionTable(float[] p, ParameterLayout layout, float[] table)
-    {
-        var pos = layout.Position;
-        int d = pos.Out;
-        for (int t = 0; t < pos.In; t++)
-            for (int i = 0; i < d; i++)
-            {
-                if (!pos.LowRank) { table[t * d + i] = p[pos.W + t * d + i]; continue; }
-                float acc = 0;
-                for (int j = 0; j < pos.Rank; j++) acc += p[pos.A + t * pos.Rank + j] * p[pos.B + j * d + i];
-                table[t * d + i] = acc;
-            }
-    }
-
-    /// <summary>Runs position t through every layer and the final norm; leaves z in a.Z.</summary>
+    /// <summary>Runs position t through every layer and the final norm; leaves z in a.Z. posTable is
+    /// <see cref="Layers.PositionForward"/>'s output.</summary>
     public static void ForwardPosition(float[] p, ParameterLayout layout, float[] posTable, Activations a, int t)
     {
         int T = a.T, D = a.D, F = a.F;
-        Span<float> gathered = stackalloc float[W];
-        var x0 = a.X.AsSpan(t * D, D);
-        for (int i = 0; i < D; i++)
-        {
-            for (int lane = 0; lane < W; lane++) gathered[lane] = p[layout.TokenEmbedding + a.Tokens[t * W + lane] * D + i];
-            x0[i] = V.Create<float>(gathered) + V.Create(posTable[t * D + i]);
-        }
+        Layers.EmbeddingForward(p, layout.TokenEmbedding, a.Tokens.AsSpan(t * W, W), posTable.AsSpan(t * D, D), a.X.AsSpan(t * D, D));
         Span<VF> tmp = stackalloc VF[D];
         for (int l = 0; l < a.L; l++)
         {
@@ -86,7 +66,8 @@ public static class Transformer
         public readonly VF[] DPos;        // [T][D] gradient of the position table
         public readonly float[] DEmbed;   // token embedding's input-side gradient (a per-lane scatter)
         public readonly VF[] DKeys, DValues;   // [L][T][D]; the same array when K and V are tied
-        public readonly VF[] Scratch;
+        public readonly VF[] Scratch;   // 8 layer-local vectors of Width, then the logits
+        public readonly int Width;
         public VF Loss;
 
         public Gradients(ParameterLayout layout, Activations a)
@@ -96,8 +77,8 @@ public static class Transformer
             DEmbed = new float[a.Vocab * a.D];
             DKeys = new VF[a.L * a.T * a.D];
             DValues = a.TiedKV ? DKeys : new VF[a.L * a.T * a.D];
-            int width = Math.Max(Math.Max(a.D, a.F), Math.Max(a.T, Math.Max(a.QkvMid, Math.Max(a.ProjMid, a.FfnMid))));
-            Scratch = new VF[8 * width + a.Vocab];
+            Width = Math.Max(Math.Max(a.D, a.F), Math.Max(a.T, Math.Max(a.QkvMid, Math.Max(a.ProjMid, a.FfnMid))));
+            Scratch = new VF[8 * Width + a.Vocab];
         }
 
         public void Clear()
@@ -114,7 +95,7 @@ public static class Transformer
         Array.Clear(gr.DKeys);
         if (!a.TiedKV) Array.Clear(gr.DValues);
         var s = gr.Scratch.AsSpan();
-        int width = (s.Length - Vocab) / 8;
+        int width = gr.Width;
         var dRes = s.Slice(0 * width, D);
         var dA = s.Slice(1 * width, width);     // layer-local gradient vectors
         var dB = s.Slice(2 * width, width);
@@ -189,13 +170,7 @@ public static class Transformer
                 // dRes becomes dL/dx_in
                 Layers.NormBackward(p, block.Ln1, a.Ln1Hat.AsSpan(row, D), a.Ln1Rstd[l * T + t], dN1, scratch, dRes, grad);
             }
-            // embedding: x0 = E[token] + P[t]
-            for (int i = 0; i < D; i++)
-            {
-                gr.DPos[t * D + i] += dRes[i];
-                for (int lane = 0; lane < W; lane++)
-                    gr.DEmbed[a.Tokens[t * W + lane] * D + i] += dRes[i][lane];
-            }
+            Layers.EmbeddingBackward(a.Tokens.AsSpan(t * W, W), dRes, gr.DPos.AsSpan(t * D, D), gr.DEmbed);
         }
     }
 }

@@ -26,6 +26,29 @@ public sealed class Curriculum
     /// <summary>Fine-tuning: 1..10 digits throughout.</summary>
     public static Curriculum Full => new([new(0, 1, 10)]);
 
+    /// <summary>Parses "0:1-3,2000:1-6,7000:1-10" (the form of --curriculum and config.json).</summary>
+    public static Curriculum Parse(string text)
+    {
+        var phases = new List<CurriculumPhase>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var fields = part.Split(':');
+            var range = fields.Length == 2 ? fields[1].Split('-') : [];
+            if (range.Length != 2 || !int.TryParse(fields[0], out int start) || start < 0
+                || !int.TryParse(range[0], out int lo) || !int.TryParse(range[1], out int hi))
+                throw new AdderException($"bad curriculum phase '{part}' (expected STEP:MIN-MAX, e.g. 2000:1-6)");
+            phases.Add(new CurriculumPhase(start, lo, hi));
+        }
+        if (phases.Count == 0) throw new AdderException("empty curriculum");
+        return new Curriculum([.. phases]);
+    }
+
+    // equal phases, equal curricula (run configs compare by value)
+    public override bool Equals(object? obj) => obj is Curriculum c && c.Phases.SequenceEqual(Phases);
+    public override int GetHashCode() => ToString().GetHashCode();
+
+    public override string ToString() => string.Join(",", Phases.Select(p => $"{p.Start}:{p.MinDigits}-{p.MaxDigits}"));
+
     public CurriculumPhase At(int step)
     {
         var phase = Phases[0];

@@ -1,0 +1,33 @@
+/// Picks the backend that runs the model math (Core's IBackend): the one place that names an implementation.
+module Adder.Pipeline.Backends
+
+open Adder.Core
+open Adder.Core.Cpu
+
+/// --device: where the model math runs.
+type Device =
+    | Cpu
+    | Cuda
+
+let deviceName (d: Device) = match d with Cpu -> "cpu" | Cuda -> "cuda"
+
+/// The CUDA backend (Adder.Kernels): raises a one-line AdderException when no device is present or the config
+/// is outside the kernels' limits (kernels/ABI.md), so `available` leaves CUDA out.
+let private createCuda (config: ModelConfig) (models: int) : IBackend =
+    new Adder.Kernels.CudaBackend(config, models)
+
+/// A backend holding `models` models of one config. cpu options (threads) only matter to the CPU backend.
+let create (device: Device) (config: ModelConfig) (models: int) (cpu: CpuOptions) : IBackend =
+    match device with
+    | Cpu -> new CpuBackend(config, models, cpu)
+    | Cuda -> createCuda config models
+
+/// The devices this build can use on this machine: cpu always, cuda when a backend can be created.
+let available () =
+    [ yield Cpu
+      let cuda =
+          try
+              (createCuda ModelConfig.Preset311 1).Dispose()
+              true
+          with :? AdderException -> false
+      if cuda then yield Cuda ]

@@ -1,0 +1,45 @@
+/// A run's metrics.csv: written by Training, read by Sweep and Plotting; its format is defined here only.
+module Adder.Pipeline.Metrics
+
+open System
+open System.Globalization
+open System.IO
+
+type Row =
+    { Step: int; Loss: float; Lr: float; GradNorm: float
+      ValExact: float option; ValTokenAccuracy: float option; ElapsedSeconds: float }
+
+let header = "step,loss,lr,grad_norm,val_exact,val_token_acc,elapsed_s"
+
+let pathIn (runDir: string) = Path.Combine(runDir, "metrics.csv")
+
+let inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
+
+let format (r: Row) =
+    let opt (x: float option) = match x with Some v -> inv v | None -> ""
+    sprintf "%d,%s,%s,%s,%s,%s,%.1f" r.Step (inv r.Loss) (inv r.Lr) (inv r.GradNorm) (opt r.ValExact) (opt r.ValTokenAccuracy) r.ElapsedSeconds
+
+let private parse (path: string) (line: string) =
+    let f = line.Split ','
+    let num (s: string) = Double.Parse(s, CultureInfo.InvariantCulture)
+    let opt (s: string) = if s = "" then None else Some(num s)
+    try
+        { Step = int f.[0]; Loss = num f.[1]; Lr = num f.[2]; GradNorm = num f.[3]
+          ValExact = opt f.[4]; ValTokenAccuracy = opt f.[5]; ElapsedSeconds = num f.[6] }
+    with :? FormatException | :? IndexOutOfRangeException | :? OverflowException ->
+        fail "%s is not a metrics file written by adder train" path
+
+/// The rows of runDir's metrics.csv ([] when the run has none yet).
+let read (runDir: string) =
+    let path = pathIn runDir
+    if not (File.Exists path) then []
+    else [ for line in File.ReadAllLines path |> Array.skip 1 do if line.Trim() <> "" then parse path line ]
+
+/// Drops the rows an interrupted run logged after step (its last checkpoint), so a resumed run logs them again.
+let truncateAfter (runDir: string) (step: int) =
+    let path = pathIn runDir
+    if File.Exists path then
+        let keep =
+            File.ReadAllLines path
+            |> Array.filter (fun l -> l = header || (match Int32.TryParse(l.Split(',').[0]) with | true, s -> s <= step | _ -> false))
+        Files.writeTextAtomic path (String.Join("\n", keep) + "\n")
