@@ -68,6 +68,9 @@ type TrainArgs =
     | [<Unique>] Seeds of list: string
     | [<Unique>] Probe of steps: int
     | [<Unique>] Keep of n: int
+    | [<Unique>] Shard of spec: string
+    | [<Unique>] Finish
+    | [<Unique>] Merge of shards: int
     | [<Unique>] Init_Seed of int
     | [<Unique>] Steps of int
     | [<Unique>] Batch of int
@@ -105,6 +108,9 @@ type TrainArgs =
             | Seeds _ -> "a seed sweep: seeds like 1-12,15, one run each in --out/s<seed> (default --out runs/sweep-<preset>)"
             | Probe _ -> "sweep: train every seed to this step first (default 30000)"
             | Keep _ -> "sweep: then finish this many seeds, best validation and lowest loss at the probe first (default 2)"
+            | Shard _ -> "sweep on several machines: run shard i/n (the seeds at list positions k with k mod n = i) to the probe; then --finish, then --merge"
+            | Finish -> "with --shard i/n: rank all n shards' probes, finish the kept seeds of this shard, write sweep-shard-i-of-n.csv"
+            | Merge _ -> "combine the n shards' sweep-shard-*-of-n.csv in --out into sweep.csv (the same as an unsharded sweep's)"
             | Init_Seed _ -> "seed of the initial weights (default: the run seed)"
             | Steps _ -> "total steps (default 162000)"
             | Batch _ -> "batch size (default 512)"
