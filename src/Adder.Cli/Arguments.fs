@@ -93,7 +93,7 @@ type TrainArgs =
             match a with
             | Stop_After _ -> "stop (as on Ctrl-C: last.safetensors saved) once this many steps are done; --resume continues"
             | Out _ -> "run folder to write (default runs/<preset>-s<seed>)"
-            | Preset _ -> "model preset: 311p (default) or wide; the shape options below override it"
+            | Preset _ -> "model preset: 311p (default), 275p or wide; the shape options below override it"
             | D_Model _ -> "d_model"
             | D_Ff _ -> "d_ff"
             | N_Head _ -> "attention heads"
@@ -169,6 +169,17 @@ type FinetuneArgs =
             | Resume -> "continue the round in --out from its last.safetensors, with the options in its config.json"
             | Quiet -> "no live progress, one line per validation"
 
+type TruncateArgs =
+    | [<AltCommandLine("-c"); Mandatory; Unique>] Checkpoint of path: string
+    | [<Mandatory; Unique>] Ranks of spec: string
+    | [<AltCommandLine("-o"); Mandatory; Unique>] Output of path: string
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Checkpoint _ -> "checkpoint to truncate (.pt or .safetensors)"
+            | Ranks _ -> "new ranks per matrix family, e.g. qkv=2,ffn=2 (families: pos, qkv, attn_out, ffn)"
+            | Output _ -> "safetensors file to write (weights only)"
+
 type PlotArgs =
     | [<MainCommand; ExactlyOnce>] Run of dir: string
     | [<AltCommandLine("-o"); Unique>] Output of path: string
@@ -207,6 +218,7 @@ type AdderArgs =
     | [<CliPrefix(CliPrefix.None)>] Predict of ParseResults<PredictArgs>
     | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainArgs>
     | [<CliPrefix(CliPrefix.None)>] Finetune of ParseResults<FinetuneArgs>
+    | [<CliPrefix(CliPrefix.None)>] Truncate of ParseResults<TruncateArgs>
     | [<CliPrefix(CliPrefix.None)>] Plot of ParseResults<PlotArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
     | [<CliPrefix(CliPrefix.None)>] Check_Gradients of ParseResults<CheckGradientsArgs>
@@ -220,6 +232,7 @@ type AdderArgs =
             | Predict _ -> "add numbers with a model"
             | Train _ -> "train a model from scratch (SPEC section 7)"
             | Finetune _ -> "one fine-tuning round from a checkpoint"
+            | Truncate _ -> "lower the rank of factorised matrices by SVD (a start for a smaller model)"
             | Plot _ -> "draw a run's training curves to a PNG"
             | Bench _ -> "measure training or evaluation speed"
             | Check_Gradients _ -> "compare our backward pass with a golden gradient file"
