@@ -35,7 +35,15 @@ export ADDER="${adder[*]}"
 
 D=$(mktemp -d /tmp/adder-slurm.XXXXXX)
 chmod 755 "$D"   # munged refuses a socket in a folder that not everyone may enter
-pids=()
+munged_pid=
+slurm_pids=()
+# every process this script's cluster started has our SLURM_CONF in its environment (D is a fresh temp folder)
+ours() {
+  local p
+  for p in $(pgrep -x slurmstepd; pgrep -x slurmctld; pgrep -x slurmd; pgrep -f "$D" || true); do
+    [ "$p" != $$ ] && { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qxF "SLURM_CONF=$D/slurm.conf" && echo "$p"
+  done | sort -u
+}
 cleanup() {
   set +e
   if [ -n "${SLURM_CONF:-}" ] && [ -f "$SLURM_CONF" ]; then
@@ -44,12 +52,16 @@ cleanup() {
     for _ in $(seq 50); do [ -z "$(timeout 2 squeue -h 2>/dev/null)" ] && break; sleep 0.2; done
     timeout 5 scontrol shutdown >/dev/null 2>&1
   fi
-  # wait for each daemon we started to end, then make sure (munged has no shutdown command)
-  for p in "${pids[@]}"; do
+  for p in "${slurm_pids[@]}"; do
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
   done
+  # a job step left behind (slurmstepd ignores SIGTERM) or its tasks
+  local left
+  left=$(ours)
+  if [ -n "$left" ]; then kill -9 $left 2>/dev/null; fi
+  for p in "${slurm_pids[@]}"; do wait "$p" 2>/dev/null; done
+  if [ -n "$munged_pid" ]; then kill "$munged_pid" 2>/dev/null; wait "$munged_pid" 2>/dev/null; fi
   rm -rf "$D"
 }
 trap cleanup EXIT
@@ -62,9 +74,9 @@ while listening "$port" || listening $((port + 1)); do port=$((port + 2)); done
 
 mungekey -c -k "$D/munge.key" >/dev/null 2>&1 || dd if=/dev/urandom of="$D/munge.key" bs=1024 count=1 status=none
 chmod 400 "$D/munge.key"
-munged -F -S "$D/munge.sock" --key-file="$D/munge.key" --pid-file="$D/munged.pid" --log-file="$D/munged.log" \
+setsid munged -F -S "$D/munge.sock" --key-file="$D/munge.key" --pid-file="$D/munged.pid" --log-file="$D/munged.log" \
   --seed-file="$D/munged.seed" >"$D/munged.out" 2>&1 &
-pids+=($!)
+munged_pid=$!
 
 mkdir -p "$D/state" "$D/spool"
 cat >"$D/slurm.conf" <<CONF
@@ -104,10 +116,11 @@ CONF
 export SLURM_CONF=$D/slurm.conf
 for _ in $(seq 50); do [ -S "$D/munge.sock" ] && break; sleep 0.1; done
 [ -S "$D/munge.sock" ] || { echo "FAIL: munged did not start:"; tail -n 5 "$D/munged.log"; exit 1; }
-slurmctld -D -i -f "$SLURM_CONF" >"$D/slurmctld.out" 2>&1 &
-pids+=($!)
-slurmd -D -N localhost -f "$SLURM_CONF" >"$D/slurmd.out" 2>&1 &
-pids+=($!)
+# own sessions: a Ctrl-C to this script's process group must not kill the daemons before cleanup stops their jobs
+setsid slurmctld -D -i -f "$SLURM_CONF" >"$D/slurmctld.out" 2>&1 &
+slurm_pids+=($!)
+setsid slurmd -D -N localhost -f "$SLURM_CONF" >"$D/slurmd.out" 2>&1 &
+slurm_pids+=($!)
 state=
 for _ in $(seq 100); do
   state=$(timeout 2 sinfo -h -n localhost -o %t 2>/dev/null || true)
