@@ -12,6 +12,7 @@ type Suite =
 
 type Preset =
     | [<CustomCommandLine "311p">] P311
+    | [<CustomCommandLine "275p">] P275
     | Wide
 
 type TieQkv =
@@ -22,7 +23,7 @@ type BenchWhat =
     | Train
     | Eval
 
-let presetName (p: Preset) = match p with P311 -> "311p" | Wide -> "wide"
+let presetName (p: Preset) = match p with P311 -> "311p" | P275 -> "275p" | Wide -> "wide"
 let tieMode (t: TieQkv) = match t with ShareA_TieKV -> Adder.Core.TieModes.ShareATieKV | Untied -> Adder.Core.TieModes.None
 
 /// Defaults of the options that are not run hyperparameters (those are Hyperparameters.all's).
@@ -116,6 +117,9 @@ type TrainArgs =
     | [<Unique>] Seeds of list: string
     | [<Unique>] Probe of steps: int
     | [<Unique>] Keep of n: int
+    | [<Unique>] Shard of spec: string
+    | [<Unique>] Finish
+    | [<Unique>] Merge of shards: int
     | [<Unique>] Init_Seed of int
     | [<Unique>] Steps of int
     | [<Unique>] Batch of int
@@ -143,7 +147,7 @@ type TrainArgs =
             | Models_Per_Launch _ -> sprintf "sweep: seeds trained side by side in one backend (default %d)" Defaults.modelsPerLaunch
             | Stop_After _ -> "stop (as on Ctrl-C: last.safetensors saved) once this many steps are done; --resume continues"
             | Out _ -> "run folder to write (default runs/<preset>-s<seed>)"
-            | Preset _ -> "model preset: 311p (default) or wide; the shape options below override it"
+            | Preset _ -> "model preset: 311p (default), 275p or wide; the shape options below override it"
             | D_Model _ -> "d_model"
             | D_Ff _ -> "d_ff"
             | N_Head _ -> "attention heads"
@@ -158,6 +162,9 @@ type TrainArgs =
             | Probe _ -> sprintf "sweep: train every seed to this step first (default %d)" Defaults.probe
             | Keep _ -> sprintf "sweep: then finish this many seeds, best validation and lowest loss at the probe first (default %d)" Defaults.keep
             | Threads _ -> threadsUsage
+            | Shard _ -> "sweep on several machines: run shard i/n (the seeds at list positions k with k mod n = i) to the probe; then --finish, then --merge"
+            | Finish -> "with --shard i/n: rank all n shards' probes, finish the kept seeds of this shard, write sweep-shard-i-of-n.csv"
+            | Merge _ -> "combine the n shards' sweep-shard-*-of-n.csv in --out into sweep.csv (the same as an unsharded sweep's)"
             | Resume -> "continue the run in --out from its last.safetensors, with the options in its config.json"
             | Quiet -> "no live progress, one line per validation"
             | _ -> "")
@@ -194,6 +201,17 @@ type FinetuneArgs =
             | Resume -> "continue the round in --out from its last.safetensors, with the options in its config.json"
             | Quiet -> "no live progress, one line per validation"
             | _ -> "")
+
+type TruncateArgs =
+    | [<AltCommandLine("-c"); Mandatory; Unique>] Checkpoint of path: string
+    | [<Mandatory; Unique>] Ranks of spec: string
+    | [<AltCommandLine("-o"); Mandatory; Unique>] Output of path: string
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Checkpoint _ -> "checkpoint to truncate (.pt or .safetensors)"
+            | Ranks _ -> "new ranks per matrix family, e.g. qkv=2,ffn=2 (families: pos, qkv, attn_out, ffn)"
+            | Output _ -> "safetensors file to write (weights only)"
 
 type PlotArgs =
     | [<MainCommand; ExactlyOnce>] Run of dir: string
@@ -239,6 +257,7 @@ type AdderArgs =
     | [<CliPrefix(CliPrefix.None)>] Predict of ParseResults<PredictArgs>
     | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainArgs>
     | [<CliPrefix(CliPrefix.None)>] Finetune of ParseResults<FinetuneArgs>
+    | [<CliPrefix(CliPrefix.None)>] Truncate of ParseResults<TruncateArgs>
     | [<CliPrefix(CliPrefix.None)>] Plot of ParseResults<PlotArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
     | [<CliPrefix(CliPrefix.None)>] Check_Gradients of ParseResults<CheckGradientsArgs>
@@ -252,6 +271,7 @@ type AdderArgs =
             | Predict _ -> "add numbers with a model"
             | Train _ -> "train a model from scratch (SPEC section 7)"
             | Finetune _ -> "one fine-tuning round from a checkpoint"
+            | Truncate _ -> "lower the rank of factorised matrices by SVD (a start for a smaller model)"
             | Plot _ -> "draw a run's training curves to a PNG"
             | Bench _ -> "measure training or evaluation speed"
             | Check_Gradients _ -> "compare our backward pass with a golden gradient file"

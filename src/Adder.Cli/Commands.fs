@@ -139,8 +139,30 @@ let private cohorts (n: int) (sweepDir: string) (seeds: int list) =
         else 0
     seeds |> List.groupBy stepOf |> List.collect (fun (_, group) -> List.chunkBySize n group)
 
+/// The sweep's table on the terminal (the rows of sweep.csv).
+let private printSummary (summary: Sweep.SeedSummary list) =
+    printfn ""
+    printfn "%-6s %10s %10s %12s %10s %12s %10s" "seed" "probe" "loss" "val exact" "last step" "best val" "at step"
+    for r in summary do
+        printfn "%-6d %10d %10.4f %11.2f%% %10d %11.2f%% %10d" r.Seed r.ProbeStep r.ProbeLoss (100.0 * r.ProbeValExact) r.LastStep
+            (100.0 * r.BestValExact) r.BestStep
+
+/// adder train --seeds LIST --merge N: the N shards' summaries in --out into one sweep.csv (see Shards).
+let private mergeShards (args: ParseResults<TrainArgs>) =
+    let seeds = Sweep.parseSeeds (args.GetResult TrainArgs.Seeds)
+    let count = args.GetResult TrainArgs.Merge
+    if args.Contains TrainArgs.Shard || args.Contains TrainArgs.Finish then fail "--merge combines all shards; leave out --shard and --finish"
+    if count < 1 then fail "--merge must be at least 1 (the number of shards)"
+    let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (presetText args)))
+    if not (Directory.Exists sweepDir) then fail "sweep folder not found: %s" sweepDir
+    let summary = Shards.merge sweepDir seeds count
+    printSummary summary
+    printfn "summary of %d shards: %s" count (Path.Combine(sweepDir, "sweep.csv"))
+    0
+
 /// adder train --seeds LIST: every seed to --probe steps, then the --keep best to the end (see Sweep). With
-/// --models-per-launch N, N seeds at a time train side by side in one backend.
+/// --models-per-launch N, N seeds at a time train side by side in one backend. With --shard i/n: this shard's
+/// seeds only, in two passes (the probe, then --finish; see Shards).
 let private sweep (args: ParseResults<TrainArgs>) =
     for flag, given in [ "--seed", args.Contains TrainArgs.Seed; "--resume", args.Contains TrainArgs.Resume; "--stop-after", args.Contains TrainArgs.Stop_After ] do
         if given then fail "%s does not go with --seeds (a sweep always continues the runs it finds)" flag
@@ -151,12 +173,20 @@ let private sweep (args: ParseResults<TrainArgs>) =
     if probe < 1 then fail "--probe must be at least 1"
     if keep < 0 then fail "--keep must not be negative"
     if perLaunch < 1 then fail "--models-per-launch must be at least 1"
+    let shard = args.TryGetResult TrainArgs.Shard |> Option.map Shards.parse
+    let finishing = args.Contains TrainArgs.Finish
+    if finishing && shard.IsNone then fail "--finish goes with --shard i/n (the second pass of a sharded sweep)"
+    let mine = match shard with Some s -> Shards.assigned s seeds | None -> seeds
     let device, cpu = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
     let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (presetText args)))
     if File.Exists sweepDir then fail "--out %s is a file, not a folder" sweepDir
     Directory.CreateDirectory sweepDir |> ignore
     let first = trainConfig args None (Some seeds.Head)
-    printfn "sweep of %d seeds -> %s: each to step %d, then the best %d to step %d" seeds.Length sweepDir probe keep first.Steps
+    let part =
+        match shard with
+        | Some s -> sprintf " (shard %d/%d: %d seeds, %s pass)" s.Index s.Count mine.Length (if finishing then "finish" else "probe")
+        | None -> ""
+    printfn "sweep of %d seeds%s -> %s: each to step %d, then the best %d to step %d" seeds.Length part sweepDir probe keep first.Steps
     printfn "%s; batch %d, lr %g, warm-up %d, floor %g, curriculum %O" (first.Model.Describe()) first.Batch first.Lr first.Warmup
         first.Floor first.Curriculum
     let signalled = cancellation None
@@ -169,6 +199,11 @@ let private sweep (args: ParseResults<TrainArgs>) =
     let failure seed (message: string) =
         printfn "seed %-5d failed: %s" seed message
         failed.Add(sprintf "seed %d: %s" seed message)
+    let failures () =
+        if failed.Count = 0 then 0
+        else
+            eprintfn "%d of %d seeds failed (left out of the summary); first: %s" failed.Count mine.Length failed.[0]
+            1
     /// Trains one cohort of seeds until the step (or the end); the seeds that completed or stopped, with outcomes.
     let runCohort (cohort: int list) (until: int option) (report: Progress -> unit) =
         let stop step = signalled step || (match until with Some n -> step >= n | None -> false)
@@ -186,10 +221,17 @@ let private sweep (args: ParseResults<TrainArgs>) =
         with :? AdderException as e ->
             for seed in cohort do failure seed e.Message
             []
-    // phase 1: every seed to the probe
+    // phase 1: every seed (of this shard) to the probe
     let probes = ResizeArray<Sweep.Probe>()
     let mutable stopped = false
-    for cohort in cohorts perLaunch sweepDir seeds do
+    match shard with
+    | Some s when finishing ->
+        // this shard's probe pass is done: its probes are in its file
+        let path = Shards.probeFile sweepDir s
+        if not (File.Exists path) then fail "%s not found: run the probe pass (--shard %d/%d without --finish) first" path s.Index s.Count
+        probes.AddRange(Shards.readProbes path)
+    | _ -> ()
+    for cohort in cohorts perLaunch sweepDir (if finishing then [] else mine) do
         if not stopped then
             for seed, outcome in runCohort cohort (Some probe) ignore do
                 if signalled outcome.LastStep then stopped <- true
@@ -200,9 +242,17 @@ let private sweep (args: ParseResults<TrainArgs>) =
                         printfn "seed %-5d step %7d  loss %.4f  val exact %6.2f%%" seed p.Step p.Loss (100.0 * p.ValExact)
                     | None -> ()
     if stopped then interrupted ()
+    elif shard.IsSome && not finishing then
+        let path = Shards.probeFile sweepDir shard.Value
+        Shards.writeProbes path (List.ofSeq probes)
+        printfn "probes: %s; once all %d shards are done, run each again with --finish" path shard.Value.Count
+        failures ()
     else
-        // phase 2: the most promising seeds to the end
-        let finalists = Sweep.rank (List.ofSeq probes) |> List.truncate keep
+        // phase 2: the most promising seeds to the end (a shard: those of the whole sweep's best that are its own)
+        let finalists =
+            match shard with
+            | Some s -> Shards.finalists sweepDir seeds s.Count keep |> List.filter (fun p -> List.contains p.Seed mine)
+            | None -> Sweep.rank (List.ofSeq probes) |> List.truncate keep
         if first.Steps > probe then
             for cohort in cohorts perLaunch sweepDir [ for p in finalists -> p.Seed ] do
                 if not stopped then
@@ -215,24 +265,19 @@ let private sweep (args: ParseResults<TrainArgs>) =
             let summary =
                 [ for p in probes -> Sweep.summarise p (Metrics.read (runDirOf p.Seed)) ]
                 |> Sweep.summaryOrder
-            printfn ""
-            printfn "%-6s %10s %10s %12s %10s %12s %10s" "seed" "probe" "loss" "val exact" "last step" "best val" "at step"
-            for r in summary do
-                printfn "%-6d %10d %10.4f %11.2f%% %10d %11.2f%% %10d" r.Seed r.ProbeStep r.ProbeLoss (100.0 * r.ProbeValExact) r.LastStep
-                    (100.0 * r.BestValExact) r.BestStep
-            let csv = Path.Combine(sweepDir, "sweep.csv")
+            printSummary summary
+            let csv = match shard with Some s -> Shards.summaryFile sweepDir s | None -> Path.Combine(sweepDir, "sweep.csv")
             Sweep.writeSummary csv summary
             printfn "summary: %s; best checkpoints: %s" csv (Path.Combine(sweepDir, "s<seed>", "best.safetensors"))
-            if failed.Count = 0 then 0
-            else
-                eprintfn "%d of %d seeds failed (left out of the summary); first: %s" failed.Count seeds.Length failed.[0]
-                1
+            failures ()
 
 let train (args: ParseResults<TrainArgs>) =
-    if args.Contains TrainArgs.Seeds then sweep args
+    if args.Contains TrainArgs.Seeds then
+        if args.Contains TrainArgs.Merge then mergeShards args else sweep args
     else
         for flag, given in [ "--probe", args.Contains TrainArgs.Probe; "--keep", args.Contains TrainArgs.Keep
-                             "--models-per-launch", args.Contains TrainArgs.Models_Per_Launch ] do
+                             "--models-per-launch", args.Contains TrainArgs.Models_Per_Launch; "--shard", args.Contains TrainArgs.Shard
+                             "--finish", args.Contains TrainArgs.Finish; "--merge", args.Contains TrainArgs.Merge ] do
             if given then fail "%s applies to a sweep (--seeds) only" flag
         let launch = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
         let runDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (presetText args) (args.GetResult(TrainArgs.Seed, (Hyperparameters.defaults "train" ModelConfig.Preset311).Seed))))

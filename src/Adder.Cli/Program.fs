@@ -57,6 +57,25 @@ let convert (args: ParseResults<ConvertArgs>) =
     printfn "wrote %s (%d parameters, %s)" output ckpt.Model.Layout.Count (ckpt.Model.Config.Describe())
     0
 
+let truncate (args: ParseResults<TruncateArgs>) =
+    let input = args.GetResult TruncateArgs.Checkpoint
+    let output = args.GetResult TruncateArgs.Output
+    let ranksText = args.GetResult TruncateArgs.Ranks
+    let ranks = Truncate.parseRanks ranksText
+    if Directory.Exists output then fail "-o %s is a folder; give a file name" output
+    let source = (Checkpoint.Load input).Model
+    let model, reports = Truncate.truncate source ranks
+    for r in reports do
+        let kept, dropped = Array.splitAt r.To r.Singular
+        let norm (s: float[]) = s |> Array.sumBy (fun x -> x * x) |> sqrt
+        let show (s: float[]) = s |> Array.map (sprintf "%.4g") |> String.concat " "
+        printfn "%-20s rank %s -> %d  singular values %s | %s  (relative error %.3g)" r.Name (if r.From = 0 then "full" else string r.From) r.To
+            (show kept) (show dropped) (norm dropped / max (norm r.Singular) 1e-300)
+    let metadata = Collections.Generic.Dictionary(dict [ "truncated_from", Path.GetFileName input; "truncated_ranks", ranksText ])
+    Adder.Core.Checkpoint(model, metadata).Save output
+    printfn "wrote %s: %d -> %d parameters (%s)" output source.Layout.Count model.Layout.Count (model.Config.Describe())
+    0
+
 let printReport (report: Evaluation.Report) (showFailures: int) =
     printfn "%-18s %10s %8s %12s %12s" "set" "examples" "errors" "exact match" "token acc"
     for s in report.Sets @ [ report.Total ] do
@@ -169,6 +188,7 @@ let run (argv: string[]) =
     | [ Predict a ] -> predict a
     | [ Train a ] -> Commands.train a
     | [ Finetune a ] -> Commands.finetune a
+    | [ Truncate a ] -> truncate a
     | [ Plot a ] -> Commands.plot a
     | [ Bench a ] -> bench a
     | [ Check_Gradients a ] -> checkGradients a

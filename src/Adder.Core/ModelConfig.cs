@@ -35,9 +35,11 @@ public sealed record ModelConfig(
     public static ModelConfig Preset(string name) => name.ToLowerInvariant() switch
     {
         "311p" => Preset311,
+        // The 311p with qkv and ffn ranks cut to 2 (311 − 12 − 24 = 275), the AdderBoard's 275p; `adder truncate` makes one from a 311p.
+        "275p" => new ModelConfig(QkvRank: 2, FfnRank: 2),
         // A wider sibling (full rank, two heads) that learns in minutes on a CPU.
         "wide" => new ModelConfig(DModel: 8, DFf: 16, NHead: 2, PosRank: 0, QkvRank: 0, AttnOutRank: 0, FfnRank: 0, TieQkv: TieModes.None),
-        _ => throw new AdderException($"unknown model preset '{name}' (known: 311p, wide)"),
+        _ => throw new AdderException($"unknown model preset '{name}' (known: 311p, 275p, wide)"),
     };
 
     /// <summary>Throws an AdderException naming the first option this code does not support.</summary>

@@ -124,6 +124,8 @@ public sealed class ParameterLayout
     public TensorSpec this[string name] =>
         byName.TryGetValue(name, out var t) ? t : throw new AdderException($"the model has no tensor '{name}'");
 
+    public bool Contains(string name) => byName.ContainsKey(name);
+
     /// <summary>Fills a buffer with SPEC section 2's initialisation (normal, mean 0; norm weights 1).</summary>
     public void Initialise(Span<float> parameters, int seed)
     {
