@@ -229,15 +229,28 @@ type BenchArgs =
     | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
     | [<Unique>] Preset of Preset
+    | [<Unique>] Models of n: int
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Device _ -> deviceUsage
+            | Models _ -> "train: models side by side in the backend, each on its own batch (default 1); prints model-steps/s"
             | What _ -> "train (steps/s) or eval (examples/s)"
             | Batch _ -> sprintf "train: batch size (default %d)" Defaults.benchBatch
             | Windows _ -> sprintf "timed windows; the median is reported (default %d)" Defaults.windows
             | Threads _ -> threadsUsage
             | Preset _ -> "model preset (default 311p)"
+
+type SelftestArgs =
+    | [<Unique>] Device of Device
+    | [<Unique>] Shared of dir: string
+    | [<Unique>] Threads of n: int
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Device _ -> "backend to check against the CPU backend (default cuda)"
+            | Shared _ -> "folder with golden/ and reference/best_311p_s34.pt (default ../shared)"
+            | Threads _ -> threadsUsage
 
 type CheckGradientsArgs =
     | [<Mandatory; Unique>] Golden of path: string
@@ -261,6 +274,7 @@ type AdderArgs =
     | [<CliPrefix(CliPrefix.None)>] Plot of ParseResults<PlotArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs>
     | [<CliPrefix(CliPrefix.None)>] Check_Gradients of ParseResults<CheckGradientsArgs>
+    | [<CliPrefix(CliPrefix.None)>] Selftest of ParseResults<SelftestArgs>
     | [<AltCommandLine("-V")>] Version
     interface IArgParserTemplate with
         member a.Usage =
@@ -275,4 +289,5 @@ type AdderArgs =
             | Plot _ -> "draw a run's training curves to a PNG"
             | Bench _ -> "measure training or evaluation speed"
             | Check_Gradients _ -> "compare our backward pass with a golden gradient file"
+            | Selftest _ -> "check a GPU backend against the CPU backend and the goldens (for a GPU machine)"
             | Version -> "print the version"

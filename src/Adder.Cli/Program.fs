@@ -145,7 +145,12 @@ let bench (args: ParseResults<BenchArgs>) =
     let windows = args.GetResult(BenchArgs.Windows, Defaults.windows)
     if windows < 1 then fail "--windows must be at least 1"
     let config = ModelConfig.Preset(presetName (args.GetResult(BenchArgs.Preset, P311)))
-    use backend = backendFor (args.TryGetResult BenchArgs.Device) (args.TryGetResult BenchArgs.Threads) (Model.Initialised(config, 1))
+    let models = args.GetResult(BenchArgs.Models, 1)
+    if models < 1 then fail "--models must be at least 1"
+    if models > 1 && args.GetResult BenchArgs.What = BenchWhat.Eval then fail "--models applies to bench train only"
+    use backend =
+        let device, cpu = Commands.launchOf (args.TryGetResult BenchArgs.Device) (args.TryGetResult BenchArgs.Threads)
+        Backends.create device config models cpu
     let threads =
         match Commands.launchOf (args.TryGetResult BenchArgs.Device) (args.TryGetResult BenchArgs.Threads) with
         | Backends.Cpu, cpu -> sprintf "%d threads" cpu.WorkerThreads
@@ -158,9 +163,12 @@ let bench (args: ParseResults<BenchArgs>) =
         let batch = args.GetResult(BenchArgs.Batch, Defaults.benchBatch)
         if batch < 1 then fail "--batch must be at least 1"
         let r = Benchmarks.benchTrain backend batch windows
-        printfn "train %s, batch %d, %s: %.0f steps/s (median of %d 1-s windows: %s)" (config.Describe()) batch threads
-            r.StepsPerSecond windows (r.Windows |> List.map (sprintf "%.0f") |> String.concat " ")
-        printfn "FLOPs per step (counted): %.3g -> %.2f GFLOP/s" (float r.FlopsPerStep) (float r.FlopsPerStep * r.StepsPerSecond / 1e9)
+        printfn "train %s, batch %d, %d model(s), %s: %.0f steps/s = %.0f model-steps/s (median of %d 1-s windows: %s)"
+            (config.Describe()) batch r.Models threads r.StepsPerSecond (r.StepsPerSecond * float r.Models) windows
+            (r.Windows |> List.map (sprintf "%.0f") |> String.concat " ")
+        printfn "FLOPs per model-step (counted): %.3g -> %.2f GFLOP/s" (float r.FlopsPerStep)
+            (float r.FlopsPerStep * r.StepsPerSecond * float r.Models / 1e9)
+        printfn "encoding one batch (data layer, not in the figure above): %.1f us" (r.EncodeSeconds * 1e6)
     | BenchWhat.Eval ->
         let r = Benchmarks.benchEval backend (Model.Initialised(config, 1)) windows
         printfn "greedy decode of 100,000 sums, %s: %.3f s (median of %d: %s), %.0f examples/s" threads
@@ -168,6 +176,28 @@ let bench (args: ParseResults<BenchArgs>) =
         printfn "FLOPs per example (counted): %d -> %.2f GFLOP/s" r.FlopsPerExample (float r.FlopsPerExample * r.ExamplesPerSecond / 1e9)
         printfn "encoding the 100,000 prompts (data layer, not in the figure above): %.4f s" r.EncodeSeconds
     0
+
+/// adder selftest: every check a GPU backend must pass (SelfTest), against the CPU backend and the goldens.
+let selftest (args: ParseResults<SelftestArgs>) =
+    let device = args.GetResult(SelftestArgs.Device, Backends.Cuda)
+    let shared = args.GetResult(SelftestArgs.Shared, Path.Combine("..", "shared"))
+    for file in [ "golden/gradcheck_random_init.json"; "golden/trajectory_3steps.json"; "reference/best_311p_s34.pt" ] do
+        if not (File.Exists(Path.Combine(shared, file))) then fail "--shared %s: %s not found" shared file
+    let _, cpu = Commands.launchOf None (args.TryGetResult SelftestArgs.Threads)
+    let onDevice config models = Backends.create device config models cpu
+    let reference config models = Backends.create Backends.Cpu config models cpu
+    (onDevice ModelConfig.Preset311 1).Dispose()   // no device: the one-line error, before any check
+    printfn "self-test of --device %s against the CPU backend and the goldens in %s" (Backends.deviceName device) shared
+    let show (c: SelfTest.Check) = printfn "%s %s: %s" (if c.Passed then "PASS" else "FAIL") c.Name c.Detail
+    let checks =
+        [ if device = Backends.Cuda then
+              let c = SelfTest.cublasCheck ()
+              show c
+              yield c
+          yield! SelfTest.run shared onDevice reference show ]
+    let failed = checks |> List.filter (fun c -> not c.Passed) |> List.length
+    printfn "%d passed, %d failed" (checks.Length - failed) failed
+    if failed = 0 then 0 else 1
 
 let checkGradients (args: ParseResults<CheckGradientsArgs>) =
     let device, cpu = Commands.launchOf (args.TryGetResult CheckGradientsArgs.Device) (args.TryGetResult CheckGradientsArgs.Threads)
@@ -192,6 +222,7 @@ let run (argv: string[]) =
     | [ Plot a ] -> Commands.plot a
     | [ Bench a ] -> bench a
     | [ Check_Gradients a ] -> checkGradients a
+    | [ Selftest a ] -> selftest a
     | [ Version ] -> printfn "adder %s" (string (Reflection.Assembly.GetExecutingAssembly().GetName().Version)); 0
     | [] -> printfn "%s" (parser.PrintUsage()); 2
     | _ -> fail "give one command (see adder --help)"

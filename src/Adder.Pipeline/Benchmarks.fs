@@ -35,37 +35,47 @@ let median (xs: float seq) =
     elif a.Length % 2 = 1 then a.[a.Length / 2]
     else (a.[a.Length / 2 - 1] + a.[a.Length / 2]) / 2.0
 
-type TrainBench = { StepsPerSecond: float; Windows: float list; FlopsPerStep: int64; Batch: int }
+type TrainBench =
+    { StepsPerSecond: float; Windows: float list; FlopsPerStep: int64; Batch: int; Models: int; EncodeSeconds: float }
 
-/// Times the backend's training step (loss and gradient, clipping, AdamW) on random 10-digit pairs; the
-/// backend holds one model.
+/// Times the backend's training step (loss and gradient, clipping, AdamW) of all the models it holds, each on
+/// its own batch of random 10-digit pairs; and separately the data layer's encoding of one model's batch (a
+/// training run does both; a GPU sweep of many models is bounded by the slower of the two). A step of M models
+/// is M model-steps.
 let benchTrain (backend: IBackend) (batch: int) (windows: int) =
     let config = backend.Config
-    let model = Model.Initialised(config, 1)
-    backend.SetParameters(0, ReadOnlySpan model.Parameters)
-    backend.SetOptimizer(0, OptimizerState(0L, Array.zeroCreate model.Layout.Count, Array.zeroCreate model.Layout.Count))
+    let models = backend.Models
+    let n = backend.Layout.Count
+    for m in 0 .. models - 1 do
+        backend.SetParameters(m, ReadOnlySpan (Model.Initialised(config, 1 + m)).Parameters)
+        backend.SetOptimizer(m, OptimizerState(0L, Array.zeroCreate n, Array.zeroCreate n))
     let rng = TorchGenerator(1UL)
-    let a = Array.init batch (fun _ -> rng.RandInt(0L, 10_000_000_000L))
-    let b = Array.init batch (fun _ -> rng.RandInt(0L, 10_000_000_000L))
-    let results = Array.zeroCreate<StepResult> 1
+    let pairs () =
+        Array.init batch (fun _ -> rng.RandInt(0L, 10_000_000_000L)), Array.init batch (fun _ -> rng.RandInt(0L, 10_000_000_000L))
+    let a, b = pairs ()
+    let tokens = Array.zeroCreate<int> (models * batch * Tokens.FullLength)
+    for m in 0 .. models - 1 do
+        let a, b = if m = 0 then a, b else pairs ()
+        Tokens.EncodeFullBatch(a, b, Span(tokens, m * batch * Tokens.FullLength, batch * Tokens.FullLength))
+    let results = Array.zeroCreate<StepResult> models
     let settings = StepSettings(1e-3, 0.01, 1.0, AdamW.DefaultBeta1, AdamW.DefaultBeta2, AdamW.DefaultEps)
-    // the data layer's work (encoding the batch) is part of a step, as in the training loop
-    let tokens = Array.zeroCreate<int> (batch * Tokens.FullLength)
-    let step () =
-        Tokens.EncodeFullBatch(a, b, Span tokens)
-        backend.TrainStep(ReadOnlySpan tokens, batch, &settings, Span results)
-    // warm-up: JIT tiers, caches, thread pool
+    let step () = backend.TrainStep(ReadOnlySpan tokens, batch, &settings, Span results)
+    // warm-up: JIT tiers, caches, thread pool, the CUDA graph's capture
     let warm = Stopwatch.StartNew()
     while warm.Elapsed.TotalSeconds < 2.0 do step ()
-    let rates =
+    let timed (work: unit -> unit) =
         [ for _ in 1 .. windows ->
             let watch = Stopwatch.StartNew()
             let mutable steps = 0
             while watch.Elapsed.TotalSeconds < 1.0 do
-                step ()
+                work ()
                 steps <- steps + 1
             float steps / watch.Elapsed.TotalSeconds ]
-    { StepsPerSecond = median rates; Windows = rates; FlopsPerStep = trainStepFlops config batch; Batch = batch }
+    let rates = timed step
+    let one = Array.zeroCreate<int> (batch * Tokens.FullLength)
+    let encodeRate = timed (fun () -> Tokens.EncodeFullBatch(a, b, Span one)) |> median
+    { StepsPerSecond = median rates; Windows = rates; FlopsPerStep = trainStepFlops config batch; Batch = batch; Models = models
+      EncodeSeconds = 1.0 / encodeRate }
 
 type EvalBench = { ExamplesPerSecond: float; SecondsPer100k: float; Windows: float list; FlopsPerExample: int64; EncodeSeconds: float }
 
