@@ -273,7 +273,9 @@ CUfunction gpu_function(const std::string& module, const char* name)
         CU(cuInit(0));
         CUdevice device;
         CU(cuDeviceGet(&device, 0));
-        CU(cuCtxCreate(&context, 0, device));
+        // the primary context: cuCtxCreate's signature changed in CUDA 13 (cuCtxCreate_v4), this one did not
+        CU(cuDevicePrimaryCtxRetain(&context, device));
+        CU(cuCtxSetCurrent(context));
         CU(cuCtxSetLimit(CU_LIMIT_STACK_SIZE, 40960));   // kernels/ABI.md, "Local memory"
     }
     if (!modules.count(module)) {
