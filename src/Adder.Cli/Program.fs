@@ -93,7 +93,10 @@ let eval (args: ParseResults<EvalArgs>) =
             if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then fail "--count and --seed apply to --suite random only"
             Evaluation.referenceSets ()
         | "random" -> Evaluation.randomSet (args.GetResult(EvalArgs.Count, 100_000)) (args.GetResult(EvalArgs.Seed, 0L))
-        | other -> fail "unknown suite '%s' (known: reference, random)" other
+        | "adderboard" ->
+            if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then fail "--count and --seed apply to --suite random only"
+            AdderBoard.sets ()
+        | other -> fail "unknown suite '%s' (known: reference, random, adderboard)" other
     let model = loadModel path
     printfn "checkpoint %s: %d parameters, %s" path model.Layout.Count (model.Config.Describe())
     let report = Evaluation.run path suite model sets (threadsOf (args.TryGetResult EvalArgs.Threads))
@@ -167,6 +170,8 @@ let run (argv: string[]) =
     | [ Convert a ] -> convert a
     | [ Eval a ] -> eval a
     | [ Predict a ] -> predict a
+    | [ Export a ] -> ExportCommands.export a
+    | [ Verify a ] -> ExportCommands.verify (resolveCheckpoint (a.TryGetResult VerifyArgs.Checkpoint)) a
     | [ Train a ] -> Commands.train a
     | [ Finetune a ] -> Commands.finetune a
     | [ Plot a ] -> Commands.plot a

@@ -1,0 +1,233 @@
+/// `adder verify`: property-based correctness runs. The property is "the model's greedy sum of a and b is a + b";
+/// named FsCheck generators draw the pairs (sampled with a fixed seed into arrays, so the run is reproducible
+/// and decodes in large batches at eval speed), and each failure is shrunk with FsCheck's int64 shrinker plus
+/// digit-zeroing to the simplest pair found that still fails.
+module Adder.Pipeline.Verify
+
+open System
+open System.Diagnostics
+open FsCheck
+open FsCheck.FSharp
+open Adder.Core
+open Adder.Core.Cpu
+
+let maxOperand = 9_999_999_999L
+let private pow10 = Array.init 11 (fun k -> pown 10L k)
+let private ofDigits (d: int[]) = Array.foldBack (fun x (acc, p) -> acc + int64 x * p, p * 10L) d (0L, 1L) |> fst
+
+/// A uniform operand with exactly n digits (n = 1 includes 0).
+let private ofLength (n: int) = if n = 1 then Gen.choose64 (0L, 9L) else Gen.choose64 (pow10.[n - 1], pow10.[n] - 1L)
+
+/// Both operands uniform in [0, 10^10).
+let uniform = Gen.zip (Gen.choose64 (0L, maxOperand)) (Gen.choose64 (0L, maxOperand))
+
+/// Each operand's length uniform in 1..10 independently, then a uniform value of that length.
+let mixedLength =
+    gen {
+        let! la = Gen.choose (1, 10)
+        let! lb = Gen.choose (1, 10)
+        let! a = ofLength la
+        let! b = ofLength lb
+        return a, b
+    }
+
+/// A carry born at digit j−1 (a digit pair summing to at least 10) that runs through digits j..k−1, where every
+/// pair sums to 9 (half the time one operand is all 9s there, the other all 0s), so the sum crosses 10^k;
+/// the other digits are uniform. Digits are indexed from the least significant (0).
+let carryChain =
+    gen {
+        let! k = Gen.choose (2, 10)
+        let! j = Gen.choose (1, k - 1)
+        let! nines = Gen.elements [ 0; 1; 2 ]
+        let! da = Gen.arrayOfLength 10 (Gen.choose (0, 9))
+        let! db = Gen.arrayOfLength 10 (Gen.choose (0, 9))
+        let! split = Gen.arrayOfLength 10 (Gen.choose (0, 9))
+        let! born = Gen.elements [ for x in 1 .. 9 do for y in 10 - x .. 9 -> x, y ]
+        // digit arrays most significant first: index 9 − i holds digit i
+        let a = Array.copy da
+        let b = Array.copy db
+        a.[9 - (j - 1)] <- fst born
+        b.[9 - (j - 1)] <- snd born
+        for i in j .. k - 1 do
+            let x = match nines with 0 -> 9 | 1 -> 0 | _ -> split.[i]
+            a.[9 - i] <- x
+            b.[9 - i] <- 9 - x
+        return ofDigits a, ofDigits b
+    }
+
+/// Every digit pair sums to 9 (no carry anywhere): a uniform below 10^n, b = 10^n − 1 − a, n uniform in 1..10.
+let ninePairs =
+    gen {
+        let! n = Gen.choose (1, 10)
+        let! a = Gen.choose64 (0L, pow10.[n] - 1L)
+        return a, pow10.[n] - 1L - a
+    }
+
+/// The edge cases, all of them (not sampled): AdderBoard's ten, then every pair of the boundary operands
+/// 0, 1, 5, 9, 10^k − 1, 10^k, 10^k + 1 (k = 1..9) and 10^10 − 1, 10^10 − 2.
+let edgeCases =
+    let boundary =
+        [ 0L; 1L; 5L; 9L
+          for k in 1 .. 9 do
+              yield pow10.[k] - 1L
+              yield pow10.[k]
+              yield pow10.[k] + 1L
+          yield maxOperand - 1L
+          yield maxOperand ]
+    Array.append AdderBoard.edgeCases [| for a in boundary do for b in boundary -> a, b |]
+
+type Generator = { Name: string; Description: string; Gen: Gen<int64 * int64> option }
+
+let generators =
+    [ { Name = "uniform"; Description = "both operands uniform 10-digit"; Gen = Some uniform }
+      { Name = "mixed-length"; Description = "each operand's length uniform 1..10, then uniform of that length"; Gen = Some mixedLength }
+      { Name = "carry-chain"; Description = "a carry running through digit pairs summing to 9 (runs of 9s) across 10^k"; Gen = Some carryChain }
+      { Name = "nine-pairs"; Description = "every digit pair sums to 9 (b = 10^n - 1 - a)"; Gen = Some ninePairs }
+      { Name = "edge"; Description = sprintf "all %d edge cases (AdderBoard's and boundary operands), not sampled" edgeCases.Length; Gen = None } ]
+
+let generatorNames = generators |> List.map (fun g -> g.Name)
+
+let parseGenerators (text: string) =
+    let names = text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray
+    if names.IsEmpty then raise (AdderException "--generators is empty")
+    [ for n in names ->
+        match generators |> List.tryFind (fun g -> g.Name = n) with
+        | Some g -> g
+        | None -> raise (AdderException(sprintf "unknown generator '%s' (known: %s)" n (String.concat ", " generatorNames))) ]
+    |> List.distinctBy (fun g -> g.Name)
+
+/// Wilson score interval for a binomial proportion at 95% (z = 1.96).
+let wilson (failures: int) (n: int) =
+    if n = 0 then 0.0, 1.0
+    else
+        let z = 1.959963984540054
+        let p = float failures / float n
+        let n = float n
+        let denominator = 1.0 + z * z / n
+        let centre = (p + z * z / (2.0 * n)) / denominator
+        let half = z / denominator * sqrt (p * (1.0 - p) / n + z * z / (4.0 * n * n))
+        max 0.0 (centre - half), min 1.0 (centre + half)
+
+type Counterexample =
+    { A: int64; B: int64; Predicted: string; ShrunkA: int64; ShrunkB: int64; ShrunkExpected: int64; ShrunkPredicted: string; ShrinkSteps: int }
+
+type GeneratorReport =
+    { Name: string
+      Description: string
+      Examples: int
+      Failures: int
+      ErrorRate: float
+      Low95: float
+      High95: float
+      Counterexamples: Counterexample list }
+
+type Report =
+    { Checkpoint: string
+      Seed: int64
+      Count: int
+      Seconds: float
+      /// examples sampled and decoded per second (shrinking not counted)
+      SumsPerSecond: float
+      Generators: GeneratorReport list }
+
+/// Pairs are sampled and decoded in blocks of this many; each block has its own FsCheck seed derived from
+/// (run seed, generator, block), so the pairs do not depend on anything but --seed and --count.
+let blockSize = 1 <<< 16
+
+let private blockSeed (seed: int64) (generator: int) (block: int) =
+    // SplitMix64's finaliser over the three numbers: distinct, well-mixed seeds
+    let mutable z = uint64 seed * 0x9E3779B97F4A7C15UL + uint64 generator * 0xBF58476D1CE4E5B9UL + uint64 block * 0x94D049BB133111EBUL
+    z <- (z ^^^ (z >>> 30)) * 0xBF58476D1CE4E5B9UL
+    z <- (z ^^^ (z >>> 27)) * 0x94D049BB133111EBUL
+    z ^^^ (z >>> 31)
+
+/// The pairs of one block of a sampled generator.
+let sample (gen: Gen<int64 * int64>) (seed: int64) (generator: int) (block: int) (count: int) =
+    Gen.sampleWithSeed (Rnd(blockSeed seed generator block)) 100 count gen
+
+/// Candidate simpler pairs, simplest first: FsCheck's int64 shrinks of a (b kept), of b (a kept), then each
+/// non-zero digit of a or b set to 0. Candidates stay in [0, 10^10).
+let shrinkCandidates (a: int64, b: int64) =
+    let shrink = ArbMap.defaults |> ArbMap.arbitrary<int64> |> Arb.toShrink
+    let digitZeroed (x: int64) = [ for k in 0 .. 9 do if (x / pow10.[k]) % 10L <> 0L then yield x - ((x / pow10.[k]) % 10L) * pow10.[k] ]
+    [ for x in shrink a do if x >= 0L then yield x, b
+      for y in shrink b do if y >= 0L then yield a, y
+      for x in digitZeroed a -> x, b
+      for y in digitZeroed b -> a, y ]
+    |> List.distinct
+
+/// Decodes a batch and returns the failures' (index, predicted text). The one place this module decodes.
+let private failuresOf (backend: CpuBackend) (parameters: float32[]) (pairs: (int64 * int64)[]) =
+    let a = Array.map fst pairs
+    let b = Array.map snd pairs
+    let result = Evaluation.evaluateSet backend parameters "" a b
+    result.Failures
+
+/// Greedy shrinking: each round decodes all candidates of the current pair in one batch and moves to the first
+/// that still fails; stops when none fails (or after maxRounds).
+let shrinkFailure (backend: CpuBackend) (parameters: float32[]) (a: int64, b: int64) (predicted: string) =
+    let maxRounds = 200
+    let tried = Collections.Generic.HashSet<int64 * int64>([ a, b ])
+    let rec go (pair: int64 * int64) (pred: string) (steps: int) =
+        if steps >= maxRounds then pair, pred, steps
+        else
+            let candidates = shrinkCandidates pair |> List.filter (fun c -> tried.Add c) |> Array.ofList
+            if candidates.Length = 0 then pair, pred, steps
+            else
+                let failed = failuresOf backend parameters candidates
+                // Failures come in input order, so the first is the simplest candidate that fails
+                match failed with
+                | f :: _ -> go (f.A, f.B) f.Predicted (steps + 1)
+                | [] -> pair, pred, steps
+    let (sa, sb), sp, steps = go (a, b) predicted 0
+    { A = a; B = b; Predicted = predicted; ShrunkA = sa; ShrunkB = sb; ShrunkExpected = sa + sb; ShrunkPredicted = sp; ShrinkSteps = steps }
+
+/// Runs the property over each generator: count examples each (the edge cases: all of them), decoded in blocks;
+/// the first maxShown failures of each generator are shrunk. progress gets (generator, done, total) per block.
+let run (checkpointName: string) (model: Model) (selected: Generator list) (count: int) (seed: int64) (maxShown: int)
+        (threads: int) (progress: string -> int -> int -> unit) =
+    if count <= 0 then raise (AdderException(sprintf "--count must be positive, got %d" count))
+    let backend = CpuBackend(model.Config, threads)
+    let parameters = model.Parameters
+    let watch = Stopwatch.StartNew()
+    let mutable decoded = 0L
+    let mutable decodeSeconds = 0.0   // sampling and decoding, not shrinking
+    let reports =
+        [ for g in selected ->
+            let index = generators |> List.findIndex (fun x -> x.Name = g.Name)
+            let failures = ResizeArray<int64 * int64 * string>()
+            let mutable failureCount = 0
+            let total = match g.Gen with Some _ -> count | None -> edgeCases.Length
+            let mutable doneCount = 0
+            let mutable block = 0
+            while doneCount < total do
+                let n = min blockSize (total - doneCount)
+                let t = Stopwatch.StartNew()
+                let pairs =
+                    match g.Gen with
+                    | Some gen -> sample gen seed index block n
+                    | None -> edgeCases.[doneCount .. doneCount + n - 1]
+                let failed = failuresOf backend parameters pairs
+                decodeSeconds <- decodeSeconds + t.Elapsed.TotalSeconds
+                decoded <- decoded + int64 n
+                failureCount <- failureCount + failed.Length
+                for f in failed do
+                    if failures.Count < maxShown then failures.Add(f.A, f.B, f.Predicted)
+                doneCount <- doneCount + n
+                block <- block + 1
+                progress g.Name doneCount total
+            let low, high = wilson failureCount total
+            { Name = g.Name
+              Description = g.Description
+              Examples = total
+              Failures = failureCount
+              ErrorRate = float failureCount / float total
+              Low95 = low
+              High95 = high
+              Counterexamples = [ for a, b, p in failures -> shrinkFailure backend parameters (a, b) p ] } ]
+    { Checkpoint = checkpointName
+      Seed = seed
+      Count = count
+      Seconds = watch.Elapsed.TotalSeconds
+      SumsPerSecond = if decodeSeconds > 0.0 then float decoded / decodeSeconds else 0.0
+      Generators = reports }
