@@ -13,55 +13,56 @@ open Adder.Core.Cpu
 
 let maxOperand = 9_999_999_999L
 let private pow10 = Array.init 11 (fun k -> pown 10L k)
-let private ofDigits (d: int[]) = Array.foldBack (fun x (acc, p) -> acc + int64 x * p, p * 10L) d (0L, 1L) |> fst
 
-/// A uniform operand with exactly n digits (n = 1 includes 0).
-let private ofLength (n: int) = if n = 1 then Gen.choose64 (0L, 9L) else Gen.choose64 (pow10.[n - 1], pow10.[n] - 1L)
+// The generators map a few raw 62-bit draws (FsCheck's Gen.choose64) through plain arithmetic: one draw per
+// operand rather than one Gen.bind per choice keeps sampling faster than decoding (the run must go at eval's
+// speed). Reducing a 62-bit draw modulo m ≤ 10^10 is uniform up to a relative bias below 2^-28.
+let private raw = Gen.choose64 (0L, (1L <<< 62) - 1L)
+let private digitOf (x: int64) (i: int) = int ((x / pow10.[i]) % 10L)
+let private withDigit (x: int64) (i: int) (d: int) = x + int64 (d - digitOf x i) * pow10.[i]
+
+/// An operand from one draw: its length n uniform in 1..10, then uniform among the n-digit numbers (n = 1 includes 0).
+let private ofRandomLength (r: int64) =
+    let n = int (r % 10L) + 1
+    let low = if n = 1 then 0L else pow10.[n - 1]
+    low + (r / 10L) % (pow10.[n] - low)
 
 /// Both operands uniform in [0, 10^10).
 let uniform = Gen.zip (Gen.choose64 (0L, maxOperand)) (Gen.choose64 (0L, maxOperand))
 
 /// Each operand's length uniform in 1..10 independently, then a uniform value of that length.
-let mixedLength =
-    gen {
-        let! la = Gen.choose (1, 10)
-        let! lb = Gen.choose (1, 10)
-        let! a = ofLength la
-        let! b = ofLength lb
-        return a, b
-    }
+let mixedLength = Gen.map2 (fun ra rb -> ofRandomLength ra, ofRandomLength rb) raw raw
+
+let private carryBorn = [| for x in 1 .. 9 do for y in 10 - x .. 9 -> x, y |]
 
 /// A carry born at digit j−1 (a digit pair summing to at least 10) that runs through digits j..k−1, where every
-/// pair sums to 9 (half the time one operand is all 9s there, the other all 0s), so the sum crosses 10^k;
-/// the other digits are uniform. Digits are indexed from the least significant (0).
+/// pair sums to 9 (a third of the time a is all 9s there, a third b is, else a random split), so the sum
+/// crosses 10^k; the other digits are uniform. Digits are indexed from the least significant (0); 2 ≤ k ≤ 10.
 let carryChain =
-    gen {
-        let! k = Gen.choose (2, 10)
-        let! j = Gen.choose (1, k - 1)
-        let! nines = Gen.elements [ 0; 1; 2 ]
-        let! da = Gen.arrayOfLength 10 (Gen.choose (0, 9))
-        let! db = Gen.arrayOfLength 10 (Gen.choose (0, 9))
-        let! split = Gen.arrayOfLength 10 (Gen.choose (0, 9))
-        let! born = Gen.elements [ for x in 1 .. 9 do for y in 10 - x .. 9 -> x, y ]
-        // digit arrays most significant first: index 9 − i holds digit i
-        let a = Array.copy da
-        let b = Array.copy db
-        a.[9 - (j - 1)] <- fst born
-        b.[9 - (j - 1)] <- snd born
-        for i in j .. k - 1 do
-            let x = match nines with 0 -> 9 | 1 -> 0 | _ -> split.[i]
-            a.[9 - i] <- x
-            b.[9 - i] <- 9 - x
-        return ofDigits a, ofDigits b
-    }
+    Gen.map3
+        (fun (r: int64) a0 b0 ->
+            let k = 2 + int (r % 9L)
+            let j = 1 + int ((r / 9L) % int64 (k - 1))
+            let style = int ((r / 81L) % 3L)
+            let born = carryBorn.[int ((r / 243L) % int64 carryBorn.Length)]
+            let split = (r / 243L / int64 carryBorn.Length) % pow10.[10]
+            let mutable a = withDigit (a0 % pow10.[10]) (j - 1) (fst born)
+            let mutable b = withDigit (b0 % pow10.[10]) (j - 1) (snd born)
+            for i in j .. k - 1 do
+                let x = match style with 0 -> 9 | 1 -> 0 | _ -> digitOf split i
+                a <- withDigit a i x
+                b <- withDigit b i (9 - x)
+            a, b)
+        raw raw raw
 
-/// Every digit pair sums to 9 (no carry anywhere): a uniform below 10^n, b = 10^n − 1 − a, n uniform in 1..10.
+/// Every digit pair sums to 9 (no carry anywhere): n uniform in 1..10, a uniform below 10^n, b = 10^n − 1 − a.
 let ninePairs =
-    gen {
-        let! n = Gen.choose (1, 10)
-        let! a = Gen.choose64 (0L, pow10.[n] - 1L)
-        return a, pow10.[n] - 1L - a
-    }
+    Gen.map
+        (fun (r: int64) ->
+            let n = int (r % 10L) + 1
+            let a = (r / 10L) % pow10.[n]
+            a, pow10.[n] - 1L - a)
+        raw
 
 /// The edge cases, all of them (not sampled): AdderBoard's ten, then every pair of the boundary operands
 /// 0, 1, 5, 9, 10^k − 1, 10^k, 10^k + 1 (k = 1..9) and 10^10 − 1, 10^10 − 2.
@@ -141,9 +142,16 @@ let private blockSeed (seed: int64) (generator: int) (block: int) =
     z <- (z ^^^ (z >>> 27)) * 0x94D049BB133111EBUL
     z ^^^ (z >>> 31)
 
-/// The pairs of one block of a sampled generator.
+/// The pairs of one block of a sampled generator: its 8 parts of blockSize / 8 pairs are sampled in parallel,
+/// each with its own FsCheck seed, so sampling keeps up with decoding on all cores.
 let sample (gen: Gen<int64 * int64>) (seed: int64) (generator: int) (block: int) (count: int) =
-    Gen.sampleWithSeed (Rnd(blockSeed seed generator block)) 100 count gen
+    let partSize = blockSize / 8
+    let parts = (count + partSize - 1) / partSize
+    let results = Array.zeroCreate<(int64 * int64)[]> parts
+    Threading.Tasks.Parallel.For(0, parts, fun p ->
+        let n = min partSize (count - p * partSize)
+        results.[p] <- Gen.sampleWithSeed (Rnd(blockSeed seed generator (block * 8 + p))) 100 n gen) |> ignore
+    Array.concat results
 
 /// Candidate simpler pairs, simplest first: FsCheck's int64 shrinks of a (b kept), of b (a kept), then each
 /// non-zero digit of a or b set to 0. Candidates stay in [0, 10^10).
