@@ -98,9 +98,12 @@ let verify (path: string) (args: ParseResults<VerifyArgs>) =
             printfn ""
             printfn "%s: %d failure%s; shrunk counterexamples%s:" g.Name g.Failures (if g.Failures = 1 then "" else "s")
                 (if g.Failures > g.Counterexamples.Length then sprintf " (first %d)" g.Counterexamples.Length else "")
-            for c in g.Counterexamples do
-                printfn "  %d + %d = %d, model says %s   (shrunk in %d steps from %d + %d, model said %s)" c.ShrunkA c.ShrunkB
-                    c.ShrunkExpected c.ShrunkPredicted c.ShrinkSteps c.A c.B c.Predicted
+            // several failures often shrink to the same pair: print each shrunk pair once, with what it came from
+            for (a, b), group in g.Counterexamples |> List.groupBy (fun c -> c.ShrunkA, c.ShrunkB) do
+                let c = group.Head
+                printfn "  %d + %d = %d, model says %s   (shrunk in %d steps from %d + %d, model said %s%s)" a b c.ShrunkExpected
+                    c.ShrunkPredicted c.ShrinkSteps c.A c.B c.Predicted
+                    (if group.Length > 1 then sprintf "; and %d more failures shrink to it" (group.Length - 1) else "")
     json |> Option.iter (fun p -> Files.writeJsonAtomic p report; printfn "report written to %s" p)
     match maxRate with
     | Some limit ->
