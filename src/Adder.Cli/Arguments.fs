@@ -9,6 +9,7 @@ open Adder.Pipeline.Backends
 type Suite =
     | Reference
     | Random
+    | Adderboard
 
 type Preset =
     | [<CustomCommandLine "311p">] P311
@@ -78,12 +79,55 @@ type EvalArgs =
             match a with
             | Device _ -> deviceUsage
             | Checkpoint _ -> "checkpoint to evaluate (.pt or .safetensors; default: the shipped models/adder-912p-s1.safetensors)"
-            | Suite _ -> "reference (the ten published test sets, 100,000 sums; default) or random"
+            | Suite _ -> "reference (the ten published test sets, 100,000 sums; default), random, or adderboard (AdderBoard's 10 edge cases + 10,000 pairs of random.Random(2025))"
             | Count _ -> sprintf "random suite: number of pairs (default %d)" Defaults.count
             | Seed _ -> "random suite: generator seed (default 0)"
             | Json _ -> "also write the report as JSON to this file"
             | Show_Failures _ -> sprintf "failing pairs to print (default %d)" Defaults.showFailures
             | Threads _ -> threadsUsage
+
+/// Formats of `adder export` (Argu lists them as pt, adderboard).
+type ExportFormat =
+    | Pt
+    | Adderboard
+
+type ExportArgs =
+    | [<AltCommandLine("-c"); Mandatory; Unique>] Checkpoint of path: string
+    | [<Mandatory; Unique>] Format of ExportFormat
+    | [<AltCommandLine("-o"); Mandatory; Unique>] Output of path: string
+    | [<Unique>] Name of text: string
+    | [<Unique>] Author of text: string
+    | [<Unique>] Tricks of list: string
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Checkpoint _ -> "checkpoint to export (.pt or .safetensors)"
+            | Format _ -> "pt (PyTorch checkpoint in the published layout) or adderboard (one self-contained Python submission)"
+            | Output _ -> "file to write (written through a temporary file, then moved into place)"
+            | Name _ -> "adderboard: the submission's name (default: the checkpoint's file name)"
+            | Author _ -> "adderboard: the author (default: adder)"
+            | Tricks _ -> "adderboard: comma-separated tricks (default: derived from the config)"
+
+type VerifyArgs =
+    | [<AltCommandLine("-c"); Unique>] Checkpoint of path: string
+    | [<Unique>] Count of n: int
+    | [<Unique>] Seed of seed: int64
+    | [<Unique>] Generators of list: string
+    | [<Unique>] Json of path: string
+    | [<Unique>] Max_Error_Rate of rate: float
+    | [<Unique>] Show_Failures of n: int
+    | [<Unique>] Threads of n: int
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Checkpoint _ -> "checkpoint to check (.pt or .safetensors; default: the shipped models/adder-912p-s1.safetensors)"
+            | Count _ -> "examples per sampled generator (default 100000; the edge cases are always all run)"
+            | Seed _ -> "FsCheck seed: the same seed and count give the same pairs (default 0)"
+            | Generators _ -> "comma-separated: uniform, mixed-length, carry-chain, nine-pairs, edge (default: all)"
+            | Json _ -> "also write the report as JSON to this file"
+            | Max_Error_Rate _ -> "exit 1 when any generator's error rate exceeds this fraction (e.g. 0.001)"
+            | Show_Failures _ -> "failures per generator to shrink and print (default 5)"
+            | Threads _ -> "worker threads (default: all cores)"
 
 type PredictArgs =
     | [<AltCommandLine("-c"); Unique>] Checkpoint of path: string
@@ -268,6 +312,8 @@ type AdderArgs =
     | [<CliPrefix(CliPrefix.None)>] Convert of ParseResults<ConvertArgs>
     | [<CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalArgs>
     | [<CliPrefix(CliPrefix.None)>] Predict of ParseResults<PredictArgs>
+    | [<CliPrefix(CliPrefix.None)>] Export of ParseResults<ExportArgs>
+    | [<CliPrefix(CliPrefix.None)>] Verify of ParseResults<VerifyArgs>
     | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainArgs>
     | [<CliPrefix(CliPrefix.None)>] Finetune of ParseResults<FinetuneArgs>
     | [<CliPrefix(CliPrefix.None)>] Truncate of ParseResults<TruncateArgs>
@@ -283,6 +329,8 @@ type AdderArgs =
             | Convert _ -> "convert a PyTorch checkpoint to safetensors"
             | Eval _ -> "exact-match evaluation (reference suite or random pairs)"
             | Predict _ -> "add numbers with a model"
+            | Export _ -> "write a checkpoint as a PyTorch .pt or an AdderBoard submission"
+            | Verify _ -> "property-based correctness run (FsCheck generators, shrunk counterexamples)"
             | Train _ -> "train a model from scratch (SPEC section 7)"
             | Finetune _ -> "one fine-tuning round from a checkpoint"
             | Truncate _ -> "lower the rank of factorised matrices by SVD (a start for a smaller model)"

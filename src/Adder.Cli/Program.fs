@@ -109,10 +109,13 @@ let eval (args: ParseResults<EvalArgs>) =
             if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then fail "--count and --seed apply to --suite random only"
             Evaluation.referenceSets ()
         | Suite.Random -> Evaluation.randomSet (args.GetResult(EvalArgs.Count, Defaults.count)) (args.GetResult(EvalArgs.Seed, 0L))
+        | Suite.Adderboard ->
+            if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then fail "--count and --seed apply to --suite random only"
+            AdderBoard.sets ()
     let model = loadModel path
     printfn "checkpoint %s: %d parameters, %s" path model.Layout.Count (model.Config.Describe())
     use backend = backendFor (args.TryGetResult EvalArgs.Device) (args.TryGetResult EvalArgs.Threads) model
-    let suiteName = match suite with Suite.Reference -> "reference" | Suite.Random -> "random"
+    let suiteName = match suite with Suite.Reference -> "reference" | Suite.Random -> "random" | Suite.Adderboard -> "adderboard"
     let report = Evaluation.run path suiteName backend sets
     printReport report showFailures
     json |> Option.iter (fun p -> Files.writeJsonAtomic p report; printfn "report written to %s" p)
@@ -216,6 +219,8 @@ let run (argv: string[]) =
     | [ Convert a ] -> convert a
     | [ Eval a ] -> eval a
     | [ Predict a ] -> predict a
+    | [ Export a ] -> ExportCommands.export a
+    | [ Verify a ] -> ExportCommands.verify (resolveCheckpoint (a.TryGetResult VerifyArgs.Checkpoint)) a
     | [ Train a ] -> Commands.train a
     | [ Finetune a ] -> Commands.finetune a
     | [ Truncate a ] -> truncate a

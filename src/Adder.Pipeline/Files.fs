@@ -5,6 +5,8 @@ module Adder.Pipeline.Files
 open System.Text.Json
 open Adder.Core
 
+let writeAtomic (path: string) (write: System.IO.Stream -> unit) = AtomicFile.Write(path, System.Action<System.IO.Stream> write)
+
 let writeTextAtomic (path: string) (text: string) = AtomicFile.WriteText(path, text)
 
 let jsonOptions = JsonSerializerOptions(WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower)

@@ -1,0 +1,59 @@
+/// `adder export --format adderboard`: one self-contained Python file meeting AdderBoard's interface
+/// (build_model() -> (model, metadata), add(model, a, b)), filled in from the template adderboard_submission.py.
+module Adder.Pipeline.AdderBoardExport
+
+open System
+open System.IO
+open System.Runtime.InteropServices
+open System.Text.Json
+open Adder.Core
+
+let private template =
+    lazy
+        (use stream = Reflection.Assembly.GetExecutingAssembly().GetManifestResourceStream "adderboard_submission.py"
+         use reader = new StreamReader(stream)
+         reader.ReadToEnd())
+
+/// What the submission says about itself (AdderBoard's metadata dict).
+type Metadata = { Name: string; Author: string; Architecture: string; Tricks: string list }
+
+/// A short architecture line, e.g. "1L decoder, d=4, 1 head, d_ff=8, rank-3 (pos/qkv/out/ffn 3/3/3/3), shareA_tieKV, RMSNorm".
+let architecture (c: ModelConfig) =
+    let ranks = [ c.PosRank; c.QkvRank; c.AttnOutRank; c.FfnRank ]
+    let rankText =
+        if ranks |> List.forall ((=) 0) then "full-rank projections"
+        else sprintf "low-rank projections (pos/qkv/attn-out/ffn ranks %s, 0 = full)" (ranks |> List.map string |> String.concat "/")
+    sprintf "%d-layer decoder-only transformer, d_model=%d, %d head%s, d_ff=%d, %s, %s, %s, tied output head, learned positions"
+        c.NLayer c.DModel c.NHead (if c.NHead = 1 then "" else "s") c.DFf rankText
+        (if c.TieQkv = TieModes.ShareATieKV then "shared-A Q/K/V with K = V (shareA_tieKV)" else "separate Q, K, V")
+        (if c.UseRmsNorm then "RMSNorm" else "LayerNorm")
+
+let defaultTricks (c: ModelConfig) =
+    [ yield "tied input/output embedding"
+      if [ c.PosRank; c.QkvRank; c.AttnOutRank; c.FfnRank ] |> List.exists (fun r -> r > 0) then yield "low-rank factorised projections"
+      if c.TieQkv = TieModes.ShareATieKV then yield "shared Q/K/V bottleneck with keys = values"
+      yield "reversed (least significant first) sum digits" ]
+
+let private json (value: obj) =
+    // the default encoder escapes ' (as \u0027), so the text can sit inside a Python r'...' literal
+    JsonSerializer.Serialize value
+
+/// The Python source of the submission.
+let render (model: Model) (metadata: Metadata) =
+    let layout = model.Layout
+    let tensors = [| for t in layout.Tensors -> [| box t.Name; box t.Shape |] |]
+    let meta =
+        dict [ "name", box metadata.Name; "author", box metadata.Author; "params", box layout.Count
+               "architecture", box metadata.Architecture; "tricks", box (List.toArray metadata.Tricks) ]
+    if not BitConverter.IsLittleEndian then raise (PlatformNotSupportedException "big-endian host")
+    let b64 = Convert.ToBase64String(MemoryMarshal.AsBytes(ReadOnlySpan(model.Parameters)))
+    let lines = [ for i in 0 .. 76 .. b64.Length - 1 -> sprintf "    \"%s\"" (b64.Substring(i, min 76 (b64.Length - i))) ]
+    template.Value
+        .Replace("__CONFIG__", ConfigJson.Write model.Config)
+        .Replace("__TENSORS__", json tensors)
+        .Replace("__METADATA__", json meta)
+        .Replace("__WEIGHTS__", String.Join("\n", lines))
+        // last, and kept out of the docstring's quoting: the name is free text
+        .Replace("__NAME__", metadata.Name.Replace("\\", "/").Replace("\"", "'").ReplaceLineEndings(" "))
+
+let write (model: Model) (metadata: Metadata) (path: string) = Files.writeTextAtomic path (render model metadata)
