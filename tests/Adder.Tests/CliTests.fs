@@ -96,10 +96,10 @@ let ``bad input gives a one-line error and a non-zero exit`` () =
     run [ "eval"; "--bogus" ] |> assertOneLineError "bogus"
     run [ "frobnicate" ] |> assertOneLineError "frobnicate"
     // closed choices are Argu enums: the error lists them
-    run [ "eval"; "-c"; ckpt; "--suite"; "nope" ] |> assertOneLineError "<reference|random>"
+    run [ "eval"; "-c"; ckpt; "--suite"; "nope" ] |> assertOneLineError "<reference|random|adderboard>"
     run [ "train"; "--device"; "gpu" ] |> assertOneLineError "<cpu|cuda>"
     if not (List.contains Adder.Pipeline.Backends.Cuda (Adder.Pipeline.Backends.available ())) then
-        run [ "eval"; "-c"; ckpt; "--device"; "cuda" ] |> assertOneLineError "CUDA"
+        run [ "eval"; "-c"; ckpt; "--device"; "cuda" ] |> assertOneLineError "no CUDA device"
     run [ "train"; "--steps"; "0"; "--out"; Path.Combine(dir, "r") ] |> assertOneLineError "--steps"
     File.WriteAllText(Path.Combine(dir, "a-file"), "")
     run [ "train"; "--steps"; "10"; "--out"; Path.Combine(dir, "a-file") ] |> assertOneLineError "not a run folder"

@@ -35,6 +35,7 @@ let torchAvailable =
          && (try let code, _, _ = runProcess python [ "-c"; "import torch" ] repoRoot in code = 0 with _ -> false))
 
 let requireTorch () =
+    if not torchAvailable.Value then missingTool (sprintf "PyTorch for %s (scripts/install-python-torch.sh)" python)
     Skip.IfNot(torchAvailable.Value, sprintf "PyTorch is not installed for %s (scripts/install-python-torch.sh installs it)" python)
 
 /// Runs tests/python/torch_checks.py and parses the JSON object it prints.

@@ -107,6 +107,7 @@ let casesDir = Path.Combine(repoRoot, "artifacts", "kernel-cases")
 let private launch (kernel: string) (case: string) (inputs: (string * HArray) list) =
     match harness.Force() with
     | None ->
+        missingTool "g++ (the CPU harness of the CUDA kernels)"
         eprintfn "KernelTests: SKIPPED, g++ is not installed (the CPU harness of the CUDA kernels needs it)"
         None
     | Some exe ->
@@ -327,6 +328,7 @@ let ``decode kernel gives CpuBackend.Decode's tokens exactly (published checkpoi
 [<Fact>]
 let ``committed PTX equals a fresh nvcc build and ptxas accepts it for sm_90`` () =
     if not (onPath "nvcc") then
+        missingTool "nvcc (scripts/install-cuda-toolchain.sh)"
         eprintfn "KernelTests: SKIPPED the PTX staleness check, nvcc is not installed (scripts/install-cuda-toolchain.sh)"
     else
         let dir = tempDir ()

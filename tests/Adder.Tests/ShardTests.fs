@@ -130,6 +130,7 @@ let ``a 4-shard sweep through a real Slurm job array equals the unsharded sweep`
     if not (p.WaitForExit(TimeSpan.FromMinutes 10.0)) then
         p.Kill true   // SIGKILL skips the script's EXIT trap, but its daemons are in its process tree and go with it
         failwithf "scripts/test-slurm.sh did not finish in 10 minutes:\n%s" out.Result
+    if p.ExitCode = 77 then missingTool (out.Result.Trim())
     Skip.If(p.ExitCode = 77, out.Result.Trim())
     Assert.True((p.ExitCode = 0), sprintf "scripts/test-slurm.sh exited %d:\n%s\n%s" p.ExitCode out.Result err.Result)
     Assert.Contains("PASS", out.Result)

@@ -90,6 +90,13 @@ let pairs (batch: JsonElement) =
     let items = [| for x in batch.EnumerateArray() -> x.GetProperty("a").GetInt64(), x.GetProperty("b").GetInt64() |]
     Array.map fst items, Array.map snd items
 
+/// Set by scripts/test.sh (the README's test command, so CI): a test that would skip for a missing tool
+/// (nvcc, g++, libcuda/libcublas, PyTorch, Slurm) fails instead, since that script installs them all.
+let requireTools = System.Environment.GetEnvironmentVariable "ADDER_REQUIRE_TOOLS" = "1"
+
+/// Fails under ADDER_REQUIRE_TOOLS; otherwise returns, and the caller skips with the reason.
+let missingTool (reason: string) = if requireTools then failwithf "required tool missing (ADDER_REQUIRE_TOOLS=1): %s" reason
+
 let relativeError (got: float[]) (expected: float[]) =
     let diff = Array.map2 (fun g e -> (g - e) * (g - e)) got expected |> Array.sum |> sqrt
     let norm = expected |> Array.sumBy (fun e -> e * e) |> sqrt
