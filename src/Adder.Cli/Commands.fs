@@ -66,6 +66,10 @@ let private execute (config: RunConfig) (runDir: string) (resume: bool) (quiet: 
         printfn "done: %d steps; best validation exact match %.2f%% at step %d" outcome.LastStep (100.0 * outcome.BestValExact) outcome.BestStep
         printfn "best: %s" (Path.Combine(runDir, "best.safetensors"))
         0
+    elif stopAfter |> Option.exists (fun n -> outcome.LastStep >= n) then
+        // the stop was asked for: a success, unlike an interrupt
+        printfn "stopped at step %d as --stop-after asked; continue with --resume --out %s" outcome.LastStep runDir
+        0
     else
         printfn "stopped at step %d; continue with --resume --out %s" outcome.LastStep runDir
         130
@@ -144,8 +148,12 @@ let private sweep (args: ParseResults<TrainArgs>) =
     if probe < 1 then fail "--probe must be at least 1"
     if keep < 0 then fail "--keep must not be negative"
     let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (args.GetResult(TrainArgs.Preset, "311p"))))
+    if String.IsNullOrWhiteSpace sweepDir then fail "--out: the path is empty"
     if File.Exists sweepDir then fail "--out %s is a file, not a folder" sweepDir
-    Directory.CreateDirectory sweepDir |> ignore
+    try Directory.CreateDirectory sweepDir |> ignore
+    with :? IOException | :? UnauthorizedAccessException | :? ArgumentException as e -> fail "cannot create sweep folder %s: %s" sweepDir e.Message
+    // one sweep at a time in a folder (each seed's run folder is locked by its run as well)
+    use _lock = SafeFiles.LockFolder sweepDir
     let first = trainConfig args None (Some seeds.Head)
     printfn "sweep of %d seeds -> %s: each to step %d, then the best %d to step %d" seeds.Length sweepDir probe keep first.Steps
     printfn "%s; batch %d, lr %g, warm-up %d, floor %g, curriculum %s" (first.Model.Describe()) first.Batch first.Lr first.Warmup
@@ -157,6 +165,11 @@ let private sweep (args: ParseResults<TrainArgs>) =
     let runSeed (seed: int) (until: int option) (report: Progress -> unit) =
         let runDir = Path.Combine(sweepDir, sprintf "s%d" seed)
         let resume = File.Exists(Path.Combine(runDir, "last.safetensors"))
+        // a seed stopped before its first checkpoint left nothing to resume: its files are started again
+        if not resume then
+            for name in [ "config.json"; "metrics.csv"; "best.safetensors" ] do
+                let f = Path.Combine(runDir, name)
+                if File.Exists f then File.Delete f
         let config = trainConfig args (readSaved resume runDir) (Some seed)
         let stop step = signalled step || (match until with Some n -> step >= n | None -> false)
         runDir, Training.run config runDir resume report stop

@@ -6,21 +6,9 @@ open System.IO
 open System.Text.Json
 open Adder.Core
 
-/// Writes through a temporary file in the same folder, then moves it over the target.
-let writeAtomic (path: string) (write: Stream -> unit) =
-    let full = Path.GetFullPath path
-    let dir = Path.GetDirectoryName full
-    if not (Directory.Exists dir) then raise (AdderException(sprintf "output folder does not exist: %s" dir))
-    let temp = Path.Combine(dir, sprintf ".%s.tmp-%s" (Path.GetFileName full) (Guid.NewGuid().ToString("N")))
-    try
-        try
-            using (File.Create temp) write
-            File.Move(temp, full, true)
-        with
-        | :? UnauthorizedAccessException | :? IOException as e ->
-            raise (AdderException(sprintf "cannot write %s: %s" path e.Message))
-    finally
-        if File.Exists temp then File.Delete temp
+/// Writes through a temporary file in the target's folder, then moves it over the target; a device, FIFO or
+/// standard output is written through instead (SafeFiles.WriteAtomic). A failed write is an AdderException.
+let writeAtomic (path: string) (write: Stream -> unit) = SafeFiles.WriteAtomic(path, Action<Stream> write)
 
 let writeTextAtomic (path: string) (text: string) =
     writeAtomic path (fun s -> let bytes = Text.Encoding.UTF8.GetBytes text in s.Write(bytes, 0, bytes.Length))

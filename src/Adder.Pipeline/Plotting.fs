@@ -11,7 +11,9 @@ type Curves = { Steps: float[]; Loss: float[]; ValSteps: float[]; ValExact: floa
 let readMetrics (runDir: string) =
     let path = Path.Combine(runDir, "metrics.csv")
     if not (File.Exists path) then raise (AdderException(sprintf "no metrics.csv in %s (is it a run folder?)" runDir))
-    let rows = File.ReadAllLines path |> Array.skip 1 |> Array.filter (fun l -> l.Trim() <> "") |> Array.map (fun l -> l.Split ',')
+    let lines = SafeFiles.ReadAllText(path, "metrics file").Split('\n')
+    if lines.[0].Trim() = "" then raise (AdderException(sprintf "%s is empty (not a metrics file written by adder train)" path))
+    let rows = lines |> Array.skip 1 |> Array.filter (fun l -> l.Trim() <> "") |> Array.map (fun l -> l.Split ',')
     let num (s: string) = Double.Parse(s, CultureInfo.InvariantCulture)
     try
         let withVal = rows |> Array.filter (fun r -> r.Length > 4 && r.[4] <> "")
@@ -26,6 +28,11 @@ let readMetrics (runDir: string) =
 let plot (runDir: string) (output: string) =
     let c = readMetrics runDir
     if c.Steps.Length = 0 then raise (AdderException(sprintf "%s has no metric rows yet" runDir))
+    // a NaN or infinite loss would leave a blank chart; adder train never logs one, so the file was altered
+    match Array.tryFindIndex (fun l -> not (Double.IsFinite l)) c.Loss with
+    | Some i -> raise (AdderException(sprintf "%s: the loss at step %g is %g; cannot plot a non-finite loss" (Path.Combine(runDir, "metrics.csv")) c.Steps.[i] c.Loss.[i]))
+    | None -> ()
+    SafeFiles.CheckWritable(output, "-o")
     use plt = new ScottPlot.Plot()
     let logLoss = c.Loss |> Array.map (fun l -> Math.Log10(max l 1e-12))
     let loss = plt.Add.ScatterLine(c.Steps, logLoss)
@@ -47,9 +54,5 @@ let plot (runDir: string) (output: string) =
     plt.Axes.Bottom.Label.Text <- "step"
     plt.Title(sprintf "%s" (Path.GetFileName(Path.GetFullPath(runDir).TrimEnd('/'))))
     plt.ShowLegend(ScottPlot.Alignment.UpperCenter) |> ignore
-    let temp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath output), sprintf ".plot-%s.png" (Guid.NewGuid().ToString "N"))
-    try
-        plt.SavePng(temp, 1000, 600) |> ignore
-        File.Move(temp, output, true)
-    finally
-        if File.Exists temp then File.Delete temp
+    let png = plt.GetImage(1000, 600).GetImageBytes(ScottPlot.ImageFormat.Png, 100)
+    SafeFiles.WriteAtomic(output, fun s -> s.Write(png, 0, png.Length))

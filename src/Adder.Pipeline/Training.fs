@@ -61,6 +61,11 @@ let curriculumText (phases: Phase list) =
     phases |> List.map (fun p -> sprintf "%d:%d-%d" p.Start p.MinDigits p.MaxDigits) |> String.concat ","
 
 let validate (c: RunConfig) =
+    // a config.json edited by hand can hold what the command line refuses
+    for name, x in [ "--lr", c.Lr; "--floor", c.Floor; "--weight-decay", c.WeightDecay; "--clip", c.Clip; "--beta1", c.Beta1; "--beta2", c.Beta2; "--eps", c.Eps ] do
+        if not (Double.IsFinite x) then fail "%s must be a finite number, got %s" name (x.ToString(CultureInfo.InvariantCulture))
+    if c.Threads < 0 then fail "--threads must be at least 1"
+    Limits.CheckThreads c.Threads
     if c.Steps < 1 then fail "--steps must be at least 1"
     if c.Batch < 1 then fail "--batch must be at least 1"
     if not (c.Lr > 0.0) then fail "--lr must be positive"
@@ -73,6 +78,7 @@ let validate (c: RunConfig) =
     if not (c.Beta2 >= 0.0 && c.Beta2 < 1.0) then fail "--beta2 must be in [0, 1)"
     if not (c.Eps > 0.0) then fail "--eps must be positive"
     c.Model.Validate() |> ignore
+    Limits.CheckBackendMemory(c.Model, c.Threads)
     c
 
 let private configJson (c: RunConfig) =
@@ -103,7 +109,7 @@ let readConfig (runDir: string) =
     let path = Path.Combine(runDir, "config.json")
     if not (File.Exists path) then fail "nothing to resume: %s not found" path
     try
-        let o = JsonDocument.Parse(File.ReadAllText path).RootElement
+        let o = JsonDocument.Parse(SafeFiles.ReadAllText(path, "run config")).RootElement
         let number (name: string) = o.GetProperty(name).GetDouble()
         let integer (name: string) = o.GetProperty(name).GetInt32()
         // files written before beta1/beta2/eps were options used torch's defaults
@@ -153,14 +159,20 @@ let private saveCheckpoint (path: string) (model: Model) (meta: (string * string
 /// and the outcome says the run is incomplete.
 let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress -> unit) (stop: int -> bool) =
     let config = validate config
+    if String.IsNullOrWhiteSpace runDir then fail "--out: the path is empty"
     if File.Exists runDir then fail "--out %s is a file, not a run folder" runDir
-    Directory.CreateDirectory runDir |> ignore
+    try Directory.CreateDirectory runDir |> ignore
+    with :? IOException | :? UnauthorizedAccessException | :? ArgumentException as e -> fail "cannot create run folder %s: %s" runDir e.Message
+    // held until the run ends: a second adder on the same folder is refused instead of mixing two runs
+    use _lock = SafeFiles.LockFolder runDir
     let lastPath = Path.Combine(runDir, "last.safetensors")
     let bestPath = Path.Combine(runDir, "best.safetensors")
     let metricsPath = Path.Combine(runDir, "metrics.csv")
     let configPath = Path.Combine(runDir, "config.json")
     if not resume && File.Exists lastPath then
         fail "run folder %s already holds a run (last.safetensors); use --resume to continue it or choose another --out" runDir
+    if not resume && SafeFiles.HoldsFiles runDir then
+        fail "run folder %s is not empty; a new run starts in a new or empty folder (--resume continues a run)" runDir
 
     let holdout = Holdout.Build(5000, 10000, config.Seed)
     let valA = holdout.Validation |> Array.map (fun p -> p.A)
@@ -173,6 +185,11 @@ let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress ->
     let mutable startStep = 0
     let mutable bestVal = -1.0
     let mutable bestStep = -1
+    // the loss average of the metrics row in progress and the run's elapsed time, carried over a resume so the
+    // resumed run logs what a straight run logs (metadata written by older versions: an empty window, 0 s)
+    let mutable lossSum = 0.0
+    let mutable lossCount = 0
+    let mutable elapsedBefore = 0.0
     if resume then
         if not (File.Exists lastPath) then fail "nothing to resume: %s not found" lastPath
         let last = Checkpoint.Load lastPath
@@ -181,13 +198,24 @@ let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress ->
         let get key = match last.Metadata.TryGetValue key with | true, v -> v | _ -> fail "--resume: %s lacks '%s'" lastPath key
         model <- last.Model
         optimizer <- AdamW(last.Optimizer.Step, last.Optimizer.M, last.Optimizer.V, Beta1 = config.Beta1, Beta2 = config.Beta2, Eps = config.Eps)
-        startStep <- int (get "step")
-        bestVal <- Double.Parse(get "best_val_exact", CultureInfo.InvariantCulture)
-        bestStep <- int (get "best_step")
-        sampler.SetState(Convert.FromBase64String(get "sampler_state") |> fun bytes -> Array.init (bytes.Length / 4) (fun i -> BitConverter.ToUInt32(bytes, 4 * i)))
+        let bad key = fail "--resume: %s has a bad '%s' (%s)" lastPath key (Limits.Echo(get key))
+        let integer key lo hi = match Int32.TryParse(get key, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture) with | true, v when v >= lo && v <= hi -> v | _ -> bad key
+        let real key = match Double.TryParse(get key, NumberStyles.Float, CultureInfo.InvariantCulture) with | true, v when Double.IsFinite v -> v | _ -> bad key
+        let optional key fallback parse = if last.Metadata.ContainsKey key then parse key else fallback
+        startStep <- integer "step" 0 config.Steps
+        bestVal <- real "best_val_exact"
+        bestStep <- integer "best_step" -1 startStep
+        lossSum <- optional "loss_sum" 0.0 real
+        lossCount <- optional "loss_count" 0 (fun k -> integer k 0 startStep)
+        elapsedBefore <- optional "elapsed_s" 0.0 real
+        try
+            let bytes = Convert.FromBase64String(get "sampler_state")
+            if bytes.Length = 0 || bytes.Length % 4 <> 0 then bad "sampler_state"
+            sampler.SetState(Array.init (bytes.Length / 4) (fun i -> BitConverter.ToUInt32(bytes, 4 * i)))
+        with :? FormatException | :? ArgumentException -> bad "sampler_state"
         // drop metric rows the interrupted run logged after its last checkpoint
         if File.Exists metricsPath then
-            let keep = File.ReadAllLines metricsPath |> Array.filter (fun l -> l.StartsWith "step" || (match Int32.TryParse(l.Split(',').[0]) with | true, s -> s <= startStep | _ -> false))
+            let keep = SafeFiles.ReadAllText(metricsPath, "metrics file").Split('\n', StringSplitOptions.RemoveEmptyEntries) |> Array.filter (fun l -> l.StartsWith "step" || (match Int32.TryParse(l.Split(',').[0]) with | true, s -> s <= startStep | _ -> false))
             Files.writeTextAtomic metricsPath (String.Join("\n", keep) + "\n")
     else
         model <-
@@ -209,8 +237,6 @@ let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress ->
     use metrics = new StreamWriter(metricsPath, true)
     let watch = Stopwatch.StartNew()
     let logEvery = max 1 (min 100 config.EvalInterval)
-    let mutable lossSum = 0.0
-    let mutable lossCount = 0
     let mutable gradNorm = 0.0
     let mutable lr = 0.0
     let mutable step = startStep
@@ -230,7 +256,8 @@ let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress ->
     let saveLast () =
         savedStep <- step
         saveCheckpoint lastPath model
-            (common (max bestVal 0.0) @ [ "best_val_exact", inv bestVal; "best_step", string bestStep; "sampler_state", samplerState () ])
+            (common (max bestVal 0.0) @ [ "best_val_exact", inv bestVal; "best_step", string bestStep; "sampler_state", samplerState ()
+                                          "loss_sum", inv lossSum; "loss_count", string lossCount; "elapsed_s", inv (elapsedBefore + watch.Elapsed.TotalSeconds) ])
             (Some(OptimizerState(optimizer.Step, optimizer.M, optimizer.V)))
 
     // a resumed run already at its stop point (a sweep's probe, --stop-after) does not take another step
@@ -269,14 +296,15 @@ let run (config: RunConfig) (runDir: string) (resume: bool) (report: Progress ->
                 saveCheckpoint bestPath model (common e @ [ "val_token_acc", inv valTok.Value ]) None
             | _ -> ()
             let opt (x: float option) = match x with Some v -> inv v | None -> ""
-            metrics.WriteLine(sprintf "%d,%s,%s,%s,%s,%s,%.1f" step (inv meanLoss) (inv lr) (inv gradNorm) (opt valExact) (opt valTok) watch.Elapsed.TotalSeconds)
+            metrics.WriteLine(sprintf "%d,%s,%s,%s,%s,%s,%.1f" step (inv meanLoss) (inv lr) (inv gradNorm) (opt valExact) (opt valTok) (elapsedBefore + watch.Elapsed.TotalSeconds))
+            // the window is closed before last.safetensors is written, so the checkpoint holds an empty one
+            lossSum <- 0.0
+            lossCount <- 0
             if isEval then
                 metrics.Flush()
                 saveLast ()
             report { Step = step; Steps = config.Steps; Loss = meanLoss; Lr = lr; GradNorm = gradNorm; StepsPerSecond = rate
-                     ValExact = valExact; ValTokenAccuracy = valTok; BestValExact = bestVal; Elapsed = watch.Elapsed }
-            lossSum <- 0.0
-            lossCount <- 0
+                     ValExact = valExact; ValTokenAccuracy = valTok; BestValExact = bestVal; Elapsed = TimeSpan.FromSeconds(elapsedBefore) + watch.Elapsed }
         if step < config.Steps && stop step then cancelled <- true
     metrics.Flush()
     if cancelled then saveLast ()

@@ -26,6 +26,8 @@ public sealed class CpuBackend
 
     public CpuBackend(ModelConfig config, int threads = 0)
     {
+        Limits.CheckThreads(threads);
+        Limits.CheckBackendMemory(config, threads);   // before any buffer is allocated
         Config = config;
         Layout = new ParameterLayout(config);
         Threads = threads > 0 ? threads : Environment.ProcessorCount;
