@@ -142,6 +142,7 @@ let bench (args: ParseResults<BenchArgs>) =
     | "train" ->
         let batch = args.GetResult(BenchArgs.Batch, 512)
         if batch < 1 then fail "--batch must be at least 1"
+        if batch > Limits.MaxBatch then fail "--batch %d is more than the limit of %d" batch Limits.MaxBatch
         let r = Benchmarks.benchTrain config batch windows threads
         printfn "train %s, batch %d, %d threads: %.0f steps/s (median of %d 1-s windows: %s)" (config.Describe()) batch r.Threads
             r.StepsPerSecond windows (r.Windows |> List.map (sprintf "%.0f") |> String.concat " ")

@@ -20,6 +20,10 @@ public static class Limits
     public const int MaxLineLength = 4096;
     /// <summary>The CPU backend's buffers (activations per thread, per-partition gradients, weights, AdamW).</summary>
     public const long MaxBackendBytes = 4L << 30;
+    /// <summary>Sequences in a training batch: the batch's operands are held in full (16 bytes each).</summary>
+    public const int MaxBatch = 1 << 20;
+    /// <summary>Pairs of eval --suite random: the pairs and their decoded digits are held in full (about 60 bytes each).</summary>
+    public const int MaxEvalCount = 10_000_000;
     /// <summary>Characters of an operand or a line echoed in an error message.</summary>
     public const int EchoLength = 20;
 

@@ -68,6 +68,7 @@ let validate (c: RunConfig) =
     Limits.CheckThreads c.Threads
     if c.Steps < 1 then fail "--steps must be at least 1"
     if c.Batch < 1 then fail "--batch must be at least 1"
+    if c.Batch > Limits.MaxBatch then fail "--batch %d is more than the limit of %d" c.Batch Limits.MaxBatch
     if not (c.Lr > 0.0) then fail "--lr must be positive"
     if c.Warmup < 0 then fail "--warmup must not be negative"
     if c.Floor < 0.0 || c.Floor > 1.0 then fail "--floor must be in [0, 1]"

@@ -164,6 +164,8 @@ let ``D2 threads, sweep sizes, model sizes and unbounded inputs are refused befo
     refusedWithin 300.0 "--threads 100000 is more than the limit of 256" None [ "eval"; "-c"; ckpt; "--suite"; "random"; "--count"; "1000"; "--threads"; "100000" ]
     refusedWithin 300.0 "at most 10000 seeds" None [ "train"; "--seeds"; "1-1000000000"; "--out"; Path.Combine(dir, "sweep") ]
     refusedWithin 300.0 "model too large" None [ "train"; "--preset"; "wide"; "--n-layer"; "8"; "--d-model"; "512"; "--steps"; "1"; "--out"; Path.Combine(dir, "big") ]
+    refusedWithin 300.0 "--count 2000000000 is more than the limit of 10000000" None [ "eval"; "-c"; ckpt; "--suite"; "random"; "--count"; "2000000000" ]
+    refusedWithin 300.0 "--batch 2000000000 is more than the limit of 1048576" None [ "train"; "--batch"; "2000000000"; "--steps"; "1"; "--out"; Path.Combine(dir, "batch") ]
     refusedWithin 300.0 "not a regular file" None [ "info"; "/dev/zero" ]
     refusedWithin 300.0 "line 1 is longer than 4096 characters" None [ "predict"; "-c"; ckpt; "--file"; "/dev/zero" ]
     refusedWithin 300.0 "line 2 is longer than 4096 characters" (Some("1 2\n" + String('7', 1_000_000) + "\n")) [ "predict"; "-c"; ckpt; "--file"; "-" ]
