@@ -63,7 +63,8 @@ let truncate (args: ParseResults<TruncateArgs>) =
     let output = args.GetResult TruncateArgs.Output
     let ranksText = args.GetResult TruncateArgs.Ranks
     let ranks = Truncate.parseRanks ranksText
-    if Directory.Exists output then fail "-o %s is a folder; give a file name" output
+    // checked before the work, like convert's -o (an empty path, a folder, a missing folder)
+    SafeFiles.CheckWritable(output, "-o")
     let source = (Checkpoint.Load input).Model
     let model, reports = Truncate.truncate source ranks
     for r in reports do

@@ -507,3 +507,18 @@ let ``D8 temporaries left by a killed adder are removed when the same file is wr
     Assert.False(File.Exists stale, "a dead process's temporary was kept")
     Assert.True(File.Exists live, "a running process's temporary was removed")
     Assert.True(File.Exists other, "another file's temporary was removed")
+
+[<Fact>]
+let ``D7 last.safetensors holds the row in progress and the elapsed time; convert --weights-only drops them with the rest of the state`` () =
+    let dir = stoppedRun ()   // stopped at step 13 of a run that logs every 20 steps: a window of 13 steps in progress
+    let last = Checkpoint.Load(Path.Combine(dir, "last.safetensors"))
+    Assert.Equal("13", last.Metadata.[TrainingState.StepKey])
+    Assert.Equal("13", last.Metadata.[TrainingState.LossCountKey])
+    Assert.True(float last.Metadata.[TrainingState.LossSumKey] > 0.0)
+    Assert.True(float last.Metadata.[TrainingState.ElapsedKey] > 0.0)
+    let out = Path.Combine(dir, "weights.safetensors")
+    Assert.Equal(0, (run [ "convert"; Path.Combine(dir, "last.safetensors"); "-o"; out; "--weights-only" ]).Code)
+    let weights = Checkpoint.Load out
+    for key in TrainingState.Keys do
+        if key <> TrainingState.StepKey then Assert.False(weights.Metadata.ContainsKey key, sprintf "%s kept" key)
+    Assert.Null(weights.Optimizer)
