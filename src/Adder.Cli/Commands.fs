@@ -75,6 +75,10 @@ let private execute (launch: Backends.Device * CpuOptions) (config: RunConfig) (
         printfn "done: %d steps; best validation exact match %.2f%% at step %d" outcome.LastStep (100.0 * outcome.BestValExact) outcome.BestStep
         printfn "best: %s" (Path.Combine(runDir, "best.safetensors"))
         0
+    elif stopAfter |> Option.exists (fun n -> outcome.LastStep >= n) then
+        // the stop was asked for: a success, unlike an interrupt
+        printfn "stopped at step %d as --stop-after asked; continue with --resume --out %s" outcome.LastStep runDir
+        0
     else
         printfn "stopped at step %d; continue with --resume --out %s" outcome.LastStep runDir
         130
@@ -179,8 +183,13 @@ let private sweep (args: ParseResults<TrainArgs>) =
     let mine = match shard with Some s -> Shards.assigned s seeds | None -> seeds
     let device, cpu = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
     let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (presetText args)))
+    if String.IsNullOrWhiteSpace sweepDir then fail "--out: the path is empty"
     if File.Exists sweepDir then fail "--out %s is a file, not a folder" sweepDir
-    Directory.CreateDirectory sweepDir |> ignore
+    try Directory.CreateDirectory sweepDir |> ignore
+    with :? IOException | :? UnauthorizedAccessException | :? ArgumentException as e -> fail "cannot create sweep folder %s: %s" sweepDir e.Message
+    // one sweep at a time in a folder (each seed's run folder is locked by its run as well); the shards of a
+    // sharded sweep share the folder by design, so there only the seeds' folders (disjoint per shard) are locked
+    use _lock = if shard.IsNone then SafeFiles.LockFolder sweepDir else { new IDisposable with member _.Dispose() = () }
     let first = trainConfig args None (Some seeds.Head)
     let part =
         match shard with
@@ -212,6 +221,11 @@ let private sweep (args: ParseResults<TrainArgs>) =
                 [ for seed in cohort ->
                     let runDir = runDirOf seed
                     let resume = File.Exists(Path.Combine(runDir, "last.safetensors"))
+                    // a seed stopped before its first checkpoint left nothing to resume: its files are started again
+                    if not resume then
+                        for name in [ "config.json"; "metrics.csv"; "best.safetensors" ] do
+                            let f = Path.Combine(runDir, name)
+                            if File.Exists f then File.Delete f
                     { Config = trainConfig args (readSaved resume runDir) (Some seed); RunDir = runDir; Resume = resume } ]
             List.zip cohort (Training.runCohort device cpu members report stop)
             |> List.choose (fun (seed, result) ->

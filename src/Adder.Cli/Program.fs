@@ -47,6 +47,7 @@ let info (args: ParseResults<InfoArgs>) =
 let convert (args: ParseResults<ConvertArgs>) =
     let input = args.GetResult ConvertArgs.Input
     let output = args.GetResult ConvertArgs.Output
+    SafeFiles.CheckWritable(output, "-o")
     let loaded = Checkpoint.Load input
     let ckpt =
         if args.Contains ConvertArgs.Weights_Only then
@@ -62,7 +63,8 @@ let truncate (args: ParseResults<TruncateArgs>) =
     let output = args.GetResult TruncateArgs.Output
     let ranksText = args.GetResult TruncateArgs.Ranks
     let ranks = Truncate.parseRanks ranksText
-    if Directory.Exists output then fail "-o %s is a folder; give a file name" output
+    // checked before the work, like convert's -o (an empty path, a folder, a missing folder)
+    SafeFiles.CheckWritable(output, "-o")
     let source = (Checkpoint.Load input).Model
     let model, reports = Truncate.truncate source ranks
     for r in reports do
@@ -98,11 +100,8 @@ let eval (args: ParseResults<EvalArgs>) =
     let showFailures = args.GetResult(EvalArgs.Show_Failures, Defaults.showFailures)
     if showFailures < 0 then fail "--show-failures must not be negative"
     let json = args.TryGetResult EvalArgs.Json
-    json |> Option.iter (fun p ->
-        // checked before the evaluation runs, so a bad path fails at once
-        if Directory.Exists p then fail "--json %s is a folder; give a file name" p
-        let dir = Path.GetDirectoryName(Path.GetFullPath p)
-        if not (Directory.Exists dir) then fail "output folder does not exist: %s" dir)
+    // checked before the evaluation runs, so a bad path fails at once
+    json |> Option.iter (fun p -> SafeFiles.CheckWritable(p, "--json"))
     let sets =
         match suite with
         | Suite.Reference ->
@@ -123,7 +122,8 @@ let eval (args: ParseResults<EvalArgs>) =
 
 let predict (args: ParseResults<PredictArgs>) =
     let path = resolveCheckpoint (args.TryGetResult PredictArgs.Checkpoint)
-    let operands = args.GetResult(PredictArgs.Operands, [])
+    // "predict -- -1 2": Argu passes the "--" on as an operand
+    let operands = match args.GetResult(PredictArgs.Operands, []) with "--" :: rest -> rest | all -> all
     match args.TryGetResult PredictArgs.File, operands with
     | Some _, _ :: _ -> fail "give either two operands or --file, not both"
     | None, [ a; b ] ->
@@ -136,12 +136,16 @@ let predict (args: ParseResults<PredictArgs>) =
     | None, _ -> fail "expected exactly two operands, got %d" operands.Length
     | Some file, [] ->
         let reader =
-            if file = "-" then Console.In
-            elif File.Exists file then new StreamReader(file) :> TextReader
-            else fail "pairs file not found: %s" file
+            if file = "-" then new StreamReader(Console.OpenStandardInput()) :> TextReader
+            else
+                match SafeFiles.KindOf(file, true) with
+                | SafeFiles.Kind.Missing -> fail "pairs file not found: %s" file
+                | SafeFiles.Kind.Directory -> fail "pairs file %s is a folder, not a file" file
+                // a FIFO or /dev/stdin is read as a stream like any file
+                | _ -> new StreamReader(file) :> TextReader
         use backend = backendFor (args.TryGetResult PredictArgs.Device) (args.TryGetResult PredictArgs.Threads) (loadModel path)
         use out = new StreamWriter(Console.OpenStandardOutput(), Text.UTF8Encoding(false), 1 <<< 16)
-        Prediction.predictStream backend reader out 65536 |> ignore
+        Prediction.predictStream backend reader out 8192 |> ignore
         0
 
 let bench (args: ParseResults<BenchArgs>) =
@@ -165,6 +169,7 @@ let bench (args: ParseResults<BenchArgs>) =
     | BenchWhat.Train ->
         let batch = args.GetResult(BenchArgs.Batch, Defaults.benchBatch)
         if batch < 1 then fail "--batch must be at least 1"
+        if batch > Limits.MaxBatch then fail "--batch %d is more than the limit of %d" batch Limits.MaxBatch
         let r = Benchmarks.benchTrain backend batch windows
         printfn "train %s, batch %d, %d model(s), %s: %.0f steps/s = %.0f model-steps/s (median of %d 1-s windows: %s)"
             (config.Describe()) batch r.Models threads r.StepsPerSecond (r.StepsPerSecond * float r.Models) windows
@@ -213,6 +218,7 @@ let checkGradients (args: ParseResults<CheckGradientsArgs>) =
 
 let run (argv: string[]) =
     let parser = ArgumentParser.Create<AdderArgs>(programName = "adder")
+    NumberParsing.checkFloats (NumberParsing.floatOptions typeof<AdderArgs>) argv
     let results = parser.ParseCommandLine(argv, raiseOnUsage = true)
     match results.GetAllResults() with
     | [ Info a ] -> info a
@@ -232,6 +238,11 @@ let run (argv: string[]) =
     | [] -> printfn "%s" (parser.PrintUsage()); 2
     | _ -> fail "give one command (see adder --help)"
 
+/// An error as one line of reasonable length, whatever the input it quotes.
+let private oneLine (message: string) =
+    let first = message.Split('\n').[0].Trim()
+    if first.Length <= 300 then first else first.Substring(0, 300) + "…"
+
 [<EntryPoint>]
 let main argv =
     try
@@ -242,10 +253,20 @@ let main argv =
         0
     | :? ArguParseException as e ->
         let first = e.Message.Split('\n') |> Array.tryHead |> Option.defaultValue e.Message
-        eprintfn "adder: %s (see --help)" (first.Trim().Replace("ERROR: ", ""))
+        eprintfn "adder: %s (see --help)" (oneLine (first.Replace("ERROR: ", "")))
+        2
+    | NumberParsing.CommandLineError message ->
+        eprintfn "adder: %s (see --help)" (oneLine message)
         2
     | :? AdderException as e ->
-        eprintfn "adder: %s" e.Message
+        eprintfn "adder: %s" (oneLine e.Message)
+        1
+    // standard output closed or full (adder predict 1 2 >/dev/full): a failed write is an error, not a crash
+    | :? IOException | :? UnauthorizedAccessException as e when (string e.StackTrace).Contains "Console" ->
+        eprintfn "adder: cannot write to standard output: %s" (oneLine e.Message)
+        1
+    | :? IOException as e ->
+        eprintfn "adder: I/O error: %s" (oneLine e.Message)
         1
     | e when Environment.GetEnvironmentVariable "ADDER_DEBUG" <> "1" ->
         eprintfn "adder: internal error: %s: %s (set ADDER_DEBUG=1 for details)" (e.GetType().Name) (e.Message.Split('\n').[0])

@@ -9,6 +9,7 @@ public sealed record CpuOptions
     public CpuOptions(int threads)
     {
         if (threads < 0) throw new AdderException($"--threads must be at least 1, got {threads}");
+        Limits.CheckThreads(threads);   // each thread holds its own activations
         Threads = threads;
     }
 

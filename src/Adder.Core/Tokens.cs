@@ -36,11 +36,11 @@ public static class Tokens
     {
         var s = text.Trim();
         if (s.Length == 0) throw new AdderException("empty operand");
-        if (s[0] == '-') throw new AdderException($"operand '{s}' is negative; operands must be in [0, {MaxOperand}]");
+        if (s[0] == '-') throw new AdderException($"operand '{Limits.Echo(s)}' is negative; operands must be in [0, {MaxOperand}]");
         foreach (var c in s)
-            if (c < '0' || c > '9') throw new AdderException($"operand '{s}' is not a non-negative integer");
+            if (c < '0' || c > '9') throw new AdderException($"operand '{Limits.Echo(s)}' is not a non-negative integer");
         var digits = s.TrimStart('0');
-        if (digits.Length > OperandDigits) throw new AdderException($"operand '{s}' has more than 10 digits; operands must be in [0, {MaxOperand}]");
+        if (digits.Length > OperandDigits) throw new AdderException($"operand '{Limits.Echo(s)}' has more than 10 digits; operands must be in [0, {MaxOperand}]");
         return digits.Length == 0 ? 0 : long.Parse(digits);
     }
 

@@ -82,6 +82,7 @@ let referenceSets () =
 /// Uniform random pairs in [0, 10^10) from the torch-compatible generator.
 let randomSet (count: int) (seed: int64) =
     if count <= 0 then fail "--count must be positive, got %d" count
+    if count > Limits.MaxEvalCount then fail "--count %d is more than the limit of %d" count Limits.MaxEvalCount
     let rng = TorchGenerator(uint64 seed)
     let a = Array.zeroCreate<int64> count
     let b = Array.zeroCreate<int64> count

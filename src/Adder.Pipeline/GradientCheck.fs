@@ -21,7 +21,7 @@ let private numbers (e: JsonElement) = [| for x in e.EnumerateArray() -> x.GetDo
 let run (backendFor: ModelConfig -> IBackend) (path: string) =
     if not (File.Exists path) then fail "golden file not found: %s" path
     let root =
-        try JsonDocument.Parse(File.ReadAllText path).RootElement
+        try JsonDocument.Parse(SafeFiles.ReadAllText(path, "golden file")).RootElement
         with :? JsonException as e -> fail "%s: not valid JSON (%s)" path e.Message
     try
         let config =
@@ -33,13 +33,26 @@ let run (backendFor: ModelConfig -> IBackend) (path: string) =
                     DModel = int "d_model" d.DModel, DFf = int "d_ff" d.DFf, NHead = int "n_head" d.NHead,
                     NLayer = int "n_layer" d.NLayer, PosRank = int "pos_rank" d.PosRank, QkvRank = int "qkv_rank" d.QkvRank,
                     AttnOutRank = int "attn_out_rank" d.AttnOutRank, FfnRank = int "ffn_rank" d.FfnRank,
-                    UseRmsNorm = (match c.TryGetProperty "norm" with | true, v -> v.GetString() <> "layernorm" | _ -> true),
+                    UseRmsNorm =
+                        (match c.TryGetProperty "norm" with
+                         | true, v when v.GetString() = "rmsnorm" -> true
+                         | true, v when v.GetString() = "layernorm" -> false
+                         | true, v -> fail "%s: config norm '%s' is neither rmsnorm nor layernorm" path (Limits.Echo(v.ToString()))
+                         | _ -> true),
                     TieQkv = (match c.TryGetProperty "tie_qkv" with | true, v -> v.GetString() | _ -> d.TieQkv))
             | _ -> ModelConfig.Preset311
+        let config = config.Validate()
+        Limits.CheckBackendMemory(config, 1, 0)
         let model = Model(config)
         let pars = property root "params" path
         for t in model.Layout.Tensors do
             let e = property pars t.Name path
+            // a golden of another shape with as many values must not pass as this one
+            match e.TryGetProperty "shape" with
+            | true, shape ->
+                let dims = [| for x in shape.EnumerateArray() -> x.GetInt32() |]
+                if dims <> t.Shape then fail "%s: tensor %s has shape [%s], the config needs %s" path t.Name (String.Join(", ", dims)) t.ShapeText
+            | _ -> ()
             let data = numbers (property e "data" path)
             if data.Length <> t.Size then fail "%s: tensor %s has %d values, expected %d %s" path t.Name data.Length t.Size t.ShapeText
             let view = model.Tensor t.Name
@@ -47,6 +60,7 @@ let run (backendFor: ModelConfig -> IBackend) (path: string) =
         let batch = property root "batch" path
         let a = [| for x in batch.EnumerateArray() -> (property x "a" path).GetInt64() |]
         let b = [| for x in batch.EnumerateArray() -> (property x "b" path).GetInt64() |]
+        if a.Length = 0 then fail "%s: the batch is empty" path
         for i in 0 .. a.Length - 1 do
             Tokens.CheckOperand(a.[i], "batch operand a")
             Tokens.CheckOperand(b.[i], "batch operand b")

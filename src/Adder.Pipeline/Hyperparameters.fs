@@ -68,6 +68,8 @@ let private int name description train finetune (ok: int -> bool, rule: string) 
 let private float name description train finetune (ok: float -> bool, rule: string) (get: RunConfig -> float) set =
     { Name = name; Description = description; Default = byKind train finetune Float; Get = get >> Float
       Set = fun c v -> match v with
+                       // a config.json edited by hand can hold what the command line refuses
+                       | Float x when not (Double.IsFinite x) -> fail "%s must be a finite number, got %s" (option name) (text v)
                        | Float x when ok x -> set c x
                        | Int x when ok (double x) -> set c (double x)
                        | _ -> fail "%s %s" (option name) rule
@@ -129,9 +131,12 @@ let defaults (kind: string) (model: ModelConfig) =
     let c = all |> List.fold (fun c h -> match h.Default kind with Some v -> h.Set c v | None -> c) blank
     { c with InitSeed = c.Seed }
 
-/// Checks every value (a config.json edited by hand goes through the same rules as the options).
+/// Checks every value (a config.json edited by hand goes through the same rules as the options) and the
+/// limits that keep a run's memory bounded (Limits; the backend's own size is checked where it is created).
 let validate (c: RunConfig) =
     for h in all do h.Set c (h.Get c) |> ignore
+    // the batch's operands and tokens are held in full
+    if c.Batch > Limits.MaxBatch then fail "--batch %d is more than the limit of %d" c.Batch Limits.MaxBatch
     c.Model.Validate() |> ignore
     c
 

@@ -29,17 +29,24 @@ let private parse (path: string) (line: string) =
     with :? FormatException | :? IndexOutOfRangeException | :? OverflowException ->
         fail "%s is not a metrics file written by adder train" path
 
-/// The rows of runDir's metrics.csv ([] when the run has none yet).
+/// The lines of a metrics file, read with a cap (Limits.MaxTextFileBytes) from a regular file only.
+let private lines (path: string) = Adder.Core.SafeFiles.ReadAllText(path, "metrics file").Split('\n') |> Array.map (fun l -> l.TrimEnd '\r')
+
+/// The rows of runDir's metrics.csv ([] when the run has none yet). adder train writes the header first, so
+/// an empty file was not written by it.
 let read (runDir: string) =
     let path = pathIn runDir
     if not (File.Exists path) then []
-    else [ for line in File.ReadAllLines path |> Array.skip 1 do if line.Trim() <> "" then parse path line ]
+    else
+        let all = lines path
+        if all.[0].Trim() = "" then fail "%s is empty (not a metrics file written by adder train)" path
+        [ for line in all |> Array.skip 1 do if line.Trim() <> "" then parse path line ]
 
 /// Drops the rows an interrupted run logged after step (its last checkpoint), so a resumed run logs them again.
 let truncateAfter (runDir: string) (step: int) =
     let path = pathIn runDir
     if File.Exists path then
         let keep =
-            File.ReadAllLines path
+            lines path
             |> Array.filter (fun l -> l = header || (match Int32.TryParse(l.Split(',').[0]) with | true, s -> s <= step | _ -> false))
         Files.writeTextAtomic path (String.Join("\n", keep) + "\n")

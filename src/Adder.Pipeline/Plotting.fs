@@ -21,6 +21,11 @@ let curves (runDir: string) =
 let plot (runDir: string) (output: string) =
     let c = curves runDir
     if c.Steps.Length = 0 then fail "%s has no metric rows yet" runDir
+    // a NaN or infinite loss would leave a blank chart; adder train never logs one, so the file was altered
+    match Array.tryFindIndex (fun l -> not (Double.IsFinite l)) c.Loss with
+    | Some i -> fail "%s: the loss at step %g is %g; cannot plot a non-finite loss" (Metrics.pathIn runDir) c.Steps.[i] c.Loss.[i]
+    | None -> ()
+    SafeFiles.CheckWritable(output, "-o")
     use plt = new ScottPlot.Plot()
     let logLoss = c.Loss |> Array.map (fun l -> Math.Log10(max l 1e-12))
     let loss = plt.Add.ScatterLine(c.Steps, logLoss)

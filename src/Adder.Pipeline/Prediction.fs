@@ -5,12 +5,17 @@ open System
 open System.IO
 open Adder.Core
 
-/// Parses "a b" or "a+b" (spaces allowed around '+'); the error names the line.
+/// Parses "a b" or "a+b" (spaces allowed around the one '+'); the error names the line. "+ 1 2", "1 2+" and
+/// "++1 2++" are refused: a '+' must stand between two operands.
 let parsePair (lineNumber: int) (line: string) =
+    let bad () = fail "line %d: expected two operands ('a b' or 'a+b'), got '%s'" lineNumber (Limits.Echo(line.Trim()))
     let parts =
-        line.Split([| ' '; '\t'; '+' |], StringSplitOptions.RemoveEmptyEntries)
-    if parts.Length <> 2 then
-        fail "line %d: expected two operands ('a b' or 'a+b'), got '%s'" lineNumber (line.Trim())
+        if line.Contains '+' then
+            let sides = line.Split('+') |> Array.map (fun p -> p.Trim())
+            if sides.Length <> 2 || sides |> Array.exists (fun p -> p = "" || p.IndexOfAny [| ' '; '\t' |] >= 0) then bad ()
+            sides
+        else line.Split([| ' '; '\t' |], StringSplitOptions.RemoveEmptyEntries)
+    if parts.Length <> 2 then bad ()
     try Tokens.ParseOperand parts.[0], Tokens.ParseOperand parts.[1]
     with :? AdderException as e -> fail "line %d: %s" lineNumber e.Message
 
@@ -20,26 +25,43 @@ let predictBatch (backend: IBackend) (a: int64[]) (b: int64[]) =
     backend.Decode(0, ReadOnlySpan(Tokens.EncodePromptBatch(a, b)), a.Length, Span output)
     Array.init a.Length (fun i -> Evaluation.predictedText (ReadOnlySpan(output, i * Tokens.SumDigits, Tokens.SumDigits)))
 
-/// Reads every pair first (so a bad line stops the run before any answer is printed), then writes one
-/// sum per line, decoding in batches. Blank lines and lines starting with '#' are skipped.
+/// Streams a pairs file: reads up to batchSize pairs, prints their sums, and goes on, so memory stays
+/// bounded whatever the input's size. A line longer than Limits.MaxLineLength is an error found without
+/// reading the rest of it; a bad line stops the run (the sums of the batches before it are already printed).
+/// Blank lines and lines starting with '#' are skipped.
 let predictStream (backend: IBackend) (input: TextReader) (output: TextWriter) (batchSize: int) =
-    let a = ResizeArray<int64>()
-    let b = ResizeArray<int64>()
+    let a = Array.zeroCreate<int64> batchSize
+    let b = Array.zeroCreate<int64> batchSize
+    let mutable count = 0
+    let mutable total = 0
+    let flush () =
+        if count > 0 then
+            for s in predictBatch backend a.[.. count - 1] b.[.. count - 1] do output.WriteLine s
+            output.Flush()
+            total <- total + count
+            count <- 0
+    let line = Text.StringBuilder()
     let mutable lineNumber = 0
-    let mutable line = input.ReadLine()
-    while not (isNull line) do
+    let take () =
         lineNumber <- lineNumber + 1
-        let trimmed = line.Trim()
+        let trimmed = line.ToString().Trim()
+        line.Clear() |> ignore
         if trimmed.Length > 0 && not (trimmed.StartsWith "#") then
             let x, y = parsePair lineNumber trimmed
-            a.Add x
-            b.Add y
-        line <- input.ReadLine()
-    let a = a.ToArray()
-    let b = b.ToArray()
-    for start in 0 .. batchSize .. a.Length - 1 do
-        let n = min batchSize (a.Length - start)
-        for s in predictBatch backend a.[start .. start + n - 1] b.[start .. start + n - 1] do
-            output.WriteLine s
-    output.Flush()
-    a.Length
+            a.[count] <- x
+            b.[count] <- y
+            count <- count + 1
+            if count = batchSize then flush ()
+    let buffer = Array.zeroCreate<char> 65536
+    let mutable n = input.Read(buffer, 0, buffer.Length)
+    while n > 0 do
+        for i in 0 .. n - 1 do
+            let c = buffer.[i]
+            if c = '\n' then take ()
+            elif line.Length >= Limits.MaxLineLength then
+                fail "line %d is longer than %d characters" (lineNumber + 1) Limits.MaxLineLength
+            else line.Append c |> ignore
+        n <- input.Read(buffer, 0, buffer.Length)
+    if line.Length > 0 then take ()
+    flush ()
+    total

@@ -14,12 +14,21 @@ let parseSeeds (text: string) =
         let number (s: string) =
             match Int32.TryParse(s.Trim()) with
             | true, n when n >= 0 -> n
-            | _ -> fail "bad seed list '%s' (expected e.g. 1-12,15)" text
+            | _ -> fail "bad seed list '%s' (expected e.g. 1-12,15)" (Limits.Echo text)
         match p.Split('-') with
         | [| one |] -> [ number one ]
         | [| lo; hi |] when number lo <= number hi -> [ number lo .. number hi ]
-        | _ -> fail "bad seed list '%s' (expected e.g. 1-12,15)" text
-    let seeds = text.Split(',', StringSplitOptions.RemoveEmptyEntries) |> Seq.collect part |> Seq.distinct |> List.ofSeq
+        | _ -> fail "bad seed list '%s' (expected e.g. 1-12,15)" (Limits.Echo text)
+    // counted before any list is built: "1-1000000000" must not allocate a billion seeds
+    let size (p: string) =
+        match p.Split('-') with
+        | [| lo; hi |] -> match Int64.TryParse(lo.Trim()), Int64.TryParse(hi.Trim()) with | (true, l), (true, h) -> max 0L (h - l + 1L) | _ -> 1L
+        | _ -> 1L
+    let parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries)
+    let count = parts |> Array.sumBy size
+    if count > int64 Limits.MaxSweepSeeds then
+        fail "a sweep has at most %d seeds; '%s' has %d" Limits.MaxSweepSeeds (Limits.Echo text) count
+    let seeds = parts |> Seq.collect part |> Seq.distinct |> List.ofSeq
     if seeds.IsEmpty then fail "empty seed list"
     seeds
 

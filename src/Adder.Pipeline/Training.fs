@@ -14,7 +14,7 @@ open Adder.Pipeline.Hyperparameters
 let readConfig (runDir: string) =
     let path = Path.Combine(runDir, "config.json")
     if not (File.Exists path) then fail "nothing to resume: %s not found" path
-    ofJson (File.ReadAllText path) path
+    ofJson (SafeFiles.ReadAllText(path, "run config")) path
 
 /// What the caller sees while a run goes on (Member: the seed's index in its cohort).
 type Progress =
@@ -47,6 +47,8 @@ type private Seat(m: Member, index: int, parameterCount: int) =
     member val SavedStep = -1 with get, set
     member val LossSum = 0.0 with get, set
     member val LossCount = 0 with get, set
+    /// The run's seconds before this process (from last.safetensors): elapsed_s goes on over a resume.
+    member val ElapsedBefore = 0.0 with get, set
     member val GradNorm = 0.0 with get, set
     member val Failure: string option = None with get, set
     member _.LastPath = Path.Combine(m.RunDir, "last.safetensors")
@@ -63,25 +65,43 @@ let private checkCohort (members: Member list) =
                 fail "a cohort's runs must have the same options but the seed (seed %d differs from seed %d)" m.Config.Seed first.Config.Seed
         first.Config
 
-/// Prepares a member's folder and returns its start: parameters, optimizer state and step.
+/// Creates and locks a member's folder, refusing one that cannot hold this run; nothing in it is written yet.
+/// The lock (SafeFiles.LockFolder) is held until the run ends: a second adder on the folder is refused.
+let private claim (m: Member) =
+    if String.IsNullOrWhiteSpace m.RunDir then fail "--out: the path is empty"
+    if File.Exists m.RunDir then fail "--out %s is a file, not a run folder" m.RunDir
+    try Directory.CreateDirectory m.RunDir |> ignore
+    with :? IOException | :? UnauthorizedAccessException | :? ArgumentException as e -> fail "cannot create run folder %s: %s" m.RunDir e.Message
+    let lock = SafeFiles.LockFolder m.RunDir
+    try
+        if not m.Resume && File.Exists(Path.Combine(m.RunDir, "last.safetensors")) then
+            fail "run folder %s already holds a run (last.safetensors); use --resume to continue it or choose another --out" m.RunDir
+        if not m.Resume && SafeFiles.HoldsFiles m.RunDir then
+            fail "run folder %s is not empty; a new run starts in a new or empty folder (--resume continues a run)" m.RunDir
+        lock
+    with _ ->
+        lock.Dispose()
+        reraise ()
+
+/// Reads or writes a member's start: parameters, optimizer state and step.
 let private start (seat: Seat) =
     let m = seat.Member
     let config = m.Config
-    if File.Exists m.RunDir then fail "--out %s is a file, not a run folder" m.RunDir
-    Directory.CreateDirectory m.RunDir |> ignore
-    if not m.Resume && File.Exists seat.LastPath then
-        fail "run folder %s already holds a run (last.safetensors); use --resume to continue it or choose another --out" m.RunDir
     if m.Resume then
         if not (File.Exists seat.LastPath) then fail "nothing to resume: %s not found" seat.LastPath
         let last = Checkpoint.Load seat.LastPath
         if last.Model.Config <> config.Model then
             fail "--resume: the run's model (%s) differs from the options (%s)" (last.Model.Config.Describe()) (config.Model.Describe())
         let optimizer = last.Optimizer |> Option.ofObj |> Option.defaultWith (fun () -> fail "--resume: %s has no optimizer state" seat.LastPath)
-        let state = TrainingState.ReadFrom(last.Metadata, seat.LastPath)
+        let state = TrainingState.ReadFrom(last.Metadata, seat.LastPath, config.Steps)
         seat.BestVal <- state.BestValExact
         seat.BestStep <- state.BestStep
         seat.SavedStep <- state.Step
-        seat.Sampler.SetState state.SamplerState
+        seat.LossSum <- state.LossSum
+        seat.LossCount <- state.LossCount
+        seat.ElapsedBefore <- state.ElapsedSeconds
+        try seat.Sampler.SetState state.SamplerState
+        with :? AdderException -> fail "--resume: %s has a bad '%s' (%d words)" seat.LastPath TrainingState.SamplerStateKey state.SamplerState.Length
         Metrics.truncateAfter m.RunDir state.Step
         last.Model.Parameters, optimizer, state.Step
     else
@@ -96,13 +116,8 @@ let private start (seat: Seat) =
         Files.writeTextAtomic (Metrics.pathIn m.RunDir) (Metrics.header + "\n")
         model.Parameters, OptimizerState(0L, Array.zeroCreate model.Layout.Count, Array.zeroCreate model.Layout.Count), 0
 
-/// Trains (or resumes) a cohort in one backend of `device` holding its members' models. `report` is called
-/// after every logged step of every member; `stop` is asked after every step (with the number of steps done):
-/// when it says yes, each member's last.safetensors is written and its outcome says the run is incomplete.
-/// A member whose loss stops being finite fails (its Error names the step and what was saved); the others go on.
-let runCohort (device: Backends.Device) (cpu: CpuOptions) (members: Member list) (report: Progress -> unit) (stop: int -> bool) =
-    let members = members |> List.map (fun m -> { m with Config = validate m.Config })
-    let config = checkCohort members
+/// The cohort's loop, its folders claimed.
+let private train (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (members: Member list) (report: Progress -> unit) (stop: int -> bool) =
     let count = ParameterLayout(config.Model).Count
     let seats = members |> List.mapi (fun i m -> Seat(m, i, count)) |> Array.ofList
     let starts = seats |> Array.map start
@@ -131,7 +146,9 @@ let runCohort (device: Backends.Device) (cpu: CpuOptions) (members: Member list)
         let save (seat: Seat) (path: string) (valExact: float) (extra: (string * string) list) (training: bool) =
             let meta = Collections.Generic.Dictionary<string, string>()
             for k, v in metadata seat.Member.Config @ [ "step", string step; "val_exact", Metrics.inv valExact ] @ extra do meta.[k] <- v
-            if training then TrainingState(step, seat.BestVal, seat.BestStep, seat.Sampler.GetState()).WriteTo(meta)
+            if training then
+                TrainingState(step, seat.BestVal, seat.BestStep, seat.Sampler.GetState(), seat.LossSum, seat.LossCount,
+                              seat.ElapsedBefore + watch.Elapsed.TotalSeconds).WriteTo(meta)
             let optimizer = if training then backend.GetOptimizer seat.Index else null
             Checkpoint(Model(config.Model, Array.copy seat.Parameters), meta, optimizer).Save path
         let saveLast (seat: Seat) =
@@ -185,16 +202,19 @@ let runCohort (device: Backends.Device) (cpu: CpuOptions) (members: Member list)
                         save seat seat.BestPath e [ "val_token_acc", Metrics.inv t ] false
                     | _ -> ()
                     let row: Metrics.Row = { Step = step; Loss = meanLoss; Lr = lr; GradNorm = seat.GradNorm; ValExact = valExact
-                                             ValTokenAccuracy = valTok; ElapsedSeconds = watch.Elapsed.TotalSeconds }
+                                             ValTokenAccuracy = valTok; ElapsedSeconds = seat.ElapsedBefore + watch.Elapsed.TotalSeconds }
                     metrics.[seat.Index].WriteLine(Metrics.format row)
+                    // the window is closed before last.safetensors is written, so the checkpoint holds an empty one
+                    // (a stop between rows saves the partial window, and the resumed run completes it)
+                    seat.LossSum <- 0.0
+                    seat.LossCount <- 0
                     if isEval then
                         metrics.[seat.Index].Flush()
                         saveLast seat
                     report { Member = seat.Index; Members = seats.Length; Seed = seat.Member.Config.Seed
                              Step = step; Steps = config.Steps; Loss = meanLoss; Lr = lr; GradNorm = seat.GradNorm; StepsPerSecond = rate
-                             ValExact = valExact; ValTokenAccuracy = valTok; BestValExact = seat.BestVal; Elapsed = watch.Elapsed }
-                    seat.LossSum <- 0.0
-                    seat.LossCount <- 0
+                             ValExact = valExact; ValTokenAccuracy = valTok; BestValExact = seat.BestVal
+                             Elapsed = TimeSpan.FromSeconds seat.ElapsedBefore + watch.Elapsed }
             if step < config.Steps && not cancelled && stop step then cancelled <- true
         if cancelled then for seat in seats do saveLast seat
         [ for seat in seats ->
@@ -203,6 +223,23 @@ let runCohort (device: Backends.Device) (cpu: CpuOptions) (members: Member list)
             | None -> Ok { Completed = not cancelled; LastStep = step; BestValExact = seat.BestVal; BestStep = seat.BestStep } ]
     finally
         for w in metrics do w.Dispose()
+
+/// Trains (or resumes) a cohort in one backend of `device` holding its members' models. `report` is called
+/// after every logged step of every member; `stop` is asked after every step (with the number of steps done):
+/// when it says yes, each member's last.safetensors is written and its outcome says the run is incomplete.
+/// A member whose loss stops being finite fails (its Error names the step and what was saved); the others go on.
+let runCohort (device: Backends.Device) (cpu: CpuOptions) (members: Member list) (report: Progress -> unit) (stop: int -> bool) =
+    let members = members |> List.map (fun m -> { m with Config = validate m.Config })
+    let config = checkCohort members
+    // refused before any folder is touched or any model allocated
+    if device = Backends.Cpu then Limits.CheckBackendMemory(config.Model, members.Length, cpu.Threads)
+    // every folder is claimed before any is written, so a refused member leaves the others untouched
+    let locks = ResizeArray<IDisposable>()
+    try
+        for m in members do locks.Add(claim m)
+        train device cpu config members report stop
+    finally
+        for l in locks do l.Dispose()
 
 /// One run: a cohort of one; a diverged run ends with its error.
 let run (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (runDir: string) (resume: bool) (report: Progress -> unit) (stop: int -> bool) =

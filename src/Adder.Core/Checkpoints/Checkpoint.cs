@@ -18,11 +18,8 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
 
     public static Checkpoint Load(string path)
     {
-        if (Directory.Exists(path)) throw new AdderException($"checkpoint {path} is a folder, not a file");
-        if (!File.Exists(path)) throw new AdderException($"checkpoint not found: {path}");
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new AdderException($"cannot read checkpoint {path}: {e.Message}"); }
+        // a regular file of at most Limits.MaxCheckpointBytes: /dev/zero or a FIFO is refused before any read
+        byte[] bytes = SafeFiles.ReadAllBytes(path, Limits.MaxCheckpointBytes, "checkpoint");
         if (bytes.Length == 0) throw new AdderException($"checkpoint {path} is empty");
         try
         {
@@ -53,6 +50,9 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
     static Checkpoint FromSafetensors(byte[] bytes, string path)
     {
         var (tensors, metadata) = Safetensors.Read(bytes, path);
+        // another tool's safetensors (format "pt", say) or a later adder format is not read as ours
+        if (metadata.TryGetValue("format", out var format) && format != Format)
+            throw new AdderException($"{path}: safetensors format '{Limits.Echo(format)}' is not {Format} (written by another tool or a later adder?)");
         if (!metadata.TryGetValue("model_config", out var configJson))
             throw new AdderException($"{path}: no model_config in the safetensors metadata (not written by adder?)");
         var config = ConfigJson.Read(configJson, path);
@@ -75,13 +75,19 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
     /// <summary>Places named tensors into a model's flat buffer, insisting on exactly the layout's names and shapes.</summary>
     static Model Assemble(ModelConfig config, Dictionary<string, StoredTensor> byName, string path)
     {
+        // names and shapes are checked before the model is allocated: a small file claiming a huge config
+        // fails on its missing tensors instead of allocating the config's parameters
+        foreach (var spec in new ParameterLayout(config).Tensors)
+        {
+            if (!byName.TryGetValue(spec.Name, out var t)) throw new AdderException($"{path}: missing tensor '{spec.Name}' {spec.ShapeText}");
+            if (!t.Shape.SequenceEqual(spec.Shape))
+                throw new AdderException($"{path}: tensor '{spec.Name}' has shape [{string.Join(", ", t.Shape)}], the config needs {spec.ShapeText}");
+        }
         var model = new Model(config);
         foreach (var spec in model.Layout.Tensors)
         {
-            if (!byName.Remove(spec.Name, out var t)) throw new AdderException($"{path}: missing tensor '{spec.Name}' {spec.ShapeText}");
-            if (!t.Shape.SequenceEqual(spec.Shape))
-                throw new AdderException($"{path}: tensor '{spec.Name}' has shape [{string.Join(", ", t.Shape)}], the config needs {spec.ShapeText}");
-            t.Data.CopyTo(model.Parameters, spec.Offset);
+            byName.Remove(spec.Name, out var t);
+            t!.Data.CopyTo(model.Parameters, spec.Offset);
         }
         if (byName.Count > 0) throw new AdderException($"{path}: unexpected tensor '{byName.Keys.First()}' for config {config.Describe()}");
         foreach (var x in model.Parameters)
@@ -92,6 +98,7 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
     /// <summary>Writes safetensors atomically (<see cref="AtomicFile"/>).</summary>
     public void Save(string path)
     {
+        SafeFiles.CheckWritable(path, "output");
         var tensors = Model.Layout.Tensors
             .Select(t => new StoredTensor(t.Name, t.Shape, Model.Parameters.AsSpan(t.Offset, t.Size).ToArray())).ToList();
         var metadata = new Dictionary<string, string>(Metadata)

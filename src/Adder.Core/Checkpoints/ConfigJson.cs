@@ -23,7 +23,8 @@ public static class ConfigJson
         foreach (var (key, node) in o)
             values[key] = node?.GetValueKind() switch
             {
-                JsonValueKind.Number => node.GetValue<double>(),
+                // an integer stays exact (2^40 is reported as 2^40, not clipped); other numbers are doubles
+                JsonValueKind.Number => node.AsValue().TryGetValue<long>(out var l) ? (object)l : node.GetValue<double>(),
                 JsonValueKind.True => true,
                 JsonValueKind.False => false,
                 JsonValueKind.String => node.GetValue<string>(),
@@ -42,8 +43,10 @@ public static class ConfigJson
             return v switch
             {
                 int i => i,
-                long l => checked((int)l),
-                double x when x == Math.Floor(x) => (int)x,
+                long l when l >= int.MinValue && l <= int.MaxValue => (int)l,
+                long l => throw new AdderException($"{source}: unsupported model config: {key} {l} (out of range)"),
+                double x when x == Math.Floor(x) && x >= int.MinValue && x <= int.MaxValue => (int)x,
+                double x when x == Math.Floor(x) => throw new AdderException($"{source}: unsupported model config: {key} {x.ToString("R", System.Globalization.CultureInfo.InvariantCulture)} (out of range)"),
                 _ => throw new AdderException($"{source}: model_config '{key}' is not an integer ({v})"),
             };
         }

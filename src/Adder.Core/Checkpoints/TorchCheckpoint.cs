@@ -88,22 +88,27 @@ public static class TorchCheckpoint
             var pkl = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl") || e.FullName == "data.pkl")
                 ?? throw Bad("no data.pkl in the archive");
             string prefix = pkl.FullName[..^"data.pkl".Length];
-            byte[] ReadEntry(ZipArchiveEntry entry)
+            // an entry may inflate far beyond the file (a zip bomb): its declared size is checked first, and
+            // reading stops past the cap whatever the header claims
+            byte[] ReadEntry(ZipArchiveEntry entry, long maxBytes)
             {
+                if (entry.Length > maxBytes) throw Bad($"{entry.FullName} declares {entry.Length} bytes, more than the {maxBytes} it may hold");
                 try
                 {
                     using var s = entry.Open();
-                    using var m = new MemoryStream();
-                    s.CopyTo(m);
-                    return m.ToArray();
+                    return SafeFiles.ReadCapped(s, maxBytes) ?? throw Bad($"{entry.FullName} inflates past the {maxBytes} bytes it may hold");
                 }
                 catch (InvalidDataException e) { throw Bad($"cannot read {entry.FullName} ({e.Message})"); }
             }
+            // torch writes the byte order of the storages; we read little-endian data only
+            var byteorder = zip.GetEntry(prefix + "byteorder") ?? throw Bad("no byteorder record (a torch file older than 1.10?); only little-endian checkpoints with one are read");
+            var order = System.Text.Encoding.ASCII.GetString(ReadEntry(byteorder, 16)).Trim();
+            if (order != "little") throw Bad($"byteorder is '{Limits.Echo(order)}'; only little-endian checkpoints are read");
             object root;
             try
             {
                 using var unpickler = new CheckpointUnpickler();
-                root = unpickler.loads(ReadEntry(pkl));
+                root = unpickler.loads(ReadEntry(pkl, Limits.MaxPickleBytes));
             }
             catch (Exception e) when (e is PickleException or InvalidOpcodeException or InvalidCastException or IOException
                                           or ArgumentException or IndexOutOfRangeException or FormatException or OverflowException)
@@ -120,7 +125,8 @@ public static class TorchCheckpoint
                 if (entry.Value is not TensorRef t) throw Bad($"model_state['{name}'] is not a tensor");
                 if (t.Storage.Type != "torch.FloatStorage") throw Bad($"tensor '{name}' is stored as {t.Storage.Type}; only float32 is supported");
                 var dataEntry = zip.GetEntry(prefix + "data/" + t.Storage.Key) ?? throw Bad($"storage data/{t.Storage.Key} of '{name}' is missing");
-                var bytes = ReadEntry(dataEntry);
+                if (t.Storage.Count < 0 || t.Storage.Count > Limits.MaxCheckpointBytes / 4) throw Bad($"storage data/{t.Storage.Key} of '{name}' claims {t.Storage.Count} values");
+                var bytes = ReadEntry(dataEntry, 4 * t.Storage.Count);
                 if (bytes.Length != 4 * t.Storage.Count) throw Bad($"storage data/{t.Storage.Key} has {bytes.Length} bytes, expected {4 * t.Storage.Count}");
                 long count = t.Shape.Aggregate(1L, (a, b) => a * b);
                 long expectedStride = 1;

@@ -37,6 +37,7 @@ public sealed class CpuBackend : IBackend
     public CpuBackend(ModelConfig config, int models, CpuOptions options)
     {
         if (models < 1) throw new AdderException($"a backend holds at least one model, got {models}");
+        Limits.CheckBackendMemory(config, models, options.Threads);   // before any buffer is allocated
 
         Config = config;
         Layout = new ParameterLayout(config);

@@ -1,0 +1,66 @@
+using System.Globalization;
+
+namespace Adder.Core;
+
+/// <summary>The bounds adder enforces so that no input can make it use unbounded memory or echo an unbounded
+/// string (issue 12). README's "Limits" section states the same numbers.</summary>
+public static class Limits
+{
+    /// <summary>--threads: each thread holds its own activations, so a huge count is a huge allocation.</summary>
+    public const int MaxThreads = 256;
+    /// <summary>Seeds in one sweep (--seeds), counted before the list is expanded.</summary>
+    public const int MaxSweepSeeds = 10_000;
+    /// <summary>A checkpoint file (.pt or .safetensors), and the data a .pt's zip entries may inflate to.</summary>
+    public const long MaxCheckpointBytes = 1L << 30;
+    /// <summary>A .pt's data.pkl (the pickle describing the tensors).</summary>
+    public const long MaxPickleBytes = 16L << 20;
+    /// <summary>config.json, metrics.csv and golden files.</summary>
+    public const long MaxTextFileBytes = 64L << 20;
+    /// <summary>A line of a pairs file (predict --file); longer is an error, found without reading the rest.</summary>
+    public const int MaxLineLength = 4096;
+    /// <summary>The CPU backend's buffers (activations per thread, per-partition gradients, weights, AdamW).</summary>
+    public const long MaxBackendBytes = 4L << 30;
+    /// <summary>Sequences in a training batch: the batch's operands are held in full (16 bytes each).</summary>
+    public const int MaxBatch = 1 << 20;
+    /// <summary>Pairs of eval --suite random: the pairs and their decoded digits are held in full (about 60 bytes each).</summary>
+    public const int MaxEvalCount = 10_000_000;
+    /// <summary>Characters of an operand or a line echoed in an error message.</summary>
+    public const int EchoLength = 20;
+
+    /// <summary>Text from the user as an error message shows it: at most EchoLength characters, then "…".</summary>
+    public static string Echo(string text) => text.Length <= EchoLength ? text : text[..EchoLength] + "…";
+
+    public static void CheckThreads(int threads)
+    {
+        if (threads > MaxThreads) throw new AdderException($"--threads {threads} is more than the limit of {MaxThreads}");
+    }
+
+    /// <summary>Bytes the CPU backend allocates for a config, a model count and a thread count: one Activations
+    /// per thread (at least 8), 8 gradient partitions holding a vector per parameter, the shared gradient, and
+    /// each model's weights and AdamW moments. Counts the buffers of Activations and Transformer.Gradients; an
+    /// estimate, not a measurement.</summary>
+    public static long BackendBytes(ModelConfig c, int models, int threads)
+    {
+        const long vector = 64;   // one Vector512<float>: 16 lanes
+        long T = c.MaxSeqLen, D = c.DModel, F = c.DFf, L = c.NLayer, H = c.NHead;
+        long qkvMid = c.TieQkv == TieModes.ShareATieKV ? c.QkvRank : 3L * c.QkvRank;
+        long perLayerPosition = 12 * D + 2 + qkvMid + c.AttnOutRank + 2L * c.FfnRank + 2 * F + H * T;
+        long activations = vector * (L * T * perLayerPosition + 3 * T * D + T + T * c.VocabSize + T + 1);
+        long parameters = new ParameterLayout(c).Count;
+        long gradients = vector * (parameters + 2 * L * T * D + T * D) + 4L * c.VocabSize * D;
+        int slots = Math.Max(threads > 0 ? threads : Environment.ProcessorCount, 8);
+        return slots * activations + 8 * gradients + 4 * parameters * (2 + 3L * models);
+    }
+
+    /// <summary>Refuses a config whose backend would need more than MaxBackendBytes.</summary>
+    public static void CheckBackendMemory(ModelConfig c, int models, int threads)
+    {
+        long bytes = BackendBytes(c, models, threads);
+        if (bytes > MaxBackendBytes)
+            throw new AdderException(
+                $"model too large: n_layer={c.NLayer} d_model={c.DModel} d_ff={c.DFf} needs about {Gib(bytes)} GiB for a training " +
+                $"step or decode on {Math.Max(threads > 0 ? threads : Environment.ProcessorCount, 8)} slots, more than the limit of {Gib(MaxBackendBytes)} GiB");
+    }
+
+    static string Gib(long bytes) => (bytes / (double)(1L << 30)).ToString("0.#", CultureInfo.InvariantCulture);
+}
