@@ -68,7 +68,7 @@ let ninePairs =
 /// 0, 1, 5, 9, 10^k − 1, 10^k, 10^k + 1 (k = 1..9) and 10^10 − 1, 10^10 − 2.
 let edgeCases =
     let boundary =
-        [ 0L; 1L; 5L; 9L
+        [ yield! [ 0L; 1L; 5L; 9L ]   // explicit: beside the yields below, bare values would be dropped
           for k in 1 .. 9 do
               yield pow10.[k] - 1L
               yield pow10.[k]

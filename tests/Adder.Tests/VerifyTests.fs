@@ -60,3 +60,11 @@ let ``shrink candidates stay in range and are simpler`` (a: uint64) (b: uint64) 
         Assert.True(inRange (x, y))
         Assert.True((x, y) <> (a, b))
         Assert.True(x <= a && y <= b && (x < a || y < b))
+
+[<Fact>]
+let ``the edge generator pairs every boundary operand with every other, 0 1 5 9 included`` () =
+    let boundary = [ 0L; 1L; 5L; 9L; 10L; 99L; 100L; 999_999_999L; 1_000_000_000L; 9_999_999_998L; 9_999_999_999L ]
+    for a in boundary do
+        for b in boundary do
+            Assert.Contains((a, b), Verify.edgeCases)
+    Assert.Equal(10 + 33 * 33, Verify.edgeCases.Length)
