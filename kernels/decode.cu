@@ -6,15 +6,11 @@ extern "C" __global__ void __launch_bounds__(256)
 adder_decode(AdderDims dims, const float* params, const int* prompts, int count, int* out)
 {
     __shared__ float table[ADDER_T * ADDER_MAX_D];
-    int m = blockIdx.y;
-    const float* p = params + (size_t)m * dims.params;
-    position_table(p, dims, table);
-    int s = blockIdx.x * blockDim.x + threadIdx.x;
-    if (s >= count) return;   // no barrier below
+    const float* p;
     AdderActs a;
-    const int* prompt = prompts + ((size_t)m * count + s) * ADDER_PROMPT;
-    for (int i = 0; i < ADDER_PROMPT; i++) a.tokens[i] = prompt[i];
-    int* result = out + ((size_t)m * count + s) * ADDER_SUM_DIGITS;
+    size_t sequence;
+    if (!begin_sequence(dims, params, prompts, count, ADDER_PROMPT, ADDER_PROMPT, table, p, a, sequence)) return;   // no barrier below
+    int* result = out + sequence * ADDER_SUM_DIGITS;
     float logits[ADDER_VOCAB];
     for (int t = 0; t < ADDER_FIRST_SCORED + ADDER_SUM_DIGITS; t++) {
         forward_position(p, dims, table, a, t);

@@ -112,6 +112,23 @@ ADDER_DEVICE void sequence_backward(const float* p, const AdderDims& dims, const
     }
 }
 
+// The start of a one-thread-per-sequence inference kernel (logits, decode): model blockIdx.y's parameters, its
+// position table in shared memory (a block-wide barrier, so every thread calls this), then this thread's first
+// `length` tokens of sequence s (sequences `stride` tokens apart). False for a thread past the last sequence.
+ADDER_DEVICE bool begin_sequence(const AdderDims& dims, const float* params, const int* tokens, int count, int stride,
+                                 int length, float* table, const float*& p, AdderActs& a, size_t& sequence)
+{
+    int m = blockIdx.y;
+    p = params + (size_t)m * dims.params;
+    position_table(p, dims, table);
+    int s = blockIdx.x * blockDim.x + threadIdx.x;
+    if (s >= count) return false;
+    sequence = (size_t)m * count + s;
+    const int* first = tokens + sequence * stride;
+    for (int i = 0; i < length; i++) a.tokens[i] = first[i];
+    return true;
+}
+
 #undef MD
 #undef MF
 #undef MR

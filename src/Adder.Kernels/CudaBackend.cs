@@ -249,35 +249,32 @@ public sealed class CudaBackend : IBackend
 
     public void Logits(int model, ReadOnlySpan<int> tokens, int count, Span<float> output)
     {
-        CheckModel(model);
-        int perExample = Tokens.InputLength * Config.VocabSize;
         CheckLength(tokens.Length, (long)count * Tokens.FullLength, "tokens");
-        CheckLength(output.Length, (long)count * perExample, "logits");
-        if (count == 0) return;
-        context.SetCurrent();
-        var t = Scratch(ref scratchTokens, tokens.Length);
-        var o = Scratch(ref scratchFloats, output.Length);
-        t.CopyToDevice(tokens);
-        logits.GridDimensions = new dim3((uint)Blocks(count, SequenceBlock), 1);
-        logits.BlockDimensions = SequenceBlock;
-        logits.RunAsync(stream, dims, parameters.At((long)model * P), t, count, o);
-        stream.Synchronize();
-        o.CopyToHost(output);
+        CheckLength(output.Length, (long)count * Tokens.InputLength * Config.VocabSize, "logits");
+        RunPerSequence(logits, model, tokens, count, output, ref scratchFloats);
     }
 
     public void Decode(int model, ReadOnlySpan<int> prompts, int count, Span<int> output)
     {
-        CheckModel(model);
         CheckLength(prompts.Length, (long)count * Tokens.PromptLength, "prompts");
         CheckLength(output.Length, (long)count * Tokens.SumDigits, "output");
+        RunPerSequence(decode, model, prompts, count, output, ref scratchOut);
+    }
+
+    /// <summary>An inference kernel (adder_logits, adder_decode: one thread per sequence) over one model: its
+    /// tokens up, a grid of height 1 with the base pointer moved to that model's parameters, its output down.</summary>
+    void RunPerSequence<T>(CudaKernel kernel, int model, ReadOnlySpan<int> input, int count, Span<T> output,
+        ref CudaDeviceVariable<T>? scratch) where T : unmanaged
+    {
+        CheckModel(model);
         if (count == 0) return;
         context.SetCurrent();
-        var t = Scratch(ref scratchTokens, prompts.Length);
-        var o = Scratch(ref scratchOut, output.Length);
-        t.CopyToDevice(prompts);
-        decode.GridDimensions = new dim3((uint)Blocks(count, SequenceBlock), 1);
-        decode.BlockDimensions = SequenceBlock;
-        decode.RunAsync(stream, dims, parameters.At((long)model * P), t, count, o);
+        var t = Scratch(ref scratchTokens, input.Length);
+        var o = Scratch(ref scratch, output.Length);
+        t.CopyToDevice(input);
+        kernel.GridDimensions = new dim3((uint)Blocks(count, SequenceBlock), 1);
+        kernel.BlockDimensions = SequenceBlock;
+        kernel.RunAsync(stream, dims, parameters.At((long)model * P), t, count, o);
         stream.Synchronize();
         o.CopyToHost(output);
     }
