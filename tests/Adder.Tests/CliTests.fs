@@ -100,6 +100,10 @@ let ``bad input gives a one-line error and a non-zero exit`` () =
     run [ "train"; "--device"; "gpu" ] |> assertOneLineError "<cpu|cuda>"
     if not (List.contains Adder.Pipeline.Backends.Cuda (Adder.Pipeline.Backends.available ())) then
         run [ "eval"; "-c"; ckpt; "--device"; "cuda" ] |> assertOneLineError "no CUDA device"
+        run [ "selftest"; "--shared"; sharedDir ] |> assertOneLineError "no CUDA device"
+    run [ "selftest"; "--device"; "cpu"; "--shared"; dir ] |> assertOneLineError "not found"
+    run [ "bench"; "train"; "--models"; "0" ] |> assertOneLineError "--models"
+    run [ "bench"; "eval"; "--models"; "2" ] |> assertOneLineError "bench train only"
     run [ "train"; "--steps"; "0"; "--out"; Path.Combine(dir, "r") ] |> assertOneLineError "--steps"
     File.WriteAllText(Path.Combine(dir, "a-file"), "")
     run [ "train"; "--steps"; "10"; "--out"; Path.Combine(dir, "a-file") ] |> assertOneLineError "not a run folder"
