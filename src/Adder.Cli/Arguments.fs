@@ -36,6 +36,9 @@ module Defaults =
     let modelsPerLaunch = 1
     let windows = 7
     let benchBatch = 512
+    let targetedRounds = 3
+    let targetedMine = 200_000
+    let targetedMix = 0.125
 
 let private deviceUsage = "where the model math runs: cpu (default) or cuda (an NVIDIA GPU; checked on an H200, training still slow: see README)"
 let private threadsUsage = "cpu: worker threads (default: all cores)"
@@ -177,6 +180,8 @@ type TrainArgs =
     | [<Unique>] Beta1 of float
     | [<Unique>] Beta2 of float
     | [<Unique>] Eps of float
+    | [<Unique>] Grokfast_Alpha of float
+    | [<Unique>] Grokfast_Lambda of float
     | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
     | [<Unique>] Models_Per_Launch of n: int
@@ -228,15 +233,25 @@ type FinetuneArgs =
     | [<Unique>] Beta1 of float
     | [<Unique>] Beta2 of float
     | [<Unique>] Eps of float
+    | [<Unique>] Grokfast_Alpha of float
+    | [<Unique>] Grokfast_Lambda of float
     | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
     | [<Unique>] Resume
     | [<Unique>] Stop_After of steps: int
     | [<Unique>] Quiet
+    | [<Unique>] Targeted
+    | [<Unique>] Rounds of n: int
+    | [<Unique>] Mine of pairs: int
+    | [<Unique>] Mix of share: float
     interface IArgParserTemplate with
         member a.Usage =
             usageOf "finetune" a (fun () ->
             match a with
+            | Targeted -> "targeted fine-tuning: mine the model's failures from fresh sums (uniform, mixed lengths, carry chains, nine-pairs) and mix them into the batches, round after round"
+            | Rounds _ -> sprintf "--targeted: at most this many rounds of --steps each; stops early when mining finds no failure (default %d)" Defaults.targetedRounds
+            | Mine _ -> sprintf "--targeted: fresh pairs per generator in each mining pass (default %d)" Defaults.targetedMine
+            | Mix _ -> sprintf "--targeted: share of each batch drawn from the mined failures (default %g)" Defaults.targetedMix
             | Device _ -> deviceUsage
             | Stop_After _ -> "stop (as on Ctrl-C: last.safetensors saved) once this many steps are done; --resume continues"
             | Checkpoint _ -> "checkpoint to start from (its weights; the optimiser starts fresh)"

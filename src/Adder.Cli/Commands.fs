@@ -307,10 +307,31 @@ let finetune (args: ParseResults<FinetuneArgs>) =
     let name = Path.GetFileNameWithoutExtension checkpoint
     let runDir = args.GetResult(FinetuneArgs.Out, Path.Combine("runs", sprintf "ft-%s-lr%g-s%d" name lr seed))
     let resume = args.Contains FinetuneArgs.Resume
+    if resume && args.Contains FinetuneArgs.Targeted then
+        fail "--resume does not continue a targeted fine-tune; start a new one from a round's best.safetensors"
     let launch = launchOf (args.TryGetResult FinetuneArgs.Device) (args.TryGetResult FinetuneArgs.Threads)
     let config = runConfig "finetune" start.Model.Config (readSaved resume runDir) (args.GetAllResults()) (fun _ -> false)
     let config = { config with StartCheckpoint = Some(Path.GetFullPath checkpoint) }
-    execute launch config runDir resume (args.Contains FinetuneArgs.Quiet) (args.TryGetResult FinetuneArgs.Stop_After)
+    let targetedOnly = [ "--rounds", args.Contains FinetuneArgs.Rounds; "--mine", args.Contains FinetuneArgs.Mine; "--mix", args.Contains FinetuneArgs.Mix ]
+    if not (args.Contains FinetuneArgs.Targeted) then
+        for flag, given in targetedOnly do if given then fail "%s belongs to --targeted" flag
+        execute launch config runDir resume (args.Contains FinetuneArgs.Quiet) (args.TryGetResult FinetuneArgs.Stop_After)
+    else
+        if args.Contains FinetuneArgs.Stop_After then fail "--stop-after does not apply to --targeted (use --rounds and --steps)"
+        let settings: Targeted.Settings =
+            { Round = Hyperparameters.validate config
+              Rounds = args.GetResult(FinetuneArgs.Rounds, Defaults.targetedRounds)
+              Mine = args.GetResult(FinetuneArgs.Mine, Defaults.targetedMine)
+              Mix = args.GetResult(FinetuneArgs.Mix, Defaults.targetedMix) }
+        printfn "targeted finetune %s -> %s: up to %d rounds of %d steps (lr %g, seed %d), mining %d pairs per generator, %g of each batch from failures"
+            (config.Model.Describe()) runDir settings.Rounds config.Steps config.Lr config.Seed settings.Mine settings.Mix
+        let reports, finished = Targeted.run (fst launch) (snd launch) settings checkpoint runDir (printfn "%s") (reporter (args.Contains FinetuneArgs.Quiet)) (cancellation None)
+        if finished then
+            printfn "rounds: %s; result: %s" (Path.Combine(runDir, "targeted.csv")) (Path.Combine(runDir, "best.safetensors"))
+            0
+        else
+            printfn "interrupted in round %d; the finished rounds are in %s (targeted.csv)" reports.Length runDir
+            130
 
 let plot (args: ParseResults<PlotArgs>) =
     let runDir = args.GetResult PlotArgs.Run

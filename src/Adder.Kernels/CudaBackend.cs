@@ -146,9 +146,13 @@ public sealed class CudaBackend : IBackend
         parameters.CopyToHost(values, (long)model * P);
     }
 
+    /// <summary>The kernels have no Grokfast filter (yet): a run that asks for one is refused, not silently unfiltered.</summary>
+    public const string NoGrokfast = "the CUDA backend has no Grokfast filter; train with --device cpu or leave --grokfast-lambda at 0";
+
     public void SetOptimizer(int model, OptimizerState state)
     {
         CheckModel(model);
+        if (state.GrokfastEma is not null) throw new AdderException(NoGrokfast);
         if (state.M.Length != P || state.V.Length != P)
             throw new AdderException($"optimizer state has {state.M.Length} moments, the model {P} parameters");
         context.SetCurrent();
@@ -174,6 +178,7 @@ public sealed class CudaBackend : IBackend
         if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch));
         CheckLength(tokens.Length, (long)Models * batch * Tokens.FullLength, "tokens");
         CheckLength(results.Length, Models, "results");
+        if (s.GrokfastLambda != 0) throw new AdderException(NoGrokfast);
         context.SetCurrent();
         if (graph is null || batch != graphBatch) Capture(batch);
 

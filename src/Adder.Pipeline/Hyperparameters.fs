@@ -28,7 +28,9 @@ type RunConfig =
       Curriculum: Curriculum
       Beta1: float
       Beta2: float
-      Eps: float }
+      Eps: float
+      GrokfastAlpha: float
+      GrokfastLambda: float }
 
 type Value =
     | Int of int
@@ -106,7 +108,11 @@ let all: Hyperparameter list =
         Write = fun v -> JsonValue.Create(text v) }
       float "beta1" "AdamW beta1" (Some AdamW.DefaultBeta1) (Some AdamW.DefaultBeta1) unitOpen (fun c -> c.Beta1) (fun c x -> { c with Beta1 = x })
       float "beta2" "AdamW beta2" (Some AdamW.DefaultBeta2) (Some AdamW.DefaultBeta2) unitOpen (fun c -> c.Beta2) (fun c x -> { c with Beta2 = x })
-      float "eps" "AdamW epsilon" (Some AdamW.DefaultEps) (Some AdamW.DefaultEps) positive (fun c -> c.Eps) (fun c x -> { c with Eps = x }) ]
+      float "eps" "AdamW epsilon" (Some AdamW.DefaultEps) (Some AdamW.DefaultEps) positive (fun c -> c.Eps) (fun c x -> { c with Eps = x })
+      float "grokfast_alpha" "Grokfast-EMA: the gradient average's decay" (Some Grokfast.DefaultAlpha) (Some Grokfast.DefaultAlpha) unitOpen
+          (fun c -> c.GrokfastAlpha) (fun c x -> { c with GrokfastAlpha = x })
+      float "grokfast_lambda" "Grokfast-EMA: how much of the average is added to the gradient (0: off, the published recipe)"
+          (Some Grokfast.DefaultLambda) (Some Grokfast.DefaultLambda) notNegative (fun c -> c.GrokfastLambda) (fun c x -> { c with GrokfastLambda = x }) ]
 
 let tryFind (name: string) = all |> List.tryFind (fun h -> h.Name = name)
 
@@ -127,7 +133,8 @@ let defaults (kind: string) (model: ModelConfig) =
     let blank =
         { Kind = kind; Model = model; StartCheckpoint = None; Seed = 0; InitSeed = 0; Steps = 1; Batch = 1; Lr = 1.0
           Warmup = 0; Floor = 0.0; WeightDecay = 0.0; Clip = 1.0; EvalInterval = 1; Curriculum = Curriculum.Full
-          Beta1 = AdamW.DefaultBeta1; Beta2 = AdamW.DefaultBeta2; Eps = AdamW.DefaultEps }
+          Beta1 = AdamW.DefaultBeta1; Beta2 = AdamW.DefaultBeta2; Eps = AdamW.DefaultEps
+          GrokfastAlpha = Grokfast.DefaultAlpha; GrokfastLambda = Grokfast.DefaultLambda }
     let c = all |> List.fold (fun c h -> match h.Default kind with Some v -> h.Set c v | None -> c) blank
     { c with InitSeed = c.Seed }
 

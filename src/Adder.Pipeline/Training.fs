@@ -116,8 +116,14 @@ let private start (seat: Seat) =
         Files.writeTextAtomic (Metrics.pathIn m.RunDir) (Metrics.header + "\n")
         model.Parameters, OptimizerState(0L, Array.zeroCreate model.Layout.Count, Array.zeroCreate model.Layout.Count), 0
 
+/// Changes a member's batch after the sampler drew it: (member index, step, a, b). Targeted fine-tuning
+/// (Targeted) mixes mined failures in; a plain run leaves the batch alone.
+type BatchMix = int -> int -> int64[] -> int64[] -> unit
+
+let noMix: BatchMix = fun _ _ _ _ -> ()
+
 /// The cohort's loop, its folders claimed.
-let private train (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (members: Member list) (report: Progress -> unit) (stop: int -> bool) =
+let private train (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (members: Member list) (mix: BatchMix) (report: Progress -> unit) (stop: int -> bool) =
     let count = ParameterLayout(config.Model).Count
     let seats = members |> List.mapi (fun i m -> Seat(m, i, count)) |> Array.ofList
     let starts = seats |> Array.map start
@@ -163,9 +169,11 @@ let private train (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig
             lr <- LrSchedule.At(step, config.Steps, config.Lr, config.Warmup, config.Floor)
             for seat in seats do
                 seat.Sampler.NextBatch(step, seat.A, seat.B)
+                mix seat.Index step seat.A seat.B
                 let per = config.Batch * Tokens.FullLength
                 Tokens.EncodeFullBatch(seat.A, seat.B, Span(tokens, seat.Index * per, per))
-            let settings = StepSettings(lr, config.WeightDecay, config.Clip, config.Beta1, config.Beta2, config.Eps)
+            let settings = StepSettings(lr, config.WeightDecay, config.Clip, config.Beta1, config.Beta2, config.Eps,
+                                        config.GrokfastAlpha, config.GrokfastLambda)
             backend.TrainStep(ReadOnlySpan tokens, config.Batch, &settings, Span results)
             step <- step + 1
             stepsSinceRate <- stepsSinceRate + 1
@@ -228,22 +236,27 @@ let private train (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig
 /// after every logged step of every member; `stop` is asked after every step (with the number of steps done):
 /// when it says yes, each member's last.safetensors is written and its outcome says the run is incomplete.
 /// A member whose loss stops being finite fails (its Error names the step and what was saved); the others go on.
-let runCohort (device: Backends.Device) (cpu: CpuOptions) (members: Member list) (report: Progress -> unit) (stop: int -> bool) =
+let runCohortMixing (device: Backends.Device) (cpu: CpuOptions) (members: Member list) (mix: BatchMix) (report: Progress -> unit) (stop: int -> bool) =
     let members = members |> List.map (fun m -> { m with Config = validate m.Config })
     let config = checkCohort members
     // refused before any folder is touched or any model allocated
     if device = Backends.Cpu then Limits.CheckBackendMemory(config.Model, members.Length, cpu.Threads)
+    if device = Backends.Cuda && config.GrokfastLambda <> 0.0 then fail "%s" Adder.Kernels.CudaBackend.NoGrokfast
     // every folder is claimed before any is written, so a refused member leaves the others untouched
     let locks = ResizeArray<IDisposable>()
     try
         for m in members do locks.Add(claim m)
-        train device cpu config members report stop
+        train device cpu config members mix report stop
     finally
         for l in locks do l.Dispose()
 
+let runCohort device cpu members report stop = runCohortMixing device cpu members noMix report stop
+
 /// One run: a cohort of one; a diverged run ends with its error.
-let run (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (runDir: string) (resume: bool) (report: Progress -> unit) (stop: int -> bool) =
-    match runCohort device cpu [ { Config = config; RunDir = runDir; Resume = resume } ] report stop with
+let runMixing (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (runDir: string) (resume: bool) (mix: BatchMix) (report: Progress -> unit) (stop: int -> bool) =
+    match runCohortMixing device cpu [ { Config = config; RunDir = runDir; Resume = resume } ] mix report stop with
     | [ Ok outcome ] -> outcome
     | [ Error message ] -> fail "%s" message
     | _ -> failwith "one run, one outcome"
+
+let run device cpu config runDir resume report stop = runMixing device cpu config runDir resume noMix report stop

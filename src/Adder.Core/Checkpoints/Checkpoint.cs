@@ -2,15 +2,16 @@ using System.Globalization;
 
 namespace Adder.Core;
 
-/// <summary>AdamW's step and moments, saved in training checkpoints so a resumed run continues bit for bit.</summary>
-public sealed record OptimizerState(long Step, float[] M, float[] V);
+/// <summary>AdamW's step and moments, and the Grokfast filter's gradient average when the run uses one
+/// (null until its first filtered step), saved in training checkpoints so a resumed run continues bit for bit.</summary>
+public sealed record OptimizerState(long Step, float[] M, float[] V, float[]? GrokfastEma = null);
 
 /// <summary>A model with what its file says about it. Loads either format; saves ours (safetensors:
 /// tensor names as SPEC section 2 without the tied lm_head, the config and facts in __metadata__).</summary>
 public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata = null, OptimizerState? optimizer = null)
 {
     public const string Format = "adder-1";
-    const string OptimizerM = "optimizer.m", OptimizerV = "optimizer.v";
+    const string OptimizerM = "optimizer.m", OptimizerV = "optimizer.v", OptimizerEma = "optimizer.grokfast_ema";
 
     public Model Model { get; } = model;
     public Dictionary<string, string> Metadata { get; } = metadata ?? [];
@@ -63,10 +64,12 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
             if (m is null || v is null || !metadata.TryGetValue("optimizer_step", out var stepText)
                 || !long.TryParse(stepText, NumberStyles.None, CultureInfo.InvariantCulture, out long step))
                 throw new AdderException($"{path}: incomplete optimizer state");
-            optimizer = new OptimizerState(step, m.Data, v.Data);
+            byName.Remove(OptimizerEma, out var ema);
+            optimizer = new OptimizerState(step, m.Data, v.Data, ema?.Data);
         }
         var model = Assemble(config, byName, path);
-        if (optimizer is not null && (optimizer.M.Length != model.Layout.Count || optimizer.V.Length != model.Layout.Count))
+        if (optimizer is not null && (optimizer.M.Length != model.Layout.Count || optimizer.V.Length != model.Layout.Count
+                                      || optimizer.GrokfastEma is { } e && e.Length != model.Layout.Count))
             throw new AdderException($"{path}: optimizer state has {optimizer.M.Length} values, the model {model.Layout.Count}");
         metadata.Remove("optimizer_step");
         return new Checkpoint(model, metadata, optimizer);
@@ -111,6 +114,7 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
         {
             tensors.Add(new StoredTensor(OptimizerM, [Optimizer.M.Length], Optimizer.M));
             tensors.Add(new StoredTensor(OptimizerV, [Optimizer.V.Length], Optimizer.V));
+            if (Optimizer.GrokfastEma is { } ema) tensors.Add(new StoredTensor(OptimizerEma, [ema.Length], ema));
             metadata["optimizer_step"] = Optimizer.Step.ToString(CultureInfo.InvariantCulture);
         }
         AtomicFile.Write(path, stream => Safetensors.Write(stream, tensors, metadata));

@@ -15,6 +15,7 @@ public sealed class CpuBackend : IBackend
 
     readonly float[][] parameters;
     readonly AdamW[] optimizers;
+    readonly float[]?[] grokfastEmas;   // per model; allocated at its first filtered step
     readonly float[] grad;
     readonly Activations[] activations;
     readonly Transformer.Gradients[] gradients;
@@ -45,6 +46,7 @@ public sealed class CpuBackend : IBackend
         Threads = options.WorkerThreads;
         parameters = new float[models][];
         optimizers = new AdamW[models];
+        grokfastEmas = new float[]?[models];
         for (int m = 0; m < models; m++)
         {
             parameters[m] = new float[Layout.Count];
@@ -82,18 +84,21 @@ public sealed class CpuBackend : IBackend
         Model(model);
         if (state.M.Length != Layout.Count || state.V.Length != Layout.Count)
             throw new AdderException($"optimizer state has {state.M.Length} values, the model {Layout.Count}");
+        if (state.GrokfastEma is { } ema && ema.Length != Layout.Count)
+            throw new AdderException($"Grokfast state has {ema.Length} values, the model {Layout.Count}");
         optimizers[model] = new AdamW(state.Step, (float[])state.M.Clone(), (float[])state.V.Clone());
+        grokfastEmas[model] = (float[]?)state.GrokfastEma?.Clone();
     }
 
     public OptimizerState GetOptimizer(int model)
     {
         Model(model);
         var o = optimizers[model];
-        return new OptimizerState(o.Step, (float[])o.M.Clone(), (float[])o.V.Clone());
+        return new OptimizerState(o.Step, (float[])o.M.Clone(), (float[])o.V.Clone(), (float[]?)grokfastEmas[model]?.Clone());
     }
 
-    /// <summary>SPEC section 7's step for each model in turn: loss and gradient (fixed partitions), global-norm
-    /// clipping, AdamW, all on the host arrays.</summary>
+    /// <summary>SPEC section 7's step for each model in turn: loss and gradient (fixed partitions), the Grokfast
+    /// filter when asked for, global-norm clipping, AdamW, all on the host arrays.</summary>
     public void TrainStep(ReadOnlySpan<int> tokens, int batch, in StepSettings settings, Span<StepResult> results)
     {
         int per = batch * Tokens.FullLength;
@@ -102,6 +107,8 @@ public sealed class CpuBackend : IBackend
         for (int m = 0; m < Models; m++)
         {
             float loss = LossAndGradient(m, tokens.Slice(m * per, per), batch, grad);
+            if (settings.GrokfastLambda != 0)
+                Grokfast.Apply(grad, grokfastEmas[m] ??= new float[Layout.Count], settings.GrokfastAlpha, settings.GrokfastLambda);
             double norm = GradClip.Apply(grad, settings.Clip).Norm;
             var o = optimizers[m];
             if (o.Beta1 != settings.Beta1 || o.Beta2 != settings.Beta2 || o.Eps != settings.Eps)
