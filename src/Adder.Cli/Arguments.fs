@@ -29,6 +29,9 @@ let tieMode (t: TieQkv) = match t with ShareA_TieKV -> Adder.Core.TieModes.Share
 
 /// Defaults of the options that are not run hyperparameters (those are Hyperparameters.all's).
 module Defaults =
+    /// The shipped model used when --checkpoint is not given (models/README.md): our best, 311 parameters,
+    /// 100,000 / 100,000 on the reference suite.
+    let checkpointName = "adder-311p-s36-targeted.safetensors"
     let showFailures = 20
     let count = 100_000
     let probe = 30_000
@@ -81,7 +84,7 @@ type EvalArgs =
         member a.Usage =
             match a with
             | Device _ -> deviceUsage
-            | Checkpoint _ -> "checkpoint to evaluate (.pt or .safetensors; default: the shipped models/adder-912p-s1.safetensors)"
+            | Checkpoint _ -> "checkpoint to evaluate (.pt or .safetensors; default: the shipped models/" + Defaults.checkpointName + ")"
             | Suite _ -> "reference (the ten published test sets, 100,000 sums; default), random, or adderboard (AdderBoard's 10 edge cases + 10,000 pairs of random.Random(2025))"
             | Count _ -> sprintf "random suite: number of pairs (default %d)" Defaults.count
             | Seed _ -> "random suite: generator seed (default 0)"
@@ -123,7 +126,7 @@ type VerifyArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Checkpoint _ -> "checkpoint to check (.pt or .safetensors; default: the shipped models/adder-912p-s1.safetensors)"
+            | Checkpoint _ -> "checkpoint to check (.pt or .safetensors; default: the shipped models/" + Defaults.checkpointName + ")"
             | Count _ -> "examples per sampled generator (default 100000; the edge cases are always all run)"
             | Seed _ -> "FsCheck seed: the same seed and count give the same pairs (default 0)"
             | Generators _ -> "comma-separated: uniform, mixed-length, carry-chain, nine-pairs, edge (default: all)"
@@ -143,7 +146,7 @@ type PredictArgs =
             match a with
             | Device _ -> deviceUsage
             | Threads _ -> threadsUsage
-            | Checkpoint _ -> "checkpoint to use (.pt or .safetensors; default: the shipped models/adder-912p-s1.safetensors)"
+            | Checkpoint _ -> "checkpoint to use (.pt or .safetensors; default: the shipped models/" + Defaults.checkpointName + ")"
             | File _ -> "file of pairs, one per line ('a b' or 'a+b'); - reads standard input"
             | Operands _ -> "two operands, each in [0, 9999999999]"
 
@@ -273,13 +276,13 @@ type TruncateArgs =
             | Output _ -> "safetensors file to write (weights only)"
 
 type PlotArgs =
-    | [<MainCommand; ExactlyOnce>] Run of dir: string
+    | [<MainCommand; ExactlyOnce>] Run of dirs: string list
     | [<AltCommandLine("-o"); Unique>] Output of path: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Run _ -> "run folder (holding metrics.csv)"
-            | Output _ -> "PNG to write (default RUN/curves.png)"
+            | Run _ -> "run folder (holding metrics.csv) or a finetune --targeted folder (its rounds); several: drawn one after another, as fine-tuning rounds"
+            | Output _ -> "PNG to write (default: the first RUN's curves.png)"
 
 type BenchArgs =
     | [<MainCommand; ExactlyOnce>] What of BenchWhat

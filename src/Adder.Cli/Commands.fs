@@ -334,9 +334,10 @@ let finetune (args: ParseResults<FinetuneArgs>) =
             130
 
 let plot (args: ParseResults<PlotArgs>) =
-    let runDir = args.GetResult PlotArgs.Run
-    if not (Directory.Exists runDir) then fail "run folder not found: %s" runDir
-    let output = args.GetResult(PlotArgs.Output, Path.Combine(runDir, "curves.png"))
-    Plotting.plot runDir output
+    let runDirs = args.GetResult PlotArgs.Run
+    if runDirs.IsEmpty then fail "plot: no run folder given"
+    for runDir in runDirs do if not (Directory.Exists runDir) then fail "run folder not found: %s" runDir
+    let output = args.GetResult(PlotArgs.Output, Path.Combine(runDirs.Head, "curves.png"))
+    Plotting.plot runDirs output
     printfn "wrote %s" output
     0

@@ -7,9 +7,8 @@ open Adder.Core
 open Adder.Pipeline
 open Adder.Cli.Arguments
 
-/// The project's own model, shipped beside the executable (models/), used when --checkpoint is not given:
-/// the most accurate one we trained (100,000 / 100,000 on the reference suite; see models/README.md).
-let defaultCheckpointName = "adder-912p-s1.safetensors"
+/// The project's own model, shipped beside the executable (models/), used when --checkpoint is not given.
+let defaultCheckpointName = Defaults.checkpointName
 
 let defaultCheckpoint () =
     let path = Path.Combine(AppContext.BaseDirectory, "models", defaultCheckpointName)

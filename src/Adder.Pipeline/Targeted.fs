@@ -53,6 +53,9 @@ let mixer (pool: (int64 * int64)[]) (fraction: float) (seed: int) : Training.Bat
                 a.[i] <- x
                 b.[i] <- y
 
+/// The most failures kept for mixing in (the newest).
+let maxPool = 1 <<< 18
+
 type Settings =
     { /// the round's fine-tuning options (kind finetune; its seed gives the holdout and the data stream)
       Round: Hyperparameters.RunConfig
@@ -69,6 +72,7 @@ type RoundReport =
       Checkpoint: string
       /// failures per mining generator, of Settings.Mine pairs each
       Failures: (string * int) list
+      /// failures in the pool after this pass (at most maxPool)
       Pool: int
       BestValExact: float }
 
@@ -103,7 +107,7 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
     let csv = Path.Combine(outDir, "targeted.csv")
     let rows = ResizeArray<string>([ csvHeader ])
     let reports = ResizeArray<RoundReport>()
-    let pool = ResizeArray<int64 * int64>()
+    let pool = Collections.Generic.Queue<int64 * int64>()
     let inPool = Collections.Generic.HashSet<int64 * int64>()
     let mineWith (checkpoint: string) (round: int) =
         let model = (Checkpoint.Load checkpoint).Model
@@ -118,10 +122,14 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
         reports.Add r
         rows.Add(csvRow settings.Mine r)
         Files.writeTextAtomic csv (String.Join("\n", rows) + "\n")
+    // the newest failures are the current model's: beyond maxPool the oldest leave (memory stays bounded
+    // when a weak model fails nearly every mined sum)
     let addToPool (mined: Mined list) =
         for m in mined do
             for p in m.Failures do
-                if inPool.Add p then pool.Add p
+                if inPool.Add p then
+                    pool.Enqueue p
+                    if pool.Count > maxPool then inPool.Remove(pool.Dequeue()) |> ignore
 
     let mutable current = Path.GetFullPath start
     let mutable mined = mineWith current 0
@@ -151,7 +159,9 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
         let chosen = Checkpoint.Load current
         let meta = Collections.Generic.Dictionary<string, string>(chosen.Metadata)
         meta.["targeted_rounds"] <- string (round - 1)
-        meta.["targeted_source"] <- current
+        meta.["targeted_mine"] <- string settings.Mine
+        meta.["targeted_mix"] <- settings.Mix.ToString("R", CultureInfo.InvariantCulture)
+        meta.["targeted_source"] <- Path.GetRelativePath(outDir, current)
         Checkpoint(chosen.Model, meta).Save(Path.Combine(outDir, "best.safetensors"))
         if total mined = 0 then say (sprintf "no failure in %d fresh sums per generator: done" settings.Mine)
     List.ofSeq reports, not interrupted
