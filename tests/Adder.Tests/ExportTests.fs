@@ -87,7 +87,7 @@ let ``the published checkpoint exported to pt reads back to identical weights, c
 [<Fact>]
 let ``every shipped config round-trips through pt bit for bit`` () =
     let dir = tempDir ()
-    for name in [ "adder-311p-s36-targeted.safetensors"; "adder-303p-s36-targeted.safetensors"; "adder-295p-s36-targeted.safetensors"; "adder-311p-s36.safetensors"; "adder-912p-s1.safetensors" ] do
+    for name in [ "adder-311p-s36-targeted.safetensors"; "adder-303p-s36-targeted.safetensors"; "adder-295p-s36-targeted.safetensors"; "adder-271p-s36-targeted.safetensors"; "adder-311p-s36.safetensors"; "adder-912p-s1.safetensors" ] do
         let pt = exportTo dir (shipped name) "pt" (name + ".pt")
         Assert.Equal<float32[]>((Checkpoint.Load(shipped name)).Model.Parameters, (Checkpoint.Load pt).Model.Parameters)
     // a LayerNorm, two-layer, separate-QKV, mixed-rank config too
