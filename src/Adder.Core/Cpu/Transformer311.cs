@@ -376,7 +376,8 @@ public static class Transformer311
             // Layers.EmbeddingBackward: the position row per lane, each lane's row of the embedding by its token
             ref VF dPos = ref At(gr.DPos, row);
             dPos += r0; Unsafe.Add(ref dPos, 1) += r1; Unsafe.Add(ref dPos, 2) += r2; Unsafe.Add(ref dPos, 3) += r3;
-            V.CopyTo(r0, embedRows); V.CopyTo(r1, embedRows[W..]); V.CopyTo(r2, embedRows[(2 * W)..]); V.CopyTo(r3, embedRows[(3 * W)..]);
+            ref float rows = ref MemoryMarshal.GetReference(embedRows);
+            V.StoreUnsafe(r0, ref rows); V.StoreUnsafe(r1, ref rows, W); V.StoreUnsafe(r2, ref rows, 2 * W); V.StoreUnsafe(r3, ref rows, 3 * W);
             var tokens = a.Tokens.AsSpan(t * W, W);
             var dEmbed = gr.DEmbed;
             for (int lane = 0; lane < W; lane++)
