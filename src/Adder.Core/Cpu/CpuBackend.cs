@@ -29,6 +29,7 @@ public sealed class CpuBackend : IBackend
     float chunkScale;
     unsafe void* output;     // the verb's output (int tokens or float logits), pinned like the tokens
     readonly Action<int, int> gradientChunk, decodeChunk, logitsChunk;
+    readonly bool preset311;   // the 311p's shape: Transformer311's specialised (bit-identical) code
 
     /// <summary>Gradients are summed in this many fixed partitions of the batch's chunks (chunk c goes to
     /// partition c mod 8), whatever the thread count, so a step's result is bit-for-bit the same on any
@@ -62,6 +63,7 @@ public sealed class CpuBackend : IBackend
         gradientChunk = GradientChunk;
         decodeChunk = DecodeChunk;
         logitsChunk = LogitsChunk;
+        preset311 = Transformer311.Matches(config);
     }
 
     public CpuBackend(ModelConfig config) : this(config, 1, CpuOptions.Default) { }
@@ -158,6 +160,12 @@ public sealed class CpuBackend : IBackend
         });
     }
 
+    void ForwardPosition(Activations a, int t)
+    {
+        if (preset311) Transformer311.ForwardPosition(current, Layout, posTable, a, t);
+        else Transformer.ForwardPosition(current, Layout, posTable, a, t);
+    }
+
     static int ChunkCount(int n) => (n + W - 1) / W;
 
     /// <summary>Runs a verb's chunks over count examples of `length` tokens each with the model's parameters;
@@ -190,10 +198,11 @@ public sealed class CpuBackend : IBackend
     {
         var a = activations[worker];
         int active = LoadChunk(a, chunk);
-        for (int t = 0; t < Tokens.InputLength; t++) Transformer.ForwardPosition(current, Layout, posTable, a, t);
+        for (int t = 0; t < Tokens.InputLength; t++) ForwardPosition(a, t);
         Span<float> w = stackalloc float[W];
         for (int lane = 0; lane < W; lane++) w[lane] = lane < active ? chunkScale : 0f;
-        Transformer.Backward(current, Layout, a, gradients[worker], V.Create<float>(w));
+        if (preset311) Transformer311.Backward(current, Layout, a, gradients[worker], V.Create<float>(w));
+        else Transformer.Backward(current, Layout, a, gradients[worker], V.Create<float>(w));
     }
 
     /// <summary>Runs a verb that writes into outputs (pinned for the verb's duration, written in place).</summary>
@@ -222,7 +231,7 @@ public sealed class CpuBackend : IBackend
         Span<VF> logits = stackalloc VF[vocab];
         for (int t = 0; t < T; t++)
         {
-            Transformer.ForwardPosition(current, Layout, posTable, act, t);
+            ForwardPosition(act, t);
             Layers.HeadForward(current, Layout.TokenEmbedding, vocab, act.Z.AsSpan(t * act.D, act.D), logits);
             for (int lane = 0; lane < active; lane++)
                 for (int v = 0; v < vocab; v++)
@@ -246,7 +255,7 @@ public sealed class CpuBackend : IBackend
         int last = Tokens.FirstScoredPosition + Tokens.SumDigits;    // position 31 yields the 11th digit
         for (int t = 0; t < last; t++)
         {
-            Transformer.ForwardPosition(current, Layout, posTable, a, t);
+            ForwardPosition(a, t);
             if (t < Tokens.FirstScoredPosition) continue;
             Layers.HeadForward(current, Layout.TokenEmbedding, vocab, a.Z.AsSpan(t * D, D), logits);
             Layers.Argmax(logits, best);
