@@ -82,12 +82,14 @@ let private csvRow (mine: int) (r: RoundReport) =
     let inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
     String.Join(",", [ string r.Round; r.Kept; r.Checkpoint ] @ (r.Failures |> List.map (snd >> string)) @ [ string mine; string r.Pool; inv r.BestValExact ])
 
-/// Pairs a targeted run must never train on: its own validation and test pairs and the reference suite's.
+/// Pairs a targeted run must never train on: its own validation and test pairs and the reference suite's
+/// (Evaluation.referenceSets: the test parts of the ten reference holdouts).
 let private heldOut (seed: int) =
     let set = Collections.Generic.HashSet<int64 * int64>()
     let add (h: Holdout) = for p in Array.append h.Validation h.Test do set.Add((p.A, p.B)) |> ignore
     add (Holdout.Build(5000, 10000, seed))
-    for s in Holdout.ReferenceSuiteSeeds do add (Holdout.Build(5000, 10000, s))
+    for _, a, b in Evaluation.referenceSets () do
+        for i in 0 .. a.Length - 1 do set.Add((a.[i], b.[i])) |> ignore
     fun pair -> set.Contains pair
 
 /// Runs the rounds into outDir (round-1, round-2, ... are ordinary fine-tuning run folders; targeted.csv the
@@ -101,7 +103,8 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
     if File.Exists outDir then fail "--out %s is a file, not a folder" outDir
     if Directory.Exists outDir && SafeFiles.HoldsFiles outDir then
         fail "--out %s is not empty; a targeted fine-tune starts in a new or empty folder" outDir
-    Directory.CreateDirectory outDir |> ignore
+    try Directory.CreateDirectory outDir |> ignore
+    with :? IOException | :? UnauthorizedAccessException | :? ArgumentException as e -> fail "cannot create folder %s: %s" outDir e.Message
     let config = settings.Round
     let excluded = heldOut config.Seed
     let csv = Path.Combine(outDir, "targeted.csv")

@@ -49,6 +49,7 @@ let ``a Grokfast run changes the trajectory, saves its average, and stop plus re
     run (trainArgs cuda (gf @ [ "--device"; "cuda" ])) |> assertOneLineError "Grokfast"
     Assert.False(File.Exists(Path.Combine(cuda, "config.json")))
     run (trainArgs (Path.Combine(root, "bad")) [ "--grokfast-alpha"; "1" ]) |> assertOneLineError "--grokfast-alpha must be in [0, 1)"
+    run (trainArgs (Path.Combine(root, "bad")) [ "--grokfast-lambda"; "-1" ]) |> assertOneLineError "--grokfast-lambda must not be negative"
 
 [<Fact>]
 let ``the targeted mixer replaces a fixed share of the batch with pool pairs, as a function of the step`` () =
@@ -116,3 +117,11 @@ let ``finetune --targeted runs rounds into one folder; its options are refused w
     run (args @ [ "--rounds"; "2" ]) |> assertOneLineError "--rounds belongs to --targeted"
     run (args @ [ "--targeted"; "--resume" ]) |> assertOneLineError "--resume"
     run (args @ [ "--targeted"; "--mix"; "1.5" ]) |> assertOneLineError "--mix must be in (0, 1)"
+    run (args @ [ "--targeted"; "--rounds"; "0" ]) |> assertOneLineError "--rounds must be at least 1"
+    run (args @ [ "--targeted"; "--mine"; "0" ]) |> assertOneLineError "--mine must be in 1.."
+    let blocked = Path.Combine(root, "file")
+    File.WriteAllText(blocked, "x")
+    run (args @ [ "--targeted" ] |> List.map (fun a -> if a = out then Path.Combine(blocked, "sub") else a)) |> assertOneLineError "cannot create folder"
+    Assert.Equal("x", File.ReadAllText blocked)
+    // the targeted run left the used folder as it was
+    Assert.Equal<string[]>(rows, File.ReadAllLines(Path.Combine(out, "targeted.csv")))
