@@ -11,8 +11,15 @@ ADDER_DEVICE void reduce_partials(const AdderDims& dims, const float* p, const f
 {
     int P = dims.params, TD = dims.seq_len * dims.d_model, G = adder_grad_stride(dims);
     for (int k = threadIdx.x; k < G; k += blockDim.x) {
+        // in block order; four loads issued before their adds, so the loads' latency overlaps (same sum)
         float s = 0.0f;
-        for (int b = 0; b < nblk; b++) s += part[(size_t)b * G + k];
+        int b = 0;
+        for (; b + 4 <= nblk; b += 4) {
+            float a0 = part[(size_t)b * G + k], a1 = part[(size_t)(b + 1) * G + k];
+            float a2 = part[(size_t)(b + 2) * G + k], a3 = part[(size_t)(b + 3) * G + k];
+            s += a0; s += a1; s += a2; s += a3;
+        }
+        for (; b < nblk; b++) s += part[(size_t)b * G + k];
         if (k < P) grad[k] = s;
         else if (k < P + TD) dPos[k - P] = s;
         else *loss = s;

@@ -9,7 +9,7 @@ mkdir -p "$out"
 flags=(-std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -ffp-contract=off
        -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-parameter -I "$root/kernels")
 objects=()
-for cu in train_step optimizer logits decode; do
+for cu in train_step train_rows optimizer logits decode; do
     g++ "${flags[@]}" -include "$root/kernels/cpu-harness/shim.h" -x c++ -c "$root/kernels/$cu.cu" -o "$out/$cu.o"
     objects+=("$out/$cu.o")
 done

@@ -7,6 +7,6 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root/kernels/ptx}"
 command -v nvcc > /dev/null || { echo "build-ptx: nvcc not found (scripts/install-cuda-toolchain.sh installs it)" >&2; exit 1; }
 mkdir -p "$out"
-for cu in train_step optimizer logits decode; do
+for cu in train_step train_rows optimizer logits decode; do
     nvcc -ccbin clang-14 -ptx -arch=sm_80 -fmad=false -I "$root/kernels" "$root/kernels/$cu.cu" -o "$out/$cu.ptx"
 done

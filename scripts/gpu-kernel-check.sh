@@ -29,23 +29,28 @@ for in in "${inputs[@]}"; do
     result $? "parity $name"
 done
 
-if command -v compute-sanitizer > /dev/null && [ -f "$cases/loss_and_gradient--311p.in.bin" ]; then
-    for tool in memcheck racecheck; do
-        compute-sanitizer --tool "$tool" --error-exitcode 3 "$exe" loss_and_gradient \
-            "$cases/loss_and_gradient--311p.in.bin" "$work/sanitized.bin" > "$work/$tool.log" 2>&1
-        status=$?
-        tail -3 "$work/$tool.log"
-        result $status "compute-sanitizer $tool loss_and_gradient--311p"
-    done
-fi
+# the two training kernels: adder_train_step (loss_and_gradient) and adder_train_rows (rows_loss_and_gradient)
+for kernel in loss_and_gradient rows_loss_and_gradient; do
+    if command -v compute-sanitizer > /dev/null && [ -f "$cases/$kernel--311p.in.bin" ]; then
+        for tool in memcheck racecheck; do
+            compute-sanitizer --tool "$tool" --error-exitcode 3 "$exe" "$kernel" \
+                "$cases/$kernel--311p.in.bin" "$work/sanitized.bin" > "$work/$tool.log" 2>&1
+            status=$?
+            tail -3 "$work/$tool.log"
+            result $status "compute-sanitizer $tool $kernel--311p"
+        done
+    fi
+done
 
-if [ -f "$cases/loss_and_gradient--311p.in.bin" ]; then
-    for models in 1 64 256; do
-        "$exe" replicate "$cases/loss_and_gradient--311p.in.bin" "$work/bench.in.bin" "$models" 512 &&
-            ADDER_REPEAT=100 "$exe" loss_and_gradient "$work/bench.in.bin" "$work/bench.out.bin"
-        result $? "timing 311p train step, $models models x 512"
-    done
-fi
+for kernel in loss_and_gradient rows_loss_and_gradient; do
+    if [ -f "$cases/$kernel--311p.in.bin" ]; then
+        for models in 1 64 256; do
+            "$exe" replicate "$cases/$kernel--311p.in.bin" "$work/bench.in.bin" "$models" 512 &&
+                ADDER_REPEAT=100 "$exe" "$kernel" "$work/bench.in.bin" "$work/bench.out.bin"
+            result $? "timing 311p $kernel, $models models x 512"
+        done
+    fi
+done
 if [ -f "$cases/decode--311p.in.bin" ]; then
     "$exe" replicate "$cases/decode--311p.in.bin" "$work/decode.in.bin" 1 100000 &&
         ADDER_REPEAT=20 "$exe" decode "$work/decode.in.bin" "$work/decode.out.bin"

@@ -32,6 +32,7 @@ adder_dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 extern "C" {
 void adder_train_step(AdderDims dims, const float* params, const int* tokens, int batch, float* partials);
+void adder_train_rows(AdderDims dims, const float* params, const int* tokens, int batch, float* partials);
 void adder_reduce_gradients(AdderDims dims, const float* params, const float* partials, int nblk, float* grad, float* loss);
 void adder_optimizer_step(AdderDims dims, const float* partials, int nblk, const double* settings, float* params,
                           float* adam_m, float* adam_v, long long* step, float* loss, double* norm);
@@ -429,7 +430,9 @@ int main(int argc, char** argv)
 {
     if (argc == 6 && std::string(argv[1]) == "replicate") return replicate(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
     if (argc == 4 && std::string(argv[1]) == "compare") return compare(argv[2], argv[3]);
-    if (argc != 4) fail("usage: harness KERNEL IN OUT (KERNEL: train_step, loss_and_gradient, optimizer_step, logits, decode)");
+    if (argc != 4)
+        fail("usage: harness KERNEL IN OUT (KERNEL: train_step, loss_and_gradient, train_rows, rows_loss_and_gradient, "
+             "optimizer_step, logits, decode)");
     std::string kernel = argv[1];
     read_file(argv[2]);
     AdderDims d = dims_input();
@@ -437,14 +440,17 @@ int main(int argc, char** argv)
     if (M <= 0) fail("models must be positive");
     size_t P = d.params, G = (size_t)d.params + d.seq_len * d.d_model + 1;
 
-    if (kernel == "train_step" || kernel == "loss_and_gradient") {
-        int batch = scalar("batch"), block = scalar("block");
+    bool rows = kernel == "train_rows" || kernel == "rows_loss_and_gradient";
+    if (rows || kernel == "train_step" || kernel == "loss_and_gradient") {
+        // adder_train_rows: 8 sequences (264 threads) a block, whatever "block" says (kernels/ABI.md)
+        int batch = scalar("batch"), block = rows ? 8 * ADDER_T : scalar("block");
         const float* params = data<float>(get("params", 1, M * P));
         const int* tokens = data<int>(get("tokens", 0, (size_t)M * batch * ADDER_FULL));
-        unsigned nblk = blocks(batch, block);
+        unsigned nblk = blocks(batch, rows ? 8 : block);
         float* partials = output<float>("partials", 1, M * nblk * G, NaN);
-        LAUNCH("train_step", adder_train_step, nblk, M, block, d, params, tokens, batch, partials);
-        if (kernel == "loss_and_gradient") {
+        if (rows) LAUNCH("train_rows", adder_train_rows, nblk, M, block, d, params, tokens, batch, partials);
+        else LAUNCH("train_step", adder_train_step, nblk, M, block, d, params, tokens, batch, partials);
+        if (kernel == "loss_and_gradient" || kernel == "rows_loss_and_gradient") {
             float* grad = output<float>("grad", 1, M * P, NaN);
             float* loss = output<float>("loss", 1, M, NaN);
             LAUNCH("train_step", adder_reduce_gradients, M, 1, 256, d, params, (const float*)partials, (int)nblk, grad, loss);

@@ -8,6 +8,7 @@ namespace Adder.Kernels;
 public sealed class CudaBackend : IBackend
 {
     const int SequenceBlock = 64;   // adder_train_step: 32 or 64; adder_logits/adder_decode: ≤ 256
+    const int RowSequences = 8, RowBlock = RowSequences * 33;   // adder_train_rows: fixed by train_rows.cu
     const int ModelBlock = 256;     // adder_reduce_gradients, adder_optimizer_step
     const long KernelStackBytes = 40960;   // ≥ the largest ptxas stack frame (adder_train_step, 39,216 B)
 
@@ -23,6 +24,9 @@ public sealed class CudaBackend : IBackend
     readonly CudaStream stream;
     readonly List<CudaModule> modules = [];
     readonly CudaKernel trainStep, reduceGradients, optimizerStep, logits, decode;
+    // adder_train_rows where the config is of the 311p family (AdderDims.RowsFit), else adder_train_step
+    readonly CudaKernel gradientKernel;
+    readonly bool rows;
 
     // The models' state: [M][P] floats, [M] steps.
     readonly CudaDeviceVariable<float> parameters, adamM, adamV;
@@ -63,6 +67,7 @@ public sealed class CudaBackend : IBackend
             context.SetStackSize(KernelStackBytes);
             stream = new CudaStream();
             var train = Load("train_step.ptx");
+            rows = AdderDims.RowsFit(Layout);
             var optimizer = Load("optimizer.ptx");
             var logitsModule = Load("logits.ptx");
             var decodeModule = Load("decode.ptx");
@@ -71,6 +76,7 @@ public sealed class CudaBackend : IBackend
             optimizerStep = new CudaKernel("adder_optimizer_step", optimizer);
             logits = new CudaKernel("adder_logits", logitsModule);
             decode = new CudaKernel("adder_decode", decodeModule);
+            gradientKernel = rows ? new CudaKernel("adder_train_rows", Load("train_rows.ptx")) : trainStep;
 
             long mp = (long)models * P;
             parameters = new(mp); adamM = new(mp); adamV = new(mp); step = new(models);
@@ -182,7 +188,7 @@ public sealed class CudaBackend : IBackend
         context.SetCurrent();
         if (graph is null || batch != graphBatch) Capture(batch);
 
-        tokens.CopyTo(hostTokens!.Span);
+        CopyTokens(tokens, hostTokens!);
         var h = hostSettings.Span;   // StepSettings order (ABI.md "settings")
         h[0] = s.Lr; h[1] = s.WeightDecay; h[2] = s.Clip; h[3] = s.Beta1; h[4] = s.Beta2; h[5] = s.Eps;
         graph!.Launch(stream);
@@ -190,12 +196,30 @@ public sealed class CudaBackend : IBackend
         for (int m = 0; m < Models; m++) results[m] = new StepResult(hostLoss[m], hostNorm[m]);
     }
 
+    /// <summary>The step's tokens into pinned memory: one memcpy, or for many models (17.8 MB at 256 models of 512
+    /// sequences) chunks copied in parallel, so the host copy does not stand in for the GPU's step.</summary>
+    static unsafe void CopyTokens(ReadOnlySpan<int> tokens, CudaPinnedHostMemory<int> pinned)
+    {
+        const int Chunk = 1 << 18;   // ints: 1 MB
+        if (tokens.Length <= 2 * Chunk) { tokens.CopyTo(pinned.Span); return; }
+        fixed (int* source = tokens)
+        {
+            nint from = (nint)source, to = (nint)pinned.PinnedHostPointer;
+            int length = tokens.Length;
+            Parallel.For(0, (length + Chunk - 1) / Chunk, c =>
+            {
+                int start = c * Chunk, n = Math.Min(Chunk, length - start);
+                new ReadOnlySpan<int>((int*)from + start, n).CopyTo(new Span<int>((int*)to + start, n));
+            });
+        }
+    }
+
     /// <summary>Records one training step of every model as a graph: tokens and settings up, forward and
     /// backward per sequence, reduction + clipping + AdamW per model, losses and norms down.</summary>
     void Capture(int batch)
     {
         DisposeGraph();
-        int nblk = Blocks(batch, SequenceBlock);
+        int nblk = GradientBlocks(batch);
         hostTokens = new((long)Models * batch * Tokens.FullLength);
         stepTokens = new(hostTokens.Size);
         stepPartials = new((long)Models * nblk * G);
@@ -205,9 +229,7 @@ public sealed class CudaBackend : IBackend
         {
             stepTokens.AsyncCopyToDevice(hostTokens, stream);
             settings.AsyncCopyToDevice(hostSettings, stream);
-            trainStep.GridDimensions = new dim3((uint)nblk, (uint)Models);
-            trainStep.BlockDimensions = SequenceBlock;
-            trainStep.RunAsync(stream, dims, parameters, stepTokens, batch, stepPartials);
+            LaunchGradients(Models, parameters.DevicePointer, stepTokens, batch, stepPartials);
             optimizerStep.GridDimensions = Models;
             optimizerStep.BlockDimensions = ModelBlock;
             optimizerStep.RunAsync(stream, dims, stepPartials, nblk, settings, parameters, adamM, adamV, step, loss, norm);
@@ -225,6 +247,18 @@ public sealed class CudaBackend : IBackend
         graphBatch = batch;
     }
 
+    /// <summary>Blocks a model of the gradient kernel: each writes one partial record (ABI.md "partials").</summary>
+    int GradientBlocks(int batch) => rows ? Blocks(batch, RowSequences) : Blocks(batch, SequenceBlock);
+
+    /// <summary>Forward and backward of `models` models (from `parameters` on) over batch sequences each, one
+    /// partial gradient record a block.</summary>
+    void LaunchGradients(int models, ulong parameters, IDevicePointer tokens, int batch, IDevicePointer partials)
+    {
+        gradientKernel.GridDimensions = new dim3((uint)GradientBlocks(batch), (uint)models);
+        gradientKernel.BlockDimensions = rows ? RowBlock : SequenceBlock;
+        gradientKernel.RunAsync(stream, dims, parameters, tokens, batch, partials);
+    }
+
     public float LossAndGradient(int model, ReadOnlySpan<int> tokens, int batch, Span<float> grad)
     {
         CheckModel(model);
@@ -232,16 +266,14 @@ public sealed class CudaBackend : IBackend
         CheckLength(tokens.Length, (long)batch * Tokens.FullLength, "tokens");
         CheckLength(grad.Length, P, "gradient");
         context.SetCurrent();
-        int nblk = Blocks(batch, SequenceBlock);
+        int nblk = GradientBlocks(batch);
         var t = Scratch(ref scratchTokens, tokens.Length);
         var partials = Scratch(ref scratchPartials, (long)nblk * G);
         var g = Scratch(ref scratchGrad, P);
         var l = Scratch(ref scratchFloats, 1);
         t.CopyToDevice(tokens);
         // One model: a grid of height 1 with the base pointers moved to model `model`'s parameters.
-        trainStep.GridDimensions = new dim3((uint)nblk, 1);
-        trainStep.BlockDimensions = SequenceBlock;
-        trainStep.RunAsync(stream, dims, parameters.At((long)model * P), t, batch, partials);
+        LaunchGradients(1, parameters.At((long)model * P), t, batch, partials);
         reduceGradients.GridDimensions = 1;
         reduceGradients.BlockDimensions = ModelBlock;
         reduceGradients.RunAsync(stream, dims, parameters.At((long)model * P), partials, nblk, g, l);

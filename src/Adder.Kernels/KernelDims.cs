@@ -32,6 +32,17 @@ public struct AdderDims
     // ABI.md "Supported configs" (common.cuh's ADDER_MAX_*).
     public const int MaxDModel = 8, MaxDFf = 32, MaxRank = 8, MaxParams = 1616;
 
+    /// <summary>Whether adder_train_rows (kernels/train_rows.cu) trains this config: the 311p family, d_model 4, one
+    /// head, d_ff 8, shareA_tieKV, every rank 1 to 3 (ABI.md "rows_fit"). Others run adder_train_step.</summary>
+    public static bool RowsFit(ParameterLayout layout)
+    {
+        var c = layout.Config;
+        static bool Low(int rank) => rank is >= 1 and <= 3;
+        return c.NLayer == 1 && c.UseRmsNorm && c.VocabSize == Tokens.VocabSize && c.MaxSeqLen == Tokens.InputLength
+            && c.DModel == 4 && c.NHead == 1 && c.DFf == 8 && c.TieQkv == TieModes.ShareATieKV
+            && Low(c.PosRank) && Low(c.QkvRank) && Low(c.AttnOutRank) && Low(c.FfnRank);
+    }
+
     /// <summary>The dims of a config the kernels support; otherwise a one-line AdderException naming the limit.</summary>
     public static AdderDims From(ParameterLayout layout)
     {

@@ -172,12 +172,14 @@ let private worstRelative (floor: float) (got: float32[]) (expected: float32[]) 
 
 // ---- the training step: loss and gradient ----
 
-let private checkLossAndGradient (case: string) (config: ModelConfig) (models: float32[][]) (batch: int) (block: int) =
+/// kernel: "loss_and_gradient" (adder_train_step) or "rows_loss_and_gradient" (adder_train_rows, whose block is
+/// fixed at 8 sequences; `block` is then unused).
+let private checkKernelLossAndGradient (kernel: string) (case: string) (config: ModelConfig) (models: float32[][]) (batch: int) (block: int) =
     let layout = ParameterLayout(config)
     let data = Array.init models.Length (fun m -> randomPairs (100 + m) batch)
     let tokens = data |> Array.map (fun (a, b) -> fullTokens a b) |> Array.concat
     let result =
-        launch "loss_and_gradient" case
+        launch kernel case
             [ "dims", I(dims layout); "models", I [| models.Length |]; "batch", I [| batch |]; "block", I [| block |]
               "params", F(Array.concat models); "tokens", I tokens ]
     match result with
@@ -198,6 +200,8 @@ let private checkLossAndGradient (case: string) (config: ModelConfig) (models: f
                 let worst = worstRelative 1e-2 got expected
                 Assert.True(worst <= 1e-4, sprintf "model %d, %s: an element's relative error is %g" m t.Name worst)
 
+let private checkLossAndGradient = checkKernelLossAndGradient "loss_and_gradient"
+
 [<Fact>]
 let ``train-step kernel: loss and every tensor's gradient match CpuBackend (311p, 3 models, 3 blocks of 64)`` () =
     let c = ModelConfig.Preset311
@@ -213,6 +217,24 @@ let ``train-step kernel: low-rank separate q, k, v and a full-rank position tabl
     // the branches neither preset takes: tie none with low ranks, pos_rank 0, head_dim 2, d_ff 32
     let c = ModelConfig(DModel = 6, NHead = 3, DFf = 32, PosRank = 0, QkvRank = 2, AttnOutRank = 8, FfnRank = 5, TieQkv = TieModes.None)
     checkLossAndGradient "lowrank-none" c [| randomModel c 5; randomModel c 6 |] 37 32
+
+[<Fact>]
+let ``row train-step kernel: loss and every tensor's gradient match CpuBackend (311p, 3 models, 19 blocks, the last part-full)`` () =
+    let c = ModelConfig.Preset311
+    Assert.True(Adder.Kernels.AdderDims.RowsFit(ParameterLayout c))
+    checkKernelLossAndGradient "rows_loss_and_gradient" "311p" c [| publishedModel (); randomModel c 1; randomModel c 2 |] 150 0
+
+[<Fact>]
+let ``row train-step kernel: ranks below 3 (qkv 2, ffn 2, pos 1, proj 2) match CpuBackend`` () =
+    let c = ModelConfig(QkvRank = 2, FfnRank = 2, PosRank = 1, AttnOutRank = 2)
+    Assert.True(Adder.Kernels.AdderDims.RowsFit(ParameterLayout c))
+    checkKernelLossAndGradient "rows_loss_and_gradient" "lowrank" c [| randomModel c 3; randomModel c 4 |] 21 0
+
+[<Fact>]
+let ``row train-step kernel: configs outside the 311p family are left to the per-sequence kernel`` () =
+    for c in [ ModelConfig.Preset "wide"; ModelConfig(PosRank = 0); ModelConfig(FfnRank = 4); ModelConfig(TieQkv = TieModes.None)
+               ModelConfig(DFf = 12) ] do
+        Assert.False(Adder.Kernels.AdderDims.RowsFit(ParameterLayout c), c.Describe())
 
 // ---- the optimizer: GradClip.Apply + AdamW.Update ----
 
@@ -335,7 +357,7 @@ let ``committed PTX equals a fresh nvcc build and ptxas accepts it for sm_90`` (
         try
             let code, output = run "bash" [ Path.Combine(repoRoot, "scripts", "build-ptx.sh"); dir ]
             Assert.True((code = 0), sprintf "scripts/build-ptx.sh failed:\n%s" output)
-            for name in [ "train_step"; "optimizer"; "logits"; "decode" ] do
+            for name in [ "train_step"; "train_rows"; "optimizer"; "logits"; "decode" ] do
                 let committed = Path.Combine(repoRoot, "kernels", "ptx", name + ".ptx")
                 Assert.True(File.Exists committed, sprintf "kernels/ptx/%s.ptx is missing" name)
                 Assert.True((File.ReadAllBytes committed = File.ReadAllBytes(Path.Combine(dir, name + ".ptx"))),
