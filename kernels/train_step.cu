@@ -7,7 +7,7 @@
 #define ADDER_TRAIN_BLOCK 64
 
 extern "C" __global__ void __launch_bounds__(ADDER_TRAIN_BLOCK)
-adder_train_step(AdderDims dims, const float* params, const int* tokens, int batch, float* partials)
+adder_train_step(AdderDims dims, const float* params, const unsigned char* tokens, int batch, float* partials)
 {
     __shared__ float table[ADDER_T * ADDER_MAX_D];
     // one row per thread, padded to 65 so a column read hits 32 different banks
@@ -22,7 +22,7 @@ adder_train_step(AdderDims dims, const float* params, const int* tokens, int bat
     int s = blockIdx.x * blockDim.x + threadIdx.x;
     if (s < batch) {
         AdderActs a;
-        const int* seq = tokens + ((size_t)m * batch + s) * ADDER_FULL;
+        const unsigned char* seq = tokens + ((size_t)m * batch + s) * ADDER_FULL;
         for (int i = 0; i < ADDER_FULL; i++) a.tokens[i] = seq[i];
         for (int t = 0; t < ADDER_T; t++) forward_position(p, dims, table, a, t);
         float weight = 1.0f / (float)(batch * ADDER_SCORED);

@@ -200,3 +200,12 @@ let ``a launch whose arguments do not match the kernel's PTX parameters is refus
     Assert.Equal("k: argument 2 is 8 bytes (Int64), the kernel's parameter 2 is 4 bytes", e.Message)
     let e2 = Assert.Throws<AdderException>(fun () -> PtxSignature.CheckArguments("k", sizes, [| box dims; box 0UL |]))
     Assert.Equal("k takes 3 arguments, 2 given", e2.Message)
+
+[<Fact>]
+let ``tokens go up as bytes: the vectorised, chunked narrowing equals a plain conversion`` () =
+    let rng = Random(5)
+    for n in [ 0; 1; 31; 32; 33; 17_408; (1 <<< 19) + 77; 4_456_448 ] do
+        let tokens = Array.init n (fun _ -> rng.Next 14)
+        let bytes = Array.zeroCreate<byte> n
+        CudaBackend.NarrowTokens(ReadOnlySpan tokens, Span bytes)
+        Assert.True((Array.map byte tokens = bytes), sprintf "%d tokens" n)

@@ -76,7 +76,7 @@ class SpecModel:
             for head in range(H):
                 sl = slice(head * hd, (head + 1) * hd)
                 s = q[..., sl] @ k[..., sl].transpose(1, 2) / math.sqrt(hd)
-                s = s + torch.triu(torch.full((T, T), float("-inf"), dtype=self.dtype), 1)
+                s = s + torch.triu(torch.full((T, T), float("-inf"), dtype=self.dtype, device=s.device), 1)
                 ys.append(torch.softmax(s, -1) @ v[..., sl])
             x = x + self.lin(torch.cat(ys, -1), p + "attn.proj", c["attn_out_rank"])
             u = self.lin(self.norm(x, p + "ln2"), p + "mlp.fc1", c["ffn_rank"])
