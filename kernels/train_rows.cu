@@ -3,19 +3,14 @@
 // d_model 4, one head, d_ff 8, shareA_tieKV and every rank 1..3 (the host checks `rows_fit` in ABI.md);
 // every other supported config runs adder_train_step (train_step.cu), the one-thread-per-sequence kernel.
 //
-// Rows of one sequence meet through shared memory: the forward's causal attention reads the keys of earlier
-// rows and keeps its exp(s_j − max) terms (one exp per query-key pair, reused by the backward); the backward's
-// key/value gradient of row j sums over the queries t ≥ j (each key's thread loops over them, in the CPU's
-// order: t = 32 down to j, value term then key term). Parameter gradients are not kept per thread: in four
-// phases the rows write the vectors whose outer products make a parameter's gradient (x and dL/dy of each
-// small matmul) into a staging table, and each of the block's gradient entries is then summed over the 264
-// rows by one thread, in a fixed order (deterministic). The block writes one partial record [G] like
-// adder_train_step (kernels/ABI.md), so the same reduction and optimizer kernels follow.
-//
-// Shared memory is 48 KB (static; a carveout preference lets several blocks share an SM), so the staging table
-// serves twice: first for the attention terms, then for the phases. Everything after the attention output y
-// (the MLP, the norms, the head and their backward: "the tail") is cheap next to attention, so it is computed
-// once to get dL/dy and again after attention's backward, rather than held in registers meanwhile.
+// Rows of one sequence meet twice, through shared memory: the forward's causal attention reads the keys of
+// earlier rows, and the backward's key/value gradient of row j sums over the queries t ≥ j (each key's
+// thread loops over them, in the CPU's order: t = 32 down to j, value term then key term). Parameter
+// gradients are not kept per thread: in four phases the rows write the vectors whose outer products make a
+// parameter's gradient (x and dL/dy of each small matmul) into a staging table, and each of the block's
+// gradient entries is then summed over the 264 rows by one thread, in a fixed order (deterministic). The block
+// writes one partial record [G] like adder_train_step (kernels/ABI.md), so the same reduction and
+// optimizer kernels follow.
 #include "common.cuh"
 #include "embedding.cuh"
 #include "head.cuh"
@@ -27,8 +22,7 @@
 #define RR 3                                 // the largest rank
 #define ROW_MAX_P 311                        // the family's largest parameter count (every rank 3)
 #define ROW_MAX_G (ROW_MAX_P + ADDER_T * RD + 1)
-#define STAGE 33                             // staging columns a row (odd: a warp's rows hit distinct banks)
-#define XREC 10                              // a query row's record for the keys' threads: q, dL/dy, 1/sum, dot
+#define STAGE 35                             // staging columns a row (odd: a warp's rows hit distinct banks)
 
 // ---- fixed-size pieces (registers, not local memory: every loop bound is a compile-time constant) ----
 
@@ -92,112 +86,75 @@ template <int N> ADDER_DEVICE void rows_put(float* row, int col, const float (&v
 }
 
 // ---- the gradient sums over the block's rows ----
+//
+// A phase's gradient entries, its tensors' laid end to end, are at most 264 (= threads): thread e sums entry e.
+// Its RowEntry says which staging columns it multiplies: PRODUCT g = Σ_rows x·dy (a matmul's weight: x_i·dy_o;
+// a norm's weight: hat_i·dy_i; the loss: loss·1); TOKEN g = Σ_{rows with token v} dy (the token embedding);
+// POSITION g = Σ_{rows at position t} dy (the position table). Kept in registers: no local memory.
 
-enum { ROW_OUTER, ROW_DIAG, ROW_TOKEN, ROW_POSITION, ROW_LOSS };
+enum { ROW_NONE, ROW_PRODUCT, ROW_TOKEN, ROW_POSITION };
 
-// One gradient tensor's sum over rows, from staging columns: OUTER g[i·out + o] = Σ x_i·dy_o (x at column xc,
-// dy at dc); DIAG g[i] = Σ x_i·dy_i (norm weights); TOKEN g[v·out + i] = Σ_{rows with token v} dy_i (the
-// token at column xc); POSITION g[t·out + i] = Σ_{rows at position t} dy_i; LOSS g[0] = Σ x.
-struct RowTerm { int kind, grad, in, out, xc, dc; };
+struct RowEntry { int kind, xc, dc, grad, v; };
 
-ADDER_DEVICE int row_term_size(const RowTerm& tm)
+// The entry cursor e counts down through a phase's tensors; the tensor it lands in fills the thread's entry.
+ADDER_DEVICE void entry_outer(RowEntry& en, int& e, int grad, int in, int out, int xc, int dc)
 {
-    return tm.kind == ROW_DIAG ? tm.in : tm.kind == ROW_LOSS ? 1 : tm.in * tm.out;
+    if (e >= 0 && e < in * out) en = {ROW_PRODUCT, xc + e / out, dc + e % out, grad + e, 0};
+    e -= in * out;
 }
 
-// Thread e of the block sums entries e, e + blockDim, ... of the terms laid end to end, each over all rows
-// (four interleaved partial sums, rows r ≡ 0..3 mod 4, then (s0 + s1) + (s2 + s3): independent chains hide
-// the shared-memory latency), and adds it into its place of the block's gradient record. No two threads
-// share an entry.
-ADDER_DEVICE void row_sums(const RowTerm* terms, int count, const float* stage, float* grad)
+ADDER_DEVICE void entry_diag(RowEntry& en, int& e, int grad, int n, int xc, int dc)
 {
-    int total = 0;
-    for (int k = 0; k < count; k++) total += row_term_size(terms[k]);
-    for (int e = threadIdx.x; e < total; e += blockDim.x) {
-        int k = 0, local = e;
-        while (local >= row_term_size(terms[k])) { local -= row_term_size(terms[k]); k++; }
-        const RowTerm tm = terms[k];
-        float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        int index = local;
-        if (tm.kind == ROW_POSITION) {
-            int t = local / tm.out, i = local % tm.out;
-            for (int s = 0; s < ROW_SEQS; s++) a[0] += stage[(s * ADDER_T + t) * STAGE + tm.dc + i];
-        } else {
-            // x and dy columns of this entry (TOKEN: x is the token, compared with v; LOSS: x alone)
-            int xc, dc, v = -1;
-            if (tm.kind == ROW_OUTER) { xc = tm.xc + local / tm.out; dc = tm.dc + local % tm.out; }
-            else if (tm.kind == ROW_DIAG) { xc = tm.xc + local; dc = tm.dc + local; }
-            else if (tm.kind == ROW_TOKEN) { v = local / tm.out; xc = tm.xc; dc = tm.dc + local % tm.out; }
-            else { xc = tm.xc; dc = -1; index = 0; }
-            for (int r = 0; r < ROW_COUNT; r += 4) {
-                for (int u = 0; u < 4; u++) {
-                    const float* row = &stage[(r + u) * STAGE];
-                    if (tm.kind == ROW_TOKEN) { if ((int)row[xc] == v) a[u] += row[dc]; }
-                    else if (dc < 0) a[u] += row[xc];
-                    else a[u] = fmaf(row[xc], row[dc], a[u]);
-                }
-            }
+    if (e >= 0 && e < n) en = {ROW_PRODUCT, xc + e, dc + e, grad + e, 0};
+    e -= n;
+}
+
+ADDER_DEVICE void entry_token(RowEntry& en, int& e, int grad, int tokenColumn, int dc)
+{
+    int n = ADDER_VOCAB * RD;
+    if (e >= 0 && e < n) en = {ROW_TOKEN, tokenColumn, dc + e % RD, grad + e, e / RD};
+    e -= n;
+}
+
+ADDER_DEVICE void entry_position(RowEntry& en, int& e, int grad, int dc)
+{
+    int n = ADDER_T * RD;
+    if (e >= 0 && e < n) en = {ROW_POSITION, 0, dc + e % RD, grad + e, e / RD};
+    e -= n;
+}
+
+// Sums the thread's entry over the rows (four interleaved partial sums, rows r ≡ 0..3 mod 4, then
+// (s0 + s1) + (s2 + s3): independent chains hide the shared-memory latency) into the block's record.
+ADDER_DEVICE void row_sum(const RowEntry& en, const float* stage, float* grad)
+{
+    if (en.kind == ROW_NONE) return;
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    if (en.kind == ROW_PRODUCT) {
+        for (int r = 0; r < ROW_COUNT; r += 4) {
+            const float* s = &stage[r * STAGE];
+            a0 = fmaf(s[en.xc], s[en.dc], a0);
+            a1 = fmaf(s[STAGE + en.xc], s[STAGE + en.dc], a1);
+            a2 = fmaf(s[2 * STAGE + en.xc], s[2 * STAGE + en.dc], a2);
+            a3 = fmaf(s[3 * STAGE + en.xc], s[3 * STAGE + en.dc], a3);
         }
-        grad[tm.grad + index] += (a[0] + a[1]) + (a[2] + a[3]);
+    } else if (en.kind == ROW_TOKEN) {
+        for (int r = 0; r < ROW_COUNT; r += 4) {
+            const float* s = &stage[r * STAGE];
+            a0 += (int)s[en.xc] == en.v ? s[en.dc] : 0.0f;
+            a1 += (int)s[STAGE + en.xc] == en.v ? s[STAGE + en.dc] : 0.0f;
+            a2 += (int)s[2 * STAGE + en.xc] == en.v ? s[2 * STAGE + en.dc] : 0.0f;
+            a3 += (int)s[3 * STAGE + en.xc] == en.v ? s[3 * STAGE + en.dc] : 0.0f;
+        }
+    } else {
+        for (int q = 0; q < ROW_SEQS; q++) a0 += stage[(q * ADDER_T + en.v) * STAGE + en.dc];
     }
-}
-
-// The tail of a row: from the attention output y and the embedding x0, the projection, the second norm, the MLP,
-// the final norm, the head and cross-entropy (scored rows), and their backward down to dL/dy. Every vector a
-// phase stages is kept here.
-struct RowTail {
-    float ph[RR], xmid[RD], hat2[RD], rstd2, n2[RD], f1h[RR], u[RF], g[RF], f2h[RR], hatf[RD], rstdf, z[RD];
-    float dLogits[ADDER_VOCAB], dz[RD], dx1[RD], df2h[RR], du[RF], df1h[RR], dn2[RD], dxmid[RD], dph[RR], dy[RD];
-    float loss;
-};
-
-ADDER_DEVICE void row_tail(const float* sp, const AdderDims& dims, const float (&x0)[RD], const float (&y)[RD],
-                           bool scored, int label, float weight, RowTail& a)
-{
-    int ra = dims.proj.rank, r1 = dims.fc1.rank, r2 = dims.fc2.rank;
-    float o[RD], x1[RD];
-    rows_matmul<RD, RR>(sp, dims.proj.a, RD, ra, y, a.ph);
-    rows_matmul<RR, RD>(sp, dims.proj.b, ra, RD, a.ph, o);
-    for (int i = 0; i < RD; i++) a.xmid[i] = x0[i] + o[i];
-    rows_rmsnorm(sp, dims.ln2_w, a.xmid, a.hat2, a.rstd2, a.n2);
-    rows_matmul<RD, RR>(sp, dims.fc1.a, RD, r1, a.n2, a.f1h);
-    rows_matmul<RR, RF>(sp, dims.fc1.b, r1, RF, a.f1h, a.u);
-    for (int i = 0; i < RF; i++) a.g[i] = adder_gelu(a.u[i]);
-    rows_matmul<RF, RR>(sp, dims.fc2.a, RF, r2, a.g, a.f2h);
-    rows_matmul<RR, RD>(sp, dims.fc2.b, r2, RD, a.f2h, o);
-    for (int i = 0; i < RD; i++) x1[i] = a.xmid[i] + o[i];
-    rows_rmsnorm(sp, dims.lnf_w, x1, a.hatf, a.rstdf, a.z);
-
-    // head and final norm (scored rows; the others get no gradient from here)
-    for (int v = 0; v < ADDER_VOCAB; v++) a.dLogits[v] = 0.0f;
-    for (int i = 0; i < RD; i++) { a.dz[i] = 0.0f; a.dx1[i] = 0.0f; }
-    a.loss = 0.0f;
-    if (scored) {
-        head_forward(sp, dims.tok_emb, ADDER_VOCAB, RD, a.z, a.dLogits);
-        a.loss = cross_entropy_forward_backward(a.dLogits, ADDER_VOCAB, label, weight) * weight;
-        for (int v = 0; v < ADDER_VOCAB; v++)
-            for (int i = 0; i < RD; i++) a.dz[i] = fmaf(a.dLogits[v], sp[dims.tok_emb + v * RD + i], a.dz[i]);
-        rows_rmsnorm_backward(sp, dims.lnf_w, a.hatf, a.rstdf, a.dz, a.dx1);
-    }
-    // MLP, second norm, projection
-    for (int j = 0; j < RR; j++) { a.df2h[j] = 0.0f; a.df1h[j] = 0.0f; a.dph[j] = 0.0f; }
-    for (int i = 0; i < RF; i++) a.du[i] = 0.0f;
-    for (int i = 0; i < RD; i++) { a.dn2[i] = 0.0f; a.dy[i] = 0.0f; }
-    rows_matmul_backward<RR, RD>(sp, dims.fc2.b, r2, RD, a.dx1, a.df2h);
-    rows_matmul_backward<RF, RR>(sp, dims.fc2.a, RF, r2, a.df2h, a.du);
-    for (int i = 0; i < RF; i++) a.du[i] *= adder_gelu_grad(a.u[i]);   // dL/dg becomes dL/du
-    rows_matmul_backward<RR, RF>(sp, dims.fc1.b, r1, RF, a.du, a.df1h);
-    rows_matmul_backward<RD, RR>(sp, dims.fc1.a, RD, r1, a.df1h, a.dn2);
-    for (int i = 0; i < RD; i++) a.dxmid[i] = a.dx1[i];
-    rows_rmsnorm_backward(sp, dims.ln2_w, a.hat2, a.rstd2, a.dn2, a.dxmid);
-    rows_matmul_backward<RR, RD>(sp, dims.proj.b, ra, RD, a.dxmid, a.dph);
-    rows_matmul_backward<RD, RR>(sp, dims.proj.a, RD, ra, a.dph, a.dy);
+    grad[en.grad] += (a0 + a1) + (a2 + a3);
 }
 
 // ---- the kernel ----
 
 #ifndef ROW_MIN_BLOCKS
-#define ROW_MIN_BLOCKS 3   // blocks an SM must hold: caps registers at 65,536 / (3 · 264) (measured in BENCHMARKS)
+#define ROW_MIN_BLOCKS 2   // blocks an SM must hold: caps registers at 65,536 / (2 · 264) (measured in BENCHMARKS)
 #endif
 
 extern "C" __global__ void __launch_bounds__(ROW_COUNT, ROW_MIN_BLOCKS)
@@ -206,8 +163,8 @@ adder_train_rows(AdderDims dims, const float* params, const unsigned char* token
     __shared__ float sp[ROW_MAX_P];                 // this model's parameters
     __shared__ float table[ADDER_T * RD];           // the position table
     __shared__ float grad[ROW_MAX_G];               // the block's gradient record: [P], dPos [T][d], loss
-    __shared__ float kx[ROW_COUNT * XREC];          // k of every row [row][RD] (K and V are tied); then [row][XREC]
-    __shared__ float stage[ROW_COUNT * STAGE];      // attention's e_j [row][j ≤ t]; then the phases' vectors
+    __shared__ float keys[ROW_COUNT * RD];          // k of every row (K and V are tied)
+    __shared__ float stage[ROW_COUNT * STAGE];      // the phases' vectors, one row each
 
     int P = dims.params, G = adder_grad_stride(dims), tid = threadIdx.x;
     int m = blockIdx.y, sl = tid / ADDER_T, t = tid % ADDER_T, first = sl * ADDER_T;   // first: row of position 0
@@ -219,111 +176,142 @@ adder_train_rows(AdderDims dims, const float* params, const unsigned char* token
     position_table(pg, dims, table);   // ends with a barrier
 
     const unsigned char* sq = tokens + ((size_t)m * batch + (valid ? seq : 0)) * ADDER_FULL;
-    bool scored = t >= ADDER_FIRST_SCORED;
-    int token = valid ? sq[t] : 0, label = valid && scored ? sq[t + 1] : 0;
-    float weight = valid ? 1.0f / (float)(batch * ADDER_SCORED) : 0.0f;
-    int rq = dims.qkv_rank;
+    int token = valid ? sq[t] : 0, label = valid && t >= ADDER_FIRST_SCORED ? sq[t + 1] : 0;
+    int rq = dims.qkv_rank, ra = dims.proj.rank, r1 = dims.fc1.rank, r2 = dims.fc2.rank;
     float* row = &stage[tid * STAGE];
 
-    // ---- forward to the attention output ----
+    // ---- forward ----
     float x0[RD], hat1[RD], rstd1, n1[RD], h[RR], q[RD], k[RD];
     for (int i = 0; i < RD; i++) x0[i] = sp[dims.tok_emb + token * RD + i] + table[t * RD + i];
     rows_rmsnorm(sp, dims.ln1_w, x0, hat1, rstd1, n1);
     rows_matmul<RD, RR>(sp, dims.qkv_a, RD, rq, n1, h);
     rows_matmul<RR, RD>(sp, dims.bq, rq, RD, h, q);
     rows_matmul<RR, RD>(sp, dims.bkv, rq, RD, h, k);
-    for (int c = 0; c < RD; c++) kx[tid * RD + c] = k[c];
+    for (int c = 0; c < RD; c++) keys[tid * RD + c] = k[c];
     __syncthreads();
 
-    // causal attention over rows first..first+t: the max first, then e_j = exp(s_j − max) (kept), sum, values
+    // causal attention over rows first..first+t: the max first, then exp, sum and the weighted values
     float mx = -INFINITY;
-    for (int j = 0; j <= t; j++) mx = fmaxf(mx, rows_score(q, &kx[(first + j) * RD]));
+    for (int j = 0; j <= t; j++) mx = fmaxf(mx, rows_score(q, &keys[(first + j) * RD]));
     float sum = 0.0f, y[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int j = 0; j <= t; j++) {
-        const float* kj = &kx[(first + j) * RD];
+        const float* kj = &keys[(first + j) * RD];
         float e = adder_exp(rows_score(q, kj) - mx);
-        row[j] = e;
         sum += e;
         for (int c = 0; c < RD; c++) y[c] = fmaf(e, kj[c], y[c]);
     }
     float inv = 1.0f / sum;
     for (int c = 0; c < RD; c++) y[c] *= inv;
 
-    // ---- backward of attention ----
-    float dy[RD];
-    {
-        RowTail a;
-        row_tail(sp, dims, x0, y, scored, label, weight, a);
-        for (int c = 0; c < RD; c++) dy[c] = a.dy[c];
+    float ph[RR], o[RD], xmid[RD], hat2[RD], rstd2, n2[RD];
+    rows_matmul<RD, RR>(sp, dims.proj.a, RD, ra, y, ph);
+    rows_matmul<RR, RD>(sp, dims.proj.b, ra, RD, ph, o);
+    for (int i = 0; i < RD; i++) xmid[i] = x0[i] + o[i];
+    rows_rmsnorm(sp, dims.ln2_w, xmid, hat2, rstd2, n2);
+    float f1h[RR], u[RF], g[RF], f2h[RR], x1[RD], hatf[RD], rstdf, z[RD];
+    rows_matmul<RD, RR>(sp, dims.fc1.a, RD, r1, n2, f1h);
+    rows_matmul<RR, RF>(sp, dims.fc1.b, r1, RF, f1h, u);
+    for (int i = 0; i < RF; i++) g[i] = adder_gelu(u[i]);
+    rows_matmul<RF, RR>(sp, dims.fc2.a, RF, r2, g, f2h);
+    rows_matmul<RR, RD>(sp, dims.fc2.b, r2, RD, f2h, o);
+    for (int i = 0; i < RD; i++) x1[i] = xmid[i] + o[i];
+    rows_rmsnorm(sp, dims.lnf_w, x1, hatf, rstdf, z);
+
+    // ---- backward: head, final norm, MLP ----
+    float dLogits[ADDER_VOCAB], dz[RD] = {0.0f, 0.0f, 0.0f, 0.0f}, dx1[RD] = {0.0f, 0.0f, 0.0f, 0.0f}, loss = 0.0f;
+    for (int v = 0; v < ADDER_VOCAB; v++) dLogits[v] = 0.0f;
+    if (t >= ADDER_FIRST_SCORED) {
+        float weight = valid ? 1.0f / (float)(batch * ADDER_SCORED) : 0.0f;
+        head_forward(sp, dims.tok_emb, ADDER_VOCAB, RD, z, dLogits);
+        loss = cross_entropy_forward_backward(dLogits, ADDER_VOCAB, label, weight) * weight;
+        for (int v = 0; v < ADDER_VOCAB; v++)
+            for (int i = 0; i < RD; i++) dz[i] = fmaf(dLogits[v], sp[dims.tok_emb + v * RD + i], dz[i]);
+        rows_rmsnorm_backward(sp, dims.lnf_w, hatf, rstdf, dz, dx1);
     }
-    // this row as the query: p_j = e_j/sum; dp_j = dy·v_j; dq = Σ ds_j·k_j (attention_backward's operations)
+    float df2h[RR] = {0.0f, 0.0f, 0.0f}, dg[RF], df1h[RR] = {0.0f, 0.0f, 0.0f}, dn2[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int i = 0; i < RF; i++) dg[i] = 0.0f;
+    rows_matmul_backward<RR, RD>(sp, dims.fc2.b, r2, RD, dx1, df2h);
+    rows_matmul_backward<RF, RR>(sp, dims.fc2.a, RF, r2, df2h, dg);
+    for (int i = 0; i < RF; i++) dg[i] *= adder_gelu_grad(u[i]);   // dg is dL/du from here
+    rows_matmul_backward<RR, RF>(sp, dims.fc1.b, r1, RF, dg, df1h);
+    rows_matmul_backward<RD, RR>(sp, dims.fc1.a, RD, r1, df1h, dn2);
+
+    // phase 1: the head (tied embedding), the final norm's weight, fc2.B
+    rows_put(row, 0, z); rows_put(row, 4, dLogits); rows_put(row, 18, hatf); rows_put(row, 22, dz);
+    rows_put(row, 26, f2h); rows_put(row, 29, dx1);
+    __syncthreads();
+    {
+        RowEntry en = {ROW_NONE, 0, 0, 0, 0};
+        int e = tid;
+        entry_outer(en, e, dims.tok_emb, ADDER_VOCAB, RD, 4, 0);
+        entry_diag(en, e, dims.lnf_w, RD, 18, 22);
+        entry_outer(en, e, dims.fc2.b, r2, RD, 26, 29);
+        row_sum(en, stage, grad);
+    }
+    __syncthreads();
+
+    // phase 2: fc2.A, fc1.B, fc1.A
+    rows_put(row, 0, g); rows_put(row, 8, df2h); rows_put(row, 11, f1h); rows_put(row, 14, dg);
+    rows_put(row, 22, n2); rows_put(row, 26, df1h);
+    __syncthreads();
+    {
+        RowEntry en = {ROW_NONE, 0, 0, 0, 0};
+        int e = tid;
+        entry_outer(en, e, dims.fc2.a, RF, r2, 0, 8);
+        entry_outer(en, e, dims.fc1.b, r1, RF, 11, 14);
+        entry_outer(en, e, dims.fc1.a, RD, r1, 22, 26);
+        row_sum(en, stage, grad);
+    }
+    __syncthreads();
+
+    // ---- backward: second norm, projection, attention ----
+    float dxmid[RD], dph[RR] = {0.0f, 0.0f, 0.0f}, dy[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int i = 0; i < RD; i++) dxmid[i] = dx1[i];
+    rows_rmsnorm_backward(sp, dims.ln2_w, hat2, rstd2, dn2, dxmid);
+    rows_matmul_backward<RR, RD>(sp, dims.proj.b, ra, RD, dxmid, dph);
+    rows_matmul_backward<RD, RR>(sp, dims.proj.a, RD, ra, dph, dy);
+
+    // this row as the query: p_j recomputed as in the forward; dp_j = dy·v_j; dq = Σ ds_j·k_j
     float scale = 1.0f / sqrtf((float)RD), dot = 0.0f, dq[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int j = 0; j <= t; j++) {
-        const float* kj = &kx[(first + j) * RD];
-        float dp = 0.0f;
+        const float* kj = &keys[(first + j) * RD];
+        float pj = adder_exp(rows_score(q, kj) - mx) * inv, dp = 0.0f;
         for (int c = 0; c < RD; c++) dp = fmaf(dy[c], kj[c], dp);
-        dot = fmaf(row[j] * inv, dp, dot);
+        dot = fmaf(pj, dp, dot);
     }
     for (int j = 0; j <= t; j++) {
-        const float* kj = &kx[(first + j) * RD];
-        float pj = row[j] * inv, dp = 0.0f;
+        const float* kj = &keys[(first + j) * RD];
+        float pj = adder_exp(rows_score(q, kj) - mx) * inv, dp = 0.0f;
         for (int c = 0; c < RD; c++) dp = fmaf(dy[c], kj[c], dp);
         float ds = pj * (dp - dot) * scale;
         for (int c = 0; c < RD; c++) dq[c] = fmaf(ds, kj[c], dq[c]);
     }
-    __syncthreads();   // every row is done with the keys: their space takes the query records
-    float* xr = &kx[tid * XREC];
-    for (int c = 0; c < RD; c++) { xr[c] = q[c]; xr[RD + c] = dy[c]; }
-    xr[8] = inv; xr[9] = dot;
+
+    // phase 3: ln2's weight, proj.B, proj.A; and what the keys' threads need of every query row
+    rows_put(row, 0, hat2); rows_put(row, 4, dn2); rows_put(row, 8, ph); rows_put(row, 11, dxmid);
+    rows_put(row, 15, y); rows_put(row, 19, dph);
+    rows_put(row, 22, q); rows_put(row, 26, dy);
+    row[30] = mx; row[31] = inv; row[32] = dot;
     __syncthreads();
+    {
+        RowEntry en = {ROW_NONE, 0, 0, 0, 0};
+        int e = tid;
+        entry_diag(en, e, dims.ln2_w, RD, 0, 4);
+        entry_outer(en, e, dims.proj.b, ra, RD, 8, 11);
+        entry_outer(en, e, dims.proj.a, RD, ra, 15, 19);
+        row_sum(en, stage, grad);
+    }
     // this row as the key (and value): dk = Σ_{t' ≥ t} p·dy_t' + ds·q_t', t' from 32 down, as the CPU adds them
     float dk[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int tq = ADDER_T - 1; tq >= t; tq--) {
-        const float* x = &kx[(first + tq) * XREC];
-        float pj = stage[(first + tq) * STAGE + t] * x[8], dp = 0.0f;
-        for (int c = 0; c < RD; c++) dp = fmaf(x[RD + c], k[c], dp);
-        float ds = pj * (dp - x[9]) * scale;
+        const float* r = &stage[(first + tq) * STAGE];
+        float pj = adder_exp(rows_score(r + 22, k) - r[30]) * r[31], dp = 0.0f;
+        for (int c = 0; c < RD; c++) dp = fmaf(r[26 + c], k[c], dp);
+        float ds = pj * (dp - r[32]) * scale;
         for (int c = 0; c < RD; c++) {
-            dk[c] = fmaf(pj, x[RD + c], dk[c]);
-            dk[c] = fmaf(ds, x[c], dk[c]);
+            dk[c] = fmaf(pj, r[26 + c], dk[c]);
+            dk[c] = fmaf(ds, r[22 + c], dk[c]);
         }
-    }
-    __syncthreads();   // the attention terms are read: the staging table is free
-
-    // ---- the tail's parameter gradients (its vectors again, the same values) ----
-    RowTail a;
-    row_tail(sp, dims, x0, y, scored, label, weight, a);
-    int ra = dims.proj.rank, r1 = dims.fc1.rank, r2 = dims.fc2.rank;
-    // phase 1: the head (tied embedding), the final norm's weight, fc2.B
-    rows_put(row, 0, a.z); rows_put(row, 4, a.dLogits); rows_put(row, 18, a.hatf); rows_put(row, 22, a.dz);
-    rows_put(row, 26, a.f2h); rows_put(row, 29, a.dx1);
-    __syncthreads();
-    {
-        RowTerm terms[3] = {{ROW_OUTER, dims.tok_emb, ADDER_VOCAB, RD, 4, 0}, {ROW_DIAG, dims.lnf_w, RD, RD, 18, 22},
-                            {ROW_OUTER, dims.fc2.b, r2, RD, 26, 29}};
-        row_sums(terms, 3, stage, grad);
-    }
-    __syncthreads();
-    // phase 2: fc2.A, fc1.B, fc1.A
-    rows_put(row, 0, a.g); rows_put(row, 8, a.df2h); rows_put(row, 11, a.f1h); rows_put(row, 14, a.du);
-    rows_put(row, 22, a.n2); rows_put(row, 26, a.df1h);
-    __syncthreads();
-    {
-        RowTerm terms[3] = {{ROW_OUTER, dims.fc2.a, RF, r2, 0, 8}, {ROW_OUTER, dims.fc1.b, r1, RF, 11, 14},
-                            {ROW_OUTER, dims.fc1.a, RD, r1, 22, 26}};
-        row_sums(terms, 3, stage, grad);
-    }
-    __syncthreads();
-    // phase 3: ln2's weight, proj.B, proj.A
-    rows_put(row, 0, a.hat2); rows_put(row, 4, a.dn2); rows_put(row, 8, a.ph); rows_put(row, 11, a.dxmid);
-    rows_put(row, 15, y); rows_put(row, 19, a.dph);
-    float dxmid[RD], loss = a.loss;
-    for (int i = 0; i < RD; i++) dxmid[i] = a.dxmid[i];
-    __syncthreads();
-    {
-        RowTerm terms[3] = {{ROW_DIAG, dims.ln2_w, RD, RD, 0, 4}, {ROW_OUTER, dims.proj.b, ra, RD, 8, 11},
-                            {ROW_OUTER, dims.proj.a, RD, ra, 15, 19}};
-        row_sums(terms, 3, stage, grad);
     }
     __syncthreads();
 
@@ -338,14 +326,19 @@ adder_train_rows(AdderDims dims, const float* params, const unsigned char* token
     // phase 4: Bq, Bkv, qkv_A, ln1's weight, the token embedding, the position table's gradient, the loss
     rows_put(row, 0, h); rows_put(row, 3, dq); rows_put(row, 7, dk); rows_put(row, 11, n1);
     rows_put(row, 15, dh); rows_put(row, 18, hat1); rows_put(row, 22, dn1); rows_put(row, 26, dx0);
-    row[30] = (float)token; row[31] = loss;
+    row[30] = (float)token; row[31] = loss; row[32] = 1.0f;
     __syncthreads();
     {
-        RowTerm terms[7] = {{ROW_OUTER, dims.bq, rq, RD, 0, 3}, {ROW_OUTER, dims.bkv, rq, RD, 0, 7},
-                            {ROW_OUTER, dims.qkv_a, RD, rq, 11, 15}, {ROW_DIAG, dims.ln1_w, RD, RD, 18, 22},
-                            {ROW_TOKEN, dims.tok_emb, ADDER_VOCAB, RD, 30, 26}, {ROW_POSITION, P, ADDER_T, RD, 0, 26},
-                            {ROW_LOSS, G - 1, 1, 1, 31, 0}};
-        row_sums(terms, 7, stage, grad);
+        RowEntry en = {ROW_NONE, 0, 0, 0, 0};
+        int e = tid;   // 12 + 12 + 12 + 4 + 56 + 132 + 1 = 229 entries at rank 3, ≤ 264
+        entry_outer(en, e, dims.bq, rq, RD, 0, 3);
+        entry_outer(en, e, dims.bkv, rq, RD, 0, 7);
+        entry_outer(en, e, dims.qkv_a, RD, rq, 11, 15);
+        entry_diag(en, e, dims.ln1_w, RD, 18, 22);
+        entry_token(en, e, dims.tok_emb, 30, 26);
+        entry_position(en, e, P, 26);
+        entry_outer(en, e, G - 1, 1, 1, 31, 32);   // the loss: Σ loss·1
+        row_sum(en, stage, grad);
     }
     __syncthreads();
 

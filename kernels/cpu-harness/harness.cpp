@@ -293,8 +293,8 @@ CUfunction gpu_function(const std::string& module, const char* name)
     }
     CUfunction f;
     CU(cuModuleGetFunction(&f, modules[module], name));
-    // as CudaBackend: the row kernel's 48 KB blocks fit three to an SM only with the whole carveout as shared
-    if (std::string(name) == "adder_train_rows") CU(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100));
+    // ADDER_CARVEOUT=N (percent): the shared-memory carveout a kernel prefers, for timing variants
+    if (const char* c = getenv("ADDER_CARVEOUT")) CU(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, atoi(c)));
     return f;
 }
 

@@ -80,8 +80,6 @@ public sealed class CudaBackend : IBackend
             logits = new CudaKernel("adder_logits", logitsModule);
             decode = new CudaKernel("adder_decode", decodeModule);
             gradientKernel = rows ? new CudaKernel("adder_train_rows", Load("train_rows.ptx")) : trainStep;
-            // 48 KB of shared memory a block: with the SM's whole carveout as shared memory, three blocks fit
-            if (rows) gradientKernel.SetPreferredSharedMemoryCarveout(100);
 
             long mp = (long)models * P;
             parameters = new(mp); adamM = new(mp); adamV = new(mp); step = new(models);

@@ -93,11 +93,6 @@ public sealed class CudaKernel
     public void SetMaxDynamicSharedMemory(int bytes) =>
         Cuda.Check(cuFuncSetAttribute(Function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes), $"cuFuncSetAttribute({Name})");
 
-    /// <summary>The share of the SM's unified L1/shared memory this kernel prefers as shared memory, in percent
-    /// (100: as much as the SM has, so more blocks of a shared-memory-heavy kernel fit on one SM).</summary>
-    public void SetPreferredSharedMemoryCarveout(int percent) =>
-        Cuda.Check(cuFuncSetAttribute(Function, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, percent), $"cuFuncSetAttribute({Name})");
-
     /// <summary>Launches on the legacy default stream and waits for the kernel to finish.</summary>
     public void Run(params object[] args)
     {
