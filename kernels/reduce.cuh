@@ -11,13 +11,13 @@ ADDER_DEVICE void reduce_partials(const AdderDims& dims, const float* p, const f
 {
     int P = dims.params, TD = dims.seq_len * dims.d_model, G = adder_grad_stride(dims);
     for (int k = threadIdx.x; k < G; k += blockDim.x) {
-        // in block order; four loads issued before their adds, so the loads' latency overlaps (same sum)
+        // in block order; sixteen loads issued before their adds, so their latency overlaps (the same sum)
         float s = 0.0f;
         int b = 0;
-        for (; b + 4 <= nblk; b += 4) {
-            float a0 = part[(size_t)b * G + k], a1 = part[(size_t)(b + 1) * G + k];
-            float a2 = part[(size_t)(b + 2) * G + k], a3 = part[(size_t)(b + 3) * G + k];
-            s += a0; s += a1; s += a2; s += a3;
+        for (; b + 16 <= nblk; b += 16) {
+            float a[16];
+            for (int u = 0; u < 16; u++) a[u] = part[(size_t)(b + u) * G + k];
+            for (int u = 0; u < 16; u++) s += a[u];
         }
         for (; b < nblk; b++) s += part[(size_t)b * G + k];
         if (k < P) grad[k] = s;

@@ -4,8 +4,10 @@
 // every other supported config runs adder_train_step (train_step.cu), the one-thread-per-sequence kernel.
 //
 // Rows of one sequence meet twice, through shared memory: the forward's causal attention reads the keys of
-// earlier rows, and the backward's key/value gradient of row j sums over the queries t ≥ j (each key's
-// thread loops over them, in the CPU's order: t = 32 down to j, value term then key term). Parameter
+// earlier rows and keeps its terms e_tj = exp(s_tj − max_t) (a triangle a sequence, in dynamic shared memory:
+// one exp per query-key pair, reused by the backward), and the backward's key/value gradient of row j sums
+// over the queries t ≥ j (each key's thread loops over them, in the CPU's order: t = 32 down to j, value term
+// then key term). The probabilities are e_tj·(1/sum_t), the values the CPU's recomputation gives. Parameter
 // gradients are not kept per thread: in four phases the rows write the vectors whose outer products make a
 // parameter's gradient (x and dL/dy of each small matmul) into a staging table, and each of the block's
 // gradient entries is then summed over the 264 rows by one thread, in a fixed order (deterministic). The block
@@ -15,7 +17,7 @@
 #include "embedding.cuh"
 #include "head.cuh"
 
-#define ROW_SEQS 8                           // sequences per block
+#define ROW_SEQS ADDER_ROW_SEQS              // sequences per block (common.cuh)
 #define ROW_COUNT (ROW_SEQS * ADDER_T)       // rows = threads per block: 264
 #define RD 4                                 // d_model
 #define RF 8                                 // d_ff
@@ -23,6 +25,15 @@
 #define ROW_MAX_P 311                        // the family's largest parameter count (every rank 3)
 #define ROW_MAX_G (ROW_MAX_P + ADDER_T * RD + 1)
 #define STAGE 35                             // staging columns a row (odd: a warp's rows hit distinct banks)
+#define ROW_TRIANGLE (ADDER_T * (ADDER_T + 1) / 2)   // a sequence's attention terms: e_tj at t(t+1)/2 + j, j ≤ t
+// They are the launch's dynamic shared memory, ADDER_ROW_DYNAMIC_BYTES (common.cuh). Row t's terms start at
+// t(t+1)/2: for the 32 rows of a warp those offsets fall in 32 different banks.
+
+#ifdef __CUDACC__
+extern __shared__ float row_terms[];
+#else
+static float row_terms[ROW_SEQS * ROW_TRIANGLE];   // the CPU harness: blocks run one after another
+#endif
 
 // ---- fixed-size pieces (registers, not local memory: every loop bound is a compile-time constant) ----
 
@@ -153,12 +164,8 @@ ADDER_DEVICE void row_sum(const RowEntry& en, const float* stage, float* grad)
 
 // ---- the kernel ----
 
-#ifndef ROW_MIN_BLOCKS
-#define ROW_MIN_BLOCKS 2   // blocks an SM must hold: caps registers at 65,536 / (2 · 264) (measured in BENCHMARKS)
-#endif
-
-extern "C" __global__ void __launch_bounds__(ROW_COUNT, ROW_MIN_BLOCKS)
-adder_train_rows(AdderDims dims, const float* params, const unsigned char* tokens, int batch, float* partials)
+// The step of one block; the two kernels below differ only in how many blocks an SM must hold.
+ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const unsigned char* tokens, int batch, float* partials)
 {
     __shared__ float sp[ROW_MAX_P];                 // this model's parameters
     __shared__ float table[ADDER_T * RD];           // the position table
@@ -190,13 +197,16 @@ adder_train_rows(AdderDims dims, const float* params, const unsigned char* token
     for (int c = 0; c < RD; c++) keys[tid * RD + c] = k[c];
     __syncthreads();
 
-    // causal attention over rows first..first+t: the max first, then exp, sum and the weighted values
+    // causal attention over rows first..first+t: the max first, then the terms (kept), sum and the values
+    float* terms = &row_terms[sl * ROW_TRIANGLE];   // this sequence's triangle; this row's terms at terms[t(t+1)/2]
+    float* own = &terms[t * (t + 1) / 2];
     float mx = -INFINITY;
     for (int j = 0; j <= t; j++) mx = fmaxf(mx, rows_score(q, &keys[(first + j) * RD]));
     float sum = 0.0f, y[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int j = 0; j <= t; j++) {
         const float* kj = &keys[(first + j) * RD];
         float e = adder_exp(rows_score(q, kj) - mx);
+        own[j] = e;
         sum += e;
         for (int c = 0; c < RD; c++) y[c] = fmaf(e, kj[c], y[c]);
     }
@@ -271,17 +281,17 @@ adder_train_rows(AdderDims dims, const float* params, const unsigned char* token
     rows_matmul_backward<RR, RD>(sp, dims.proj.b, ra, RD, dxmid, dph);
     rows_matmul_backward<RD, RR>(sp, dims.proj.a, RD, ra, dph, dy);
 
-    // this row as the query: p_j recomputed as in the forward; dp_j = dy·v_j; dq = Σ ds_j·k_j
+    // this row as the query: p_j = e_j/sum; dp_j = dy·v_j; dq = Σ ds_j·k_j (attention_backward's operations)
     float scale = 1.0f / sqrtf((float)RD), dot = 0.0f, dq[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int j = 0; j <= t; j++) {
         const float* kj = &keys[(first + j) * RD];
-        float pj = adder_exp(rows_score(q, kj) - mx) * inv, dp = 0.0f;
+        float pj = own[j] * inv, dp = 0.0f;
         for (int c = 0; c < RD; c++) dp = fmaf(dy[c], kj[c], dp);
         dot = fmaf(pj, dp, dot);
     }
     for (int j = 0; j <= t; j++) {
         const float* kj = &keys[(first + j) * RD];
-        float pj = adder_exp(rows_score(q, kj) - mx) * inv, dp = 0.0f;
+        float pj = own[j] * inv, dp = 0.0f;
         for (int c = 0; c < RD; c++) dp = fmaf(dy[c], kj[c], dp);
         float ds = pj * (dp - dot) * scale;
         for (int c = 0; c < RD; c++) dq[c] = fmaf(ds, kj[c], dq[c]);
@@ -291,7 +301,7 @@ adder_train_rows(AdderDims dims, const float* params, const unsigned char* token
     rows_put(row, 0, hat2); rows_put(row, 4, dn2); rows_put(row, 8, ph); rows_put(row, 11, dxmid);
     rows_put(row, 15, y); rows_put(row, 19, dph);
     rows_put(row, 22, q); rows_put(row, 26, dy);
-    row[30] = mx; row[31] = inv; row[32] = dot;
+    row[31] = inv; row[32] = dot;
     __syncthreads();
     {
         RowEntry en = {ROW_NONE, 0, 0, 0, 0};
@@ -305,7 +315,7 @@ adder_train_rows(AdderDims dims, const float* params, const unsigned char* token
     float dk[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int tq = ADDER_T - 1; tq >= t; tq--) {
         const float* r = &stage[(first + tq) * STAGE];
-        float pj = adder_exp(rows_score(r + 22, k) - r[30]) * r[31], dp = 0.0f;
+        float pj = terms[tq * (tq + 1) / 2 + t] * r[31], dp = 0.0f;
         for (int c = 0; c < RD; c++) dp = fmaf(r[26 + c], k[c], dp);
         float ds = pj * (dp - r[32]) * scale;
         for (int c = 0; c < RD; c++) {
@@ -344,4 +354,20 @@ adder_train_rows(AdderDims dims, const float* params, const unsigned char* token
 
     float* out = partials + ((size_t)m * gridDim.x + blockIdx.x) * G;
     for (int k2 = tid; k2 < G; k2 += blockDim.x) out[k2] = grad[k2];
+}
+
+// Two blocks an SM (registers capped at 65,536 / (2 · 264): 96, no spills to speak of): the shorter block, for
+// a grid of at most two blocks an SM (one model of 512 sequences is 64 blocks).
+extern "C" __global__ void __launch_bounds__(ROW_COUNT, 2)
+adder_train_rows(AdderDims dims, const float* params, const unsigned char* tokens, int batch, float* partials)
+{
+    row_step(dims, params, tokens, batch, partials);
+}
+
+// Three blocks an SM (72 registers, some spills): more warps to hide latency, for grids of many blocks
+// (measured on an H200: 16% faster at 64 and 256 models, 8% slower at one; BENCHMARKS).
+extern "C" __global__ void __launch_bounds__(ROW_COUNT, 3)
+adder_train_rows_many(AdderDims dims, const float* params, const unsigned char* tokens, int batch, float* partials)
+{
+    row_step(dims, params, tokens, batch, partials);
 }

@@ -33,6 +33,7 @@ adder_dim3 threadIdx, blockIdx, blockDim, gridDim;
 extern "C" {
 void adder_train_step(AdderDims dims, const float* params, const unsigned char* tokens, int batch, float* partials);
 void adder_train_rows(AdderDims dims, const float* params, const unsigned char* tokens, int batch, float* partials);
+void adder_train_rows_many(AdderDims dims, const float* params, const unsigned char* tokens, int batch, float* partials);
 void adder_reduce_gradients(AdderDims dims, const float* params, const float* partials, int nblk, float* grad, float* loss);
 void adder_optimizer_step(AdderDims dims, const float* partials, int nblk, const double* settings, float* params,
                           float* adam_m, float* adam_v, long long* step, float* loss, double* norm);
@@ -322,12 +323,16 @@ template <typename T> T* device_arg(T* host)
 template <typename... A> void gpu_launch(const char* module, const char* name, unsigned gx, unsigned gy, unsigned bx, A... args)
 {
     CUfunction f = gpu_function(module, name);
+    // the row kernels keep their attention terms in dynamic shared memory (with their static, over 48 KB: opt in)
+    // (ADDER_NO_DYNAMIC=1: none, to time an earlier row kernel's PTX that had none)
+    unsigned dynamic = std::string(name).rfind("adder_train_rows", 0) == 0 && !getenv("ADDER_NO_DYNAMIC") ? ADDER_ROW_DYNAMIC_BYTES : 0;
+    if (dynamic) CU(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, dynamic));
     upload();
     std::tuple<A...> values(device_arg(args)...);
     auto go = [&] {
         std::apply([&](auto&... v) {
             void* params[] = {(void*)&v...};
-            CU(cuLaunchKernel(f, gx, gy, 1, bx, 1, 1, 0, nullptr, params, nullptr));
+            CU(cuLaunchKernel(f, gx, gy, 1, bx, 1, 1, dynamic, nullptr, params, nullptr));
         }, values);
     };
     if (const char* r = getenv("ADDER_REPEAT")) {
@@ -434,7 +439,7 @@ int main(int argc, char** argv)
     if (argc == 4 && std::string(argv[1]) == "compare") return compare(argv[2], argv[3]);
     if (argc != 4)
         fail("usage: harness KERNEL IN OUT (KERNEL: train_step, loss_and_gradient, train_rows, rows_loss_and_gradient, "
-             "optimizer_step, logits, decode)");
+             "rows_many_loss_and_gradient, optimizer_step, logits, decode)");
     std::string kernel = argv[1];
     read_file(argv[2]);
     AdderDims d = dims_input();
@@ -442,10 +447,11 @@ int main(int argc, char** argv)
     if (M <= 0) fail("models must be positive");
     size_t P = d.params, G = (size_t)d.params + d.seq_len * d.d_model + 1;
 
-    bool rows = kernel == "train_rows" || kernel == "rows_loss_and_gradient";
+    bool many = kernel == "rows_many_loss_and_gradient";
+    bool rows = many || kernel == "train_rows" || kernel == "rows_loss_and_gradient";
     if (rows || kernel == "train_step" || kernel == "loss_and_gradient") {
-        // adder_train_rows: 8 sequences (264 threads) a block, whatever "block" says (kernels/ABI.md)
-        int batch = scalar("batch"), block = rows ? 8 * ADDER_T : scalar("block");
+        // adder_train_rows: ADDER_ROW_SEQS sequences a block, whatever "block" says (kernels/ABI.md)
+        int batch = scalar("batch"), block = rows ? ADDER_ROW_SEQS * ADDER_T : scalar("block");
         const float* params = data<float>(get("params", 1, M * P));
         // the training kernels read tokens as bytes (kernels/ABI.md): a uint8 copy, dropped before OUT is written
         Array& wide = get("tokens", 0, (size_t)M * batch * ADDER_FULL);
@@ -453,11 +459,12 @@ int main(int argc, char** argv)
         for (size_t i = 0; i < wide.count(); i++) narrow->bytes[i] = (char)(unsigned char)data<int>(wide)[i];
         arrays["tokens8"] = narrow;
         const unsigned char* tokens = reinterpret_cast<const unsigned char*>(narrow->bytes.data());
-        unsigned nblk = blocks(batch, rows ? 8 : block);
+        unsigned nblk = blocks(batch, rows ? ADDER_ROW_SEQS : block);
         float* partials = output<float>("partials", 1, M * nblk * G, NaN);
-        if (rows) LAUNCH("train_rows", adder_train_rows, nblk, M, block, d, params, tokens, batch, partials);
+        if (many) LAUNCH("train_rows", adder_train_rows_many, nblk, M, block, d, params, tokens, batch, partials);
+        else if (rows) LAUNCH("train_rows", adder_train_rows, nblk, M, block, d, params, tokens, batch, partials);
         else LAUNCH("train_step", adder_train_step, nblk, M, block, d, params, tokens, batch, partials);
-        if (kernel == "loss_and_gradient" || kernel == "rows_loss_and_gradient") {
+        if (kernel == "loss_and_gradient" || kernel == "rows_loss_and_gradient" || many) {
             float* grad = output<float>("grad", 1, M * P, NaN);
             float* loss = output<float>("loss", 1, M, NaN);
             LAUNCH("train_step", adder_reduce_gradients, M, 1, 256, d, params, (const float*)partials, (int)nblk, grad, loss);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Adder.Kernels;
@@ -10,7 +11,8 @@ namespace Adder.Kernels;
 public sealed class CudaBackend : IBackend
 {
     const int SequenceBlock = 64;   // adder_train_step: 32 or 64; adder_logits/adder_decode: ≤ 256
-    const int RowSequences = 8, RowBlock = RowSequences * 33;   // adder_train_rows: fixed by train_rows.cu
+    // adder_train_rows[_many]: common.cuh's ADDER_ROW_SEQS and ADDER_ROW_DYNAMIC_BYTES (the attention terms)
+    const int RowSequences = 8, RowBlock = RowSequences * 33, RowDynamicBytes = RowSequences * 33 * 34 / 2 * 4;
     const int ModelBlock = 256;     // adder_reduce_gradients, adder_optimizer_step
     const long KernelStackBytes = 40960;   // ≥ the largest ptxas stack frame (adder_train_step, 39,216 B)
 
@@ -26,18 +28,18 @@ public sealed class CudaBackend : IBackend
     readonly CudaStream stream;
     readonly List<CudaModule> modules = [];
     readonly CudaKernel trainStep, reduceGradients, optimizerStep, logits, decode;
-    // adder_train_rows where the config is of the 311p family (AdderDims.RowsFit), else adder_train_step
-    readonly CudaKernel gradientKernel;
+    // adder_train_rows[_many] where the config is of the 311p family (AdderDims.RowsFit), else adder_train_step
+    readonly CudaKernel? rowsFew, rowsMany;
     readonly bool rows;
+    readonly int multiprocessors;
 
     // The models' state: [M][P] floats, [M] steps.
     readonly CudaDeviceVariable<float> parameters, adamM, adamV;
     readonly CudaDeviceVariable<long> step;
     // The step's inputs and results, pinned on the host for the graph's async copies.
-    readonly CudaDeviceVariable<double> settings, norm;
-    readonly CudaDeviceVariable<float> loss;
-    readonly CudaPinnedHostMemory<double> hostSettings, hostNorm;
-    readonly CudaPinnedHostMemory<float> hostLoss;
+    // outcome: [M] gradient norms (double), then [M] losses (float) in the next M doubles' bytes: one copy down
+    readonly CudaDeviceVariable<double> settings, outcome;
+    readonly CudaPinnedHostMemory<double> hostSettings, hostOutcome;
 
     // The captured training step and the buffers whose addresses it holds (sized for graphBatch).
     CudaGraphExec? graph;
@@ -79,13 +81,25 @@ public sealed class CudaBackend : IBackend
             optimizerStep = new CudaKernel("adder_optimizer_step", optimizer);
             logits = new CudaKernel("adder_logits", logitsModule);
             decode = new CudaKernel("adder_decode", decodeModule);
-            gradientKernel = rows ? new CudaKernel("adder_train_rows", Load("train_rows.ptx")) : trainStep;
+            if (rows)
+            {
+                var rowModule = Load("train_rows.ptx");
+                rowsFew = new CudaKernel("adder_train_rows", rowModule);
+                rowsMany = new CudaKernel("adder_train_rows_many", rowModule);
+                foreach (var k in new[] { rowsFew, rowsMany })
+                {
+                    // with their 44.7 KB of static shared memory, over the 48 KB a launch gets without asking
+                    k.SetMaxDynamicSharedMemory(RowDynamicBytes);
+                    k.DynamicSharedMemory = RowDynamicBytes;
+                }
+            }
+            multiprocessors = context.MultiprocessorCount;
 
             long mp = (long)models * P;
             parameters = new(mp); adamM = new(mp); adamV = new(mp); step = new(models);
             parameters.Memset((byte)0); adamM.Memset((byte)0); adamV.Memset((byte)0); step.Memset((byte)0);
-            settings = new(6); norm = new(models); loss = new(models);
-            hostSettings = new(6); hostNorm = new(models); hostLoss = new(models);
+            settings = new(6); outcome = new(2L * models);
+            hostSettings = new(6); hostOutcome = new(2L * models);
         }
         catch
         {
@@ -196,7 +210,9 @@ public sealed class CudaBackend : IBackend
         h[0] = s.Lr; h[1] = s.WeightDecay; h[2] = s.Clip; h[3] = s.Beta1; h[4] = s.Beta2; h[5] = s.Eps;
         graph!.Launch(stream);
         stream.Synchronize();
-        for (int m = 0; m < Models; m++) results[m] = new StepResult(hostLoss[m], hostNorm[m]);
+        var norms = hostOutcome.Span[..Models];
+        var losses = MemoryMarshal.Cast<double, float>(hostOutcome.Span[Models..])[..Models];
+        for (int m = 0; m < Models; m++) results[m] = new StepResult(losses[m], norms[m]);
     }
 
     /// <summary>Tokens (0..13) as bytes: a quarter of the bytes to copy up each step (17.8 MB of int32 at 256 models
@@ -251,9 +267,9 @@ public sealed class CudaBackend : IBackend
             LaunchGradients(Models, parameters.DevicePointer, stepTokens, batch, stepPartials);
             optimizerStep.GridDimensions = Models;
             optimizerStep.BlockDimensions = ModelBlock;
-            optimizerStep.RunAsync(stream, dims, stepPartials, nblk, settings, parameters, adamM, adamV, step, loss, norm);
-            loss.AsyncCopyToHost(hostLoss, stream);
-            norm.AsyncCopyToHost(hostNorm, stream);
+            optimizerStep.RunAsync(stream, dims, stepPartials, nblk, settings, parameters, adamM, adamV, step,
+                outcome.At(Models), outcome.DevicePointer);
+            outcome.AsyncCopyToHost(hostOutcome, stream);
         }
         catch
         {
@@ -273,9 +289,12 @@ public sealed class CudaBackend : IBackend
     /// partial gradient record a block.</summary>
     void LaunchGradients(int models, ulong parameters, IDevicePointer tokens, int batch, IDevicePointer partials)
     {
-        gradientKernel.GridDimensions = new dim3((uint)GradientBlocks(batch), (uint)models);
-        gradientKernel.BlockDimensions = rows ? RowBlock : SequenceBlock;
-        gradientKernel.RunAsync(stream, dims, parameters, tokens, batch, partials);
+        int blocks = GradientBlocks(batch);
+        // the row kernel holding three blocks an SM where the grid fills the GPU more than twice (BENCHMARKS)
+        var kernel = !rows ? trainStep : (long)blocks * models > 2L * multiprocessors ? rowsMany! : rowsFew!;
+        kernel.GridDimensions = new dim3((uint)blocks, (uint)models);
+        kernel.BlockDimensions = rows ? RowBlock : SequenceBlock;
+        kernel.RunAsync(stream, dims, parameters, tokens, batch, partials);
     }
 
     public float LossAndGradient(int model, ReadOnlySpan<int> tokens, int batch, Span<float> grad)
@@ -353,7 +372,7 @@ public sealed class CudaBackend : IBackend
         stream?.Synchronize();
         DisposeGraph();
         foreach (var b in new IDisposable?[] { scratchTokens, scratchTokenBytes, scratchOut, scratchPartials, scratchGrad, scratchFloats,
-                     parameters, adamM, adamV, step, settings, norm, loss, hostSettings, hostNorm, hostLoss, stream })
+                     parameters, adamM, adamV, step, settings, outcome, hostSettings, hostOutcome, stream })
             b?.Dispose();
         foreach (var m in modules) m.Dispose();
         context.Dispose();

@@ -225,6 +225,11 @@ let ``row train-step kernel: loss and every tensor's gradient match CpuBackend (
     checkKernelLossAndGradient "rows_loss_and_gradient" "311p" c [| publishedModel (); randomModel c 1; randomModel c 2 |] 150 0
 
 [<Fact>]
+let ``row train-step kernel for many blocks (the same step, three blocks an SM on a GPU) matches CpuBackend`` () =
+    let c = ModelConfig.Preset311
+    checkKernelLossAndGradient "rows_many_loss_and_gradient" "311p" c [| randomModel c 9; publishedModel () |] 70 0
+
+[<Fact>]
 let ``row train-step kernel: ranks below 3 (qkv 2, ffn 2, pos 1, proj 2) match CpuBackend`` () =
     let c = ModelConfig(QkvRank = 2, FfnRank = 2, PosRank = 1, AttnOutRank = 2)
     Assert.True(Adder.Kernels.AdderDims.RowsFit(ParameterLayout c))
