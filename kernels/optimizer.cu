@@ -3,7 +3,7 @@
 // so a captured graph replays with each step's learning rate.
 #include "reduce.cuh"
 
-#define ADDER_OPT_BLOCK 256
+#define ADDER_OPT_BLOCK 1024   // one model: its reduction's loads spread over more threads
 
 extern "C" __global__ void __launch_bounds__(ADDER_OPT_BLOCK)
 adder_optimizer_step(AdderDims dims, const float* partials, int nblk, const double* settings, float* params,

@@ -1,5 +1,5 @@
-// The training step of the 311p family, one thread per (sequence, position) row: 8 sequences a block, 264
-// threads, each running its position's forward and backward with its vectors in registers. Written for
+// The training step of the 311p family, one thread per (sequence, position) row: 4 or 8 sequences a block (132
+// or 264 threads; the kernels at the end), each running its position's forward and backward with its vectors in registers. Written for
 // d_model 4, one head, d_ff 8, shareA_tieKV and every rank 1..3 (the host checks `rows_fit` in ABI.md);
 // every other supported config runs adder_train_step (train_step.cu), the one-thread-per-sequence kernel.
 //
@@ -17,8 +17,6 @@
 #include "embedding.cuh"
 #include "head.cuh"
 
-#define ROW_SEQS ADDER_ROW_SEQS              // sequences per block (common.cuh)
-#define ROW_COUNT (ROW_SEQS * ADDER_T)       // rows = threads per block: 264
 #define RD 4                                 // d_model
 #define RF 8                                 // d_ff
 #define RR 3                                 // the largest rank
@@ -32,7 +30,7 @@
 #ifdef __CUDACC__
 extern __shared__ float row_terms[];
 #else
-static float row_terms[ROW_SEQS * ROW_TRIANGLE];   // the CPU harness: blocks run one after another
+static float row_terms[ADDER_ROWS_MANY_SEQS * ROW_TRIANGLE];   // the CPU harness: blocks run one after another
 #endif
 
 // ---- fixed-size pieces (registers, not local memory: every loop bound is a compile-time constant) ----
@@ -98,8 +96,8 @@ template <int N> ADDER_DEVICE void rows_put(float* row, int col, const float (&v
 
 // ---- the gradient sums over the block's rows ----
 //
-// A phase's gradient entries, its tensors' laid end to end, are at most 264 (= threads): thread e sums entry e.
-// Its RowEntry says which staging columns it multiplies: PRODUCT g = Σ_rows x·dy (a matmul's weight: x_i·dy_o;
+// A phase's gradient entries are its tensors' laid end to end: thread e sums entries e, e + threads, ...
+// An entry's RowEntry says which staging columns it multiplies: PRODUCT g = Σ_rows x·dy (a matmul's weight: x_i·dy_o;
 // a norm's weight: hat_i·dy_i; the loss: loss·1); TOKEN g = Σ_{rows with token v} dy (the token embedding);
 // POSITION g = Σ_{rows at position t} dy (the position table). Kept in registers: no local memory.
 
@@ -136,8 +134,10 @@ ADDER_DEVICE void entry_position(RowEntry& en, int& e, int grad, int dc)
 
 // Sums the thread's entry over the rows (four interleaved partial sums, rows r ≡ 0..3 mod 4, then
 // (s0 + s1) + (s2 + s3): independent chains hide the shared-memory latency) into the block's record.
+template <int SEQS>
 ADDER_DEVICE void row_sum(const RowEntry& en, const float* stage, float* grad)
 {
+    const int ROW_COUNT = SEQS * ADDER_T;
     if (en.kind == ROW_NONE) return;
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
     if (en.kind == ROW_PRODUCT) {
@@ -157,16 +157,31 @@ ADDER_DEVICE void row_sum(const RowEntry& en, const float* stage, float* grad)
             a3 += (int)s[3 * STAGE + en.xc] == en.v ? s[3 * STAGE + en.dc] : 0.0f;
         }
     } else {
-        for (int q = 0; q < ROW_SEQS; q++) a0 += stage[(q * ADDER_T + en.v) * STAGE + en.dc];
+        for (int q = 0; q < SEQS; q++) a0 += stage[(q * ADDER_T + en.v) * STAGE + en.dc];
     }
     grad[en.grad] += (a0 + a1) + (a2 + a3);
 }
 
+// One phase: select(en, e) runs the entry cursor over the phase's tensors; each thread sums its entries.
+template <int SEQS, typename Select>
+ADDER_DEVICE void row_phase(const float* stage, float* grad, Select select)
+{
+    for (int e0 = threadIdx.x;; e0 += blockDim.x) {
+        RowEntry en = {ROW_NONE, 0, 0, 0, 0};
+        int e = e0;
+        select(en, e);
+        if (en.kind == ROW_NONE) return;
+        row_sum<SEQS>(en, stage, grad);
+    }
+}
+
 // ---- the kernel ----
 
-// The step of one block; the two kernels below differ only in how many blocks an SM must hold.
+// The step of one block of SEQS sequences (SEQS · 33 threads).
+template <int SEQS>
 ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const unsigned char* tokens, int batch, float* partials)
 {
+    const int ROW_COUNT = SEQS * ADDER_T;
     __shared__ float sp[ROW_MAX_P];                 // this model's parameters
     __shared__ float table[ADDER_T * RD];           // the position table
     __shared__ float grad[ROW_MAX_G];               // the block's gradient record: [P], dPos [T][d], loss
@@ -175,7 +190,7 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
 
     int P = dims.params, G = adder_grad_stride(dims), tid = threadIdx.x;
     int m = blockIdx.y, sl = tid / ADDER_T, t = tid % ADDER_T, first = sl * ADDER_T;   // first: row of position 0
-    int seq = blockIdx.x * ROW_SEQS + sl;
+    int seq = blockIdx.x * SEQS + sl;
     bool valid = seq < batch;
     const float* pg = params + (size_t)m * P;
     for (int k = tid; k < P; k += blockDim.x) sp[k] = pg[k];
@@ -250,28 +265,22 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     rows_put(row, 0, z); rows_put(row, 4, dLogits); rows_put(row, 18, hatf); rows_put(row, 22, dz);
     rows_put(row, 26, f2h); rows_put(row, 29, dx1);
     __syncthreads();
-    {
-        RowEntry en = {ROW_NONE, 0, 0, 0, 0};
-        int e = tid;
+    row_phase<SEQS>(stage, grad, [&](RowEntry& en, int& e) {
         entry_outer(en, e, dims.tok_emb, ADDER_VOCAB, RD, 4, 0);
         entry_diag(en, e, dims.lnf_w, RD, 18, 22);
         entry_outer(en, e, dims.fc2.b, r2, RD, 26, 29);
-        row_sum(en, stage, grad);
-    }
+    });
     __syncthreads();
 
     // phase 2: fc2.A, fc1.B, fc1.A
     rows_put(row, 0, g); rows_put(row, 8, df2h); rows_put(row, 11, f1h); rows_put(row, 14, dg);
     rows_put(row, 22, n2); rows_put(row, 26, df1h);
     __syncthreads();
-    {
-        RowEntry en = {ROW_NONE, 0, 0, 0, 0};
-        int e = tid;
+    row_phase<SEQS>(stage, grad, [&](RowEntry& en, int& e) {
         entry_outer(en, e, dims.fc2.a, RF, r2, 0, 8);
         entry_outer(en, e, dims.fc1.b, r1, RF, 11, 14);
         entry_outer(en, e, dims.fc1.a, RD, r1, 22, 26);
-        row_sum(en, stage, grad);
-    }
+    });
     __syncthreads();
 
     // ---- backward: second norm, projection, attention ----
@@ -303,14 +312,11 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     rows_put(row, 22, q); rows_put(row, 26, dy);
     row[31] = inv; row[32] = dot;
     __syncthreads();
-    {
-        RowEntry en = {ROW_NONE, 0, 0, 0, 0};
-        int e = tid;
+    row_phase<SEQS>(stage, grad, [&](RowEntry& en, int& e) {
         entry_diag(en, e, dims.ln2_w, RD, 0, 4);
         entry_outer(en, e, dims.proj.b, ra, RD, 8, 11);
         entry_outer(en, e, dims.proj.a, RD, ra, 15, 19);
-        row_sum(en, stage, grad);
-    }
+    });
     // this row as the key (and value): dk = Σ_{t' ≥ t} p·dy_t' + ds·q_t', t' from 32 down, as the CPU adds them
     float dk[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int tq = ADDER_T - 1; tq >= t; tq--) {
@@ -338,9 +344,7 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     rows_put(row, 15, dh); rows_put(row, 18, hat1); rows_put(row, 22, dn1); rows_put(row, 26, dx0);
     row[30] = (float)token; row[31] = loss; row[32] = 1.0f;
     __syncthreads();
-    {
-        RowEntry en = {ROW_NONE, 0, 0, 0, 0};
-        int e = tid;   // 12 + 12 + 12 + 4 + 56 + 132 + 1 = 229 entries at rank 3, ≤ 264
+    row_phase<SEQS>(stage, grad, [&](RowEntry& en, int& e) {   // 12 + 12 + 12 + 4 + 56 + 132 + 1 = 229 entries at rank 3
         entry_outer(en, e, dims.bq, rq, RD, 0, 3);
         entry_outer(en, e, dims.bkv, rq, RD, 0, 7);
         entry_outer(en, e, dims.qkv_a, RD, rq, 11, 15);
@@ -348,26 +352,26 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
         entry_token(en, e, dims.tok_emb, 30, 26);
         entry_position(en, e, P, 26);
         entry_outer(en, e, G - 1, 1, 1, 31, 32);   // the loss: Σ loss·1
-        row_sum(en, stage, grad);
-    }
+    });
     __syncthreads();
 
     float* out = partials + ((size_t)m * gridDim.x + blockIdx.x) * G;
     for (int k2 = tid; k2 < G; k2 += blockDim.x) out[k2] = grad[k2];
 }
 
-// Two blocks an SM (registers capped at 65,536 / (2 · 264): 96, no spills to speak of): the shorter block, for
-// a grid of at most two blocks an SM (one model of 512 sequences is 64 blocks).
-extern "C" __global__ void __launch_bounds__(ROW_COUNT, 2)
+// Few blocks (one model: 512 sequences): 4 sequences a block, so 128 blocks spread over the SMs and each block's
+// gradient sums run over 132 rows.
+extern "C" __global__ void __launch_bounds__(ADDER_ROWS_FEW_SEQS * ADDER_T)
 adder_train_rows(AdderDims dims, const float* params, const unsigned char* tokens, int batch, float* partials)
 {
-    row_step(dims, params, tokens, batch, partials);
+    row_step<ADDER_ROWS_FEW_SEQS>(dims, params, tokens, batch, partials);
 }
 
-// Three blocks an SM (72 registers, some spills): more warps to hide latency, for grids of many blocks
-// (measured on an H200: 16% faster at 64 and 256 models, 8% slower at one; BENCHMARKS).
-extern "C" __global__ void __launch_bounds__(ROW_COUNT, 3)
+// Many blocks (many models): 8 sequences a block (half the partial records) and three blocks an SM (72
+// registers, some spills: more warps to hide latency; measured on an H200, 16% faster than two at 64 and 256
+// models; BENCHMARKS).
+extern "C" __global__ void __launch_bounds__(ADDER_ROWS_MANY_SEQS * ADDER_T, 3)
 adder_train_rows_many(AdderDims dims, const float* params, const unsigned char* tokens, int batch, float* partials)
 {
-    row_step(dims, params, tokens, batch, partials);
+    row_step<ADDER_ROWS_MANY_SEQS>(dims, params, tokens, batch, partials);
 }

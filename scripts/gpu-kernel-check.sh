@@ -29,8 +29,9 @@ for in in "${inputs[@]}"; do
     result $? "parity $name"
 done
 
-# the two training kernels: adder_train_step (loss_and_gradient) and adder_train_rows (rows_loss_and_gradient)
-for kernel in loss_and_gradient rows_loss_and_gradient; do
+# the training kernels: adder_train_step (loss_and_gradient), adder_train_rows (rows_loss_and_gradient) and
+# adder_train_rows_many (rows_many_loss_and_gradient)
+for kernel in loss_and_gradient rows_loss_and_gradient rows_many_loss_and_gradient; do
     if command -v compute-sanitizer > /dev/null && [ -f "$cases/$kernel--311p.in.bin" ]; then
         for tool in memcheck racecheck; do
             compute-sanitizer --tool "$tool" --error-exitcode 3 "$exe" "$kernel" \
@@ -42,7 +43,7 @@ for kernel in loss_and_gradient rows_loss_and_gradient; do
     fi
 done
 
-for kernel in loss_and_gradient rows_loss_and_gradient; do
+for kernel in loss_and_gradient rows_loss_and_gradient rows_many_loss_and_gradient; do
     if [ -f "$cases/$kernel--311p.in.bin" ]; then
         for models in 1 64 256; do
             "$exe" replicate "$cases/$kernel--311p.in.bin" "$work/bench.in.bin" "$models" 512 &&

@@ -325,7 +325,10 @@ template <typename... A> void gpu_launch(const char* module, const char* name, u
     CUfunction f = gpu_function(module, name);
     // the row kernels keep their attention terms in dynamic shared memory (with their static, over 48 KB: opt in)
     // (ADDER_NO_DYNAMIC=1: none, to time an earlier row kernel's PTX that had none)
-    unsigned dynamic = std::string(name).rfind("adder_train_rows", 0) == 0 && !getenv("ADDER_NO_DYNAMIC") ? ADDER_ROW_DYNAMIC_BYTES : 0;
+    std::string n = name;
+    unsigned dynamic = getenv("ADDER_NO_DYNAMIC") ? 0
+                       : n == "adder_train_rows" ? ADDER_ROW_DYNAMIC_BYTES(ADDER_ROWS_FEW_SEQS)
+                       : n == "adder_train_rows_many" ? ADDER_ROW_DYNAMIC_BYTES(ADDER_ROWS_MANY_SEQS) : 0;
     if (dynamic) CU(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, dynamic));
     upload();
     std::tuple<A...> values(device_arg(args)...);
@@ -450,8 +453,9 @@ int main(int argc, char** argv)
     bool many = kernel == "rows_many_loss_and_gradient";
     bool rows = many || kernel == "train_rows" || kernel == "rows_loss_and_gradient";
     if (rows || kernel == "train_step" || kernel == "loss_and_gradient") {
-        // adder_train_rows: ADDER_ROW_SEQS sequences a block, whatever "block" says (kernels/ABI.md)
-        int batch = scalar("batch"), block = rows ? ADDER_ROW_SEQS * ADDER_T : scalar("block");
+        // the row kernels: their sequences a block, whatever "block" says (kernels/ABI.md)
+        int seqs = many ? ADDER_ROWS_MANY_SEQS : ADDER_ROWS_FEW_SEQS;
+        int batch = scalar("batch"), block = rows ? seqs * ADDER_T : scalar("block");
         const float* params = data<float>(get("params", 1, M * P));
         // the training kernels read tokens as bytes (kernels/ABI.md): a uint8 copy, dropped before OUT is written
         Array& wide = get("tokens", 0, (size_t)M * batch * ADDER_FULL);
@@ -459,7 +463,7 @@ int main(int argc, char** argv)
         for (size_t i = 0; i < wide.count(); i++) narrow->bytes[i] = (char)(unsigned char)data<int>(wide)[i];
         arrays["tokens8"] = narrow;
         const unsigned char* tokens = reinterpret_cast<const unsigned char*>(narrow->bytes.data());
-        unsigned nblk = blocks(batch, rows ? ADDER_ROW_SEQS : block);
+        unsigned nblk = blocks(batch, rows ? seqs : block);
         float* partials = output<float>("partials", 1, M * nblk * G, NaN);
         if (many) LAUNCH("train_rows", adder_train_rows_many, nblk, M, block, d, params, tokens, batch, partials);
         else if (rows) LAUNCH("train_rows", adder_train_rows, nblk, M, block, d, params, tokens, batch, partials);
@@ -481,6 +485,7 @@ int main(int argc, char** argv)
         long long* step = data<long long>(get("step", 3, M));
         float* loss = output<float>("loss", 1, M, NaN);
         double* norm = output<double>("norm", 2, M, std::numeric_limits<double>::quiet_NaN());
+        // 256 threads (any power of two up to ADDER_OPT_BLOCK works; CudaBackend launches 1024): a fiber each
         LAUNCH("optimizer", adder_optimizer_step, M, 1, 256, d, partials, nblk, settings, params, m, v, step, loss, norm);
     } else if (kernel == "logits") {
         int count = scalar("count"), block = scalar("block");

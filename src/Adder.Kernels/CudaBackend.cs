@@ -11,9 +11,11 @@ namespace Adder.Kernels;
 public sealed class CudaBackend : IBackend
 {
     const int SequenceBlock = 64;   // adder_train_step: 32 or 64; adder_logits/adder_decode: ≤ 256
-    // adder_train_rows[_many]: common.cuh's ADDER_ROW_SEQS and ADDER_ROW_DYNAMIC_BYTES (the attention terms)
-    const int RowSequences = 8, RowBlock = RowSequences * 33, RowDynamicBytes = RowSequences * 33 * 34 / 2 * 4;
-    const int ModelBlock = 256;     // adder_reduce_gradients, adder_optimizer_step
+    // adder_train_rows (few blocks) and adder_train_rows_many: common.cuh's ADDER_ROWS_FEW_SEQS, ADDER_ROWS_MANY_SEQS
+    const int FewSequences = 4, ManySequences = 8;
+    static int RowDynamicBytes(int sequences) => sequences * (33 * 34 / 2) * 4;   // ADDER_ROW_DYNAMIC_BYTES
+    const int ModelBlock = 256;     // adder_reduce_gradients
+    const int OptimizerBlock = 1024;   // adder_optimizer_step (ADDER_OPT_BLOCK): one model's reduction over more threads
     const long KernelStackBytes = 40960;   // ≥ the largest ptxas stack frame (adder_train_step, 39,216 B)
 
     public string Name => "cuda";
@@ -86,11 +88,12 @@ public sealed class CudaBackend : IBackend
                 var rowModule = Load("train_rows.ptx");
                 rowsFew = new CudaKernel("adder_train_rows", rowModule);
                 rowsMany = new CudaKernel("adder_train_rows_many", rowModule);
-                foreach (var k in new[] { rowsFew, rowsMany })
+                foreach (var (k, sequences) in new[] { (rowsFew, FewSequences), (rowsMany, ManySequences) })
                 {
-                    // with their 44.7 KB of static shared memory, over the 48 KB a launch gets without asking
-                    k.SetMaxDynamicSharedMemory(RowDynamicBytes);
-                    k.DynamicSharedMemory = RowDynamicBytes;
+                    // the attention terms; with the many kernel's 44.7 KB of static shared memory, over the 48 KB a
+                    // launch gets without asking
+                    k.SetMaxDynamicSharedMemory(RowDynamicBytes(sequences));
+                    k.DynamicSharedMemory = (uint)RowDynamicBytes(sequences);
                 }
             }
             multiprocessors = context.MultiprocessorCount;
@@ -254,7 +257,7 @@ public sealed class CudaBackend : IBackend
     void Capture(int batch)
     {
         DisposeGraph();
-        int nblk = GradientBlocks(batch);
+        int nblk = GradientKernel(Models, batch).Blocks;
         hostTokens = new((long)Models * batch * Tokens.FullLength);
         stepTokens = new(hostTokens.Size);
         stepPartials = new((long)Models * nblk * G);
@@ -266,7 +269,7 @@ public sealed class CudaBackend : IBackend
             settings.AsyncCopyToDevice(hostSettings, stream);
             LaunchGradients(Models, parameters.DevicePointer, stepTokens, batch, stepPartials);
             optimizerStep.GridDimensions = Models;
-            optimizerStep.BlockDimensions = ModelBlock;
+            optimizerStep.BlockDimensions = OptimizerBlock;
             optimizerStep.RunAsync(stream, dims, stepPartials, nblk, settings, parameters, adamM, adamV, step,
                 outcome.At(Models), outcome.DevicePointer);
             outcome.AsyncCopyToHost(hostOutcome, stream);
@@ -282,18 +285,24 @@ public sealed class CudaBackend : IBackend
         graphBatch = batch;
     }
 
-    /// <summary>Blocks a model of the gradient kernel: each writes one partial record (ABI.md "partials").</summary>
-    int GradientBlocks(int batch) => rows ? Blocks(batch, RowSequences) : Blocks(batch, SequenceBlock);
+    /// <summary>The gradient kernel for `models` models of `batch` sequences, its block and its blocks a model (each
+    /// block writes one partial record, ABI.md "partials"): the row kernels for the 311p family, the one that holds
+    /// more blocks an SM where the grid of the other would fill the GPU more than twice (BENCHMARKS).</summary>
+    (CudaKernel Kernel, int Block, int Blocks) GradientKernel(int models, int batch)
+    {
+        if (!rows) return (trainStep, SequenceBlock, Blocks(batch, SequenceBlock));
+        int few = Blocks(batch, FewSequences);
+        return (long)few * models > 2L * multiprocessors
+            ? (rowsMany!, ManySequences * 33, Blocks(batch, ManySequences))
+            : (rowsFew!, FewSequences * 33, few);
+    }
 
-    /// <summary>Forward and backward of `models` models (from `parameters` on) over batch sequences each, one
-    /// partial gradient record a block.</summary>
+    /// <summary>Forward and backward of `models` models (from `parameters` on) over batch sequences each.</summary>
     void LaunchGradients(int models, ulong parameters, IDevicePointer tokens, int batch, IDevicePointer partials)
     {
-        int blocks = GradientBlocks(batch);
-        // the row kernel holding three blocks an SM where the grid fills the GPU more than twice (BENCHMARKS)
-        var kernel = !rows ? trainStep : (long)blocks * models > 2L * multiprocessors ? rowsMany! : rowsFew!;
+        var (kernel, block, blocks) = GradientKernel(models, batch);
         kernel.GridDimensions = new dim3((uint)blocks, (uint)models);
-        kernel.BlockDimensions = rows ? RowBlock : SequenceBlock;
+        kernel.BlockDimensions = block;
         kernel.RunAsync(stream, dims, parameters, tokens, batch, partials);
     }
 
@@ -304,7 +313,7 @@ public sealed class CudaBackend : IBackend
         CheckLength(tokens.Length, (long)batch * Tokens.FullLength, "tokens");
         CheckLength(grad.Length, P, "gradient");
         context.SetCurrent();
-        int nblk = GradientBlocks(batch);
+        int nblk = GradientKernel(1, batch).Blocks;
         var t = Scratch(ref scratchTokenBytes, tokens.Length);
         var partials = Scratch(ref scratchPartials, (long)nblk * G);
         var g = Scratch(ref scratchGrad, P);
