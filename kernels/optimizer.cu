@@ -1,13 +1,13 @@
-// One block per model: the gradient from the train step's partials, its global norm, clipping
-// (GradClip.Apply) and AdamW (AdamW.Update). The settings and the step count are read from device memory,
-// so a captured graph replays with each step's learning rate.
+// One block per model: the gradient from the train step's partials, the Grokfast-EMA filter when its lambda is
+// not 0 (Grokfast.Apply), its global norm, clipping (GradClip.Apply) and AdamW (AdamW.Update). The settings and
+// the step count are read from device memory, so a captured graph replays with each step's learning rate.
 #include "reduce.cuh"
 
 #define ADDER_OPT_BLOCK 1024   // one model: its reduction's loads spread over more threads
 
 extern "C" __global__ void __launch_bounds__(ADDER_OPT_BLOCK)
 adder_optimizer_step(AdderDims dims, const float* partials, int nblk, const double* settings, float* params,
-                     float* adam_m, float* adam_v, long long* step, float* loss, double* norm)
+                     float* adam_m, float* adam_v, long long* step, float* loss, double* norm, float* grokfast_ema)
 {
     __shared__ float grad[ADDER_MAX_PARAMS];
     __shared__ float dPos[ADDER_T * ADDER_MAX_D];
@@ -19,6 +19,18 @@ adder_optimizer_step(AdderDims dims, const float* partials, int nblk, const doub
     float* V = adam_v + (size_t)m * P;
     long long t = step[m] + 1;   // every thread reads it before thread 0 writes it back (barriers between)
     reduce_partials(dims, p, partials + (size_t)m * nblk * G, nblk, grad, dPos, &lossSum);
+
+    // Grokfast-EMA: h = α·h + (1−α)·g, then g += λ·h, element by element as Grokfast.Apply (λ 0: not run)
+    if (settings[7] != 0.0) {
+        float a = (float)settings[6], oneMinusA = (float)(1.0 - settings[6]), l = (float)settings[7];
+        float* ema = grokfast_ema + (size_t)m * P;
+        for (int k = tid; k < P; k += blockDim.x) {
+            float h = a * ema[k] + oneMinusA * grad[k];
+            ema[k] = h;
+            grad[k] += l * h;
+        }
+        __syncthreads();
+    }
 
     // global L2 norm in double, each thread's strided share then a fixed tree
     double ss = 0.0;

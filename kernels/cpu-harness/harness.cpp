@@ -36,7 +36,7 @@ void adder_train_rows(AdderDims dims, const float* params, const unsigned char* 
 void adder_train_rows_many(AdderDims dims, const float* params, const unsigned char* tokens, int batch, float* partials);
 void adder_reduce_gradients(AdderDims dims, const float* params, const float* partials, int nblk, float* grad, float* loss);
 void adder_optimizer_step(AdderDims dims, const float* partials, int nblk, const double* settings, float* params,
-                          float* adam_m, float* adam_v, long long* step, float* loss, double* norm);
+                          float* adam_m, float* adam_v, long long* step, float* loss, double* norm, float* grokfast_ema);
 void adder_logits(AdderDims dims, const float* params, const int* tokens, int count, float* logits);
 void adder_decode(AdderDims dims, const float* params, const int* prompts, int count, int* out);
 }
@@ -478,15 +478,16 @@ int main(int argc, char** argv)
     } else if (kernel == "optimizer_step") {
         int nblk = scalar("nblk");
         const float* partials = data<float>(get("partials", 1, M * nblk * G));
-        const double* settings = data<double>(get("settings", 2, 6));
+        const double* settings = data<double>(get("settings", 2, 8));
         float* params = data<float>(get("params", 1, M * P));
         float* m = data<float>(get("adam_m", 1, M * P));
         float* v = data<float>(get("adam_v", 1, M * P));
         long long* step = data<long long>(get("step", 3, M));
+        float* ema = data<float>(get("grokfast_ema", 1, M * P));
         float* loss = output<float>("loss", 1, M, NaN);
         double* norm = output<double>("norm", 2, M, std::numeric_limits<double>::quiet_NaN());
         // 256 threads (any power of two up to ADDER_OPT_BLOCK works; CudaBackend launches 1024): a fiber each
-        LAUNCH("optimizer", adder_optimizer_step, M, 1, 256, d, partials, nblk, settings, params, m, v, step, loss, norm);
+        LAUNCH("optimizer", adder_optimizer_step, M, 1, 256, d, partials, nblk, settings, params, m, v, step, loss, norm, ema);
     } else if (kernel == "logits") {
         int count = scalar("count"), block = scalar("block");
         const float* params = data<float>(get("params", 1, M * P));

@@ -37,6 +37,10 @@ public sealed class CudaBackend : IBackend
 
     // The models' state: [M][P] floats, [M] steps.
     readonly CudaDeviceVariable<float> parameters, adamM, adamV;
+    // Grokfast-EMA's gradient average [M][P]; filtered[m]: model m has one (it ran a filtered step or was given
+    // one), so GetOptimizer returns it; otherwise it is zeros, as a CPU run's average before its first use.
+    readonly CudaDeviceVariable<float> grokfastEma;
+    readonly bool[] filtered;
     readonly CudaDeviceVariable<long> step;
     // The step's inputs and results, pinned on the host for the graph's async copies.
     // outcome: [M] gradient norms (double), then [M] losses (float) in the next M doubles' bytes: one copy down
@@ -99,10 +103,12 @@ public sealed class CudaBackend : IBackend
             multiprocessors = context.MultiprocessorCount;
 
             long mp = (long)models * P;
-            parameters = new(mp); adamM = new(mp); adamV = new(mp); step = new(models);
+            parameters = new(mp); adamM = new(mp); adamV = new(mp); step = new(models); grokfastEma = new(mp);
             parameters.Memset((byte)0); adamM.Memset((byte)0); adamV.Memset((byte)0); step.Memset((byte)0);
-            settings = new(6); outcome = new(2L * models);
-            hostSettings = new(6); hostOutcome = new(2L * models);
+            grokfastEma.Memset((byte)0);
+            filtered = new bool[models];
+            settings = new(SettingsCount); outcome = new(2L * models);
+            hostSettings = new(SettingsCount); hostOutcome = new(2L * models);
         }
         catch
         {
@@ -172,19 +178,21 @@ public sealed class CudaBackend : IBackend
         parameters.CopyToHost(values, (long)model * P);
     }
 
-    /// <summary>The kernels have no Grokfast filter (yet): a run that asks for one is refused, not silently unfiltered.</summary>
-    public const string NoGrokfast = "the CUDA backend has no Grokfast filter; train with --device cpu or leave --grokfast-lambda at 0";
+    const int SettingsCount = 8;   // ABI.md "settings": lr, weight decay, clip, beta1, beta2, eps, Grokfast alpha, lambda
 
     public void SetOptimizer(int model, OptimizerState state)
     {
         CheckModel(model);
-        if (state.GrokfastEma is not null) throw new AdderException(NoGrokfast);
         if (state.M.Length != P || state.V.Length != P)
             throw new AdderException($"optimizer state has {state.M.Length} moments, the model {P} parameters");
+        if (state.GrokfastEma is { } e && e.Length != P)
+            throw new AdderException($"Grokfast state has {e.Length} values, the model {P}");
         context.SetCurrent();
         adamM.CopyToDevice(state.M, (long)model * P);
         adamV.CopyToDevice(state.V, (long)model * P);
         step.CopyToDevice([state.Step], model);
+        grokfastEma.CopyToDevice(state.GrokfastEma ?? new float[P], (long)model * P);
+        filtered[model] = state.GrokfastEma is not null;
     }
 
     public OptimizerState GetOptimizer(int model)
@@ -196,7 +204,13 @@ public sealed class CudaBackend : IBackend
         adamM.CopyToHost(m, (long)model * P);
         adamV.CopyToHost(v, (long)model * P);
         step.CopyToHost(s, model);
-        return new OptimizerState(s[0], m, v);
+        float[]? ema = null;
+        if (filtered[model])
+        {
+            ema = new float[P];
+            grokfastEma.CopyToHost(ema, (long)model * P);
+        }
+        return new OptimizerState(s[0], m, v, ema);
     }
 
     public void TrainStep(ReadOnlySpan<int> tokens, int batch, in StepSettings s, Span<StepResult> results)
@@ -204,13 +218,14 @@ public sealed class CudaBackend : IBackend
         if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch));
         CheckLength(tokens.Length, (long)Models * batch * Tokens.FullLength, "tokens");
         CheckLength(results.Length, Models, "results");
-        if (s.GrokfastLambda != 0) throw new AdderException(NoGrokfast);
         context.SetCurrent();
         if (graph is null || batch != graphBatch) Capture(batch);
 
         NarrowTokens(tokens, hostTokens!.Span);
         var h = hostSettings.Span;   // StepSettings order (ABI.md "settings")
         h[0] = s.Lr; h[1] = s.WeightDecay; h[2] = s.Clip; h[3] = s.Beta1; h[4] = s.Beta2; h[5] = s.Eps;
+        h[6] = s.GrokfastAlpha; h[7] = s.GrokfastLambda;
+        if (s.GrokfastLambda != 0) Array.Fill(filtered, true);
         graph!.Launch(stream);
         stream.Synchronize();
         var norms = hostOutcome.Span[..Models];
@@ -271,7 +286,7 @@ public sealed class CudaBackend : IBackend
             optimizerStep.GridDimensions = Models;
             optimizerStep.BlockDimensions = OptimizerBlock;
             optimizerStep.RunAsync(stream, dims, stepPartials, nblk, settings, parameters, adamM, adamV, step,
-                outcome.At(Models), outcome.DevicePointer);
+                outcome.At(Models), outcome.DevicePointer, grokfastEma);
             outcome.AsyncCopyToHost(hostOutcome, stream);
         }
         catch
@@ -381,7 +396,7 @@ public sealed class CudaBackend : IBackend
         stream?.Synchronize();
         DisposeGraph();
         foreach (var b in new IDisposable?[] { scratchTokens, scratchTokenBytes, scratchOut, scratchPartials, scratchGrad, scratchFloats,
-                     parameters, adamM, adamV, step, settings, outcome, hostSettings, hostOutcome, stream })
+                     parameters, adamM, adamV, step, grokfastEma, settings, outcome, hostSettings, hostOutcome, stream })
             b?.Dispose();
         foreach (var m in modules) m.Dispose();
         context.Dispose();

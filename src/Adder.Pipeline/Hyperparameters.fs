@@ -111,7 +111,7 @@ let all: Hyperparameter list =
       float "eps" "AdamW epsilon" (Some AdamW.DefaultEps) (Some AdamW.DefaultEps) positive (fun c -> c.Eps) (fun c x -> { c with Eps = x })
       float "grokfast_alpha" "Grokfast-EMA: the gradient average's decay" (Some Grokfast.DefaultAlpha) (Some Grokfast.DefaultAlpha) unitOpen
           (fun c -> c.GrokfastAlpha) (fun c x -> { c with GrokfastAlpha = x })
-      float "grokfast_lambda" "Grokfast-EMA: how much of the average is added to the gradient (0: off, the published recipe)"
+      float "grokfast_lambda" "Grokfast-EMA: how much of the average is added to the gradient (0: off, the published recipe; on --device cuda checked on the CPU harness, not yet on a GPU)"
           (Some Grokfast.DefaultLambda) (Some Grokfast.DefaultLambda) notNegative (fun c -> c.GrokfastLambda) (fun c x -> { c with GrokfastLambda = x }) ]
 
 let tryFind (name: string) = all |> List.tryFind (fun h -> h.Name = name)

@@ -131,6 +131,47 @@ let private parityChecks (device: BackendFactory) (cpu: BackendFactory) (presetN
         worstLoss <= 1e-4 && worstNorm <= 1e-4 && worstParam <= 1e-4,
         sprintf "loss %s, grad norm %s, worst tensor %s %s (limits 1e-4)" (sci worstLoss) (sci worstNorm) name (sci worstParam)) ]
 
+/// Grokfast-EMA on the device against the CPU: two filtered steps, the CPU's state (weights, moments, average)
+/// handed to the device as a resumed run's, two more; the weights and the averages must agree.
+let private grokfastCheck (device: BackendFactory) (cpu: BackendFactory) =
+    check "parity 311p: 4 training steps with Grokfast-EMA (alpha 0.9, lambda 0.5), resumed after 2, 3 models" (fun () ->
+        let config = ModelConfig.Preset311
+        let models, batch = 3, 40
+        use dev = device config models
+        use ref = cpu config models
+        let n = dev.Layout.Count
+        for m in 0 .. models - 1 do
+            let p = (Model.Initialised(config, 200 + m)).Parameters
+            dev.SetParameters(m, ReadOnlySpan p)
+            ref.SetParameters(m, ReadOnlySpan p)
+            let fresh = OptimizerState(0L, Array.zeroCreate n, Array.zeroCreate n)
+            dev.SetOptimizer(m, fresh)
+            ref.SetOptimizer(m, fresh)
+        let tokens = Array.concat [ for m in 0 .. models - 1 -> mixedPairs (uint64 (30 + m)) batch ||> encodeFull ]
+        let results = Array.zeroCreate<StepResult> models
+        for step in 0 .. 3 do
+            let s = StepSettings(0.01, 0.01, 1.0, AdamW.DefaultBeta1, AdamW.DefaultBeta2, AdamW.DefaultEps, 0.9, 0.5)
+            if step = 2 then
+                for m in 0 .. models - 1 do
+                    let p = Array.zeroCreate<float32> n
+                    ref.GetParameters(m, Span p)
+                    dev.SetParameters(m, ReadOnlySpan p)
+                    dev.SetOptimizer(m, ref.GetOptimizer m)
+            dev.TrainStep(ReadOnlySpan tokens, batch, &s, Span results)
+            ref.TrainStep(ReadOnlySpan tokens, batch, &s, Span results)
+        let worst =
+            [ for m in 0 .. models - 1 do
+                let px, py = Array.zeroCreate<float32> n, Array.zeroCreate<float32> n
+                dev.GetParameters(m, Span px)
+                ref.GetParameters(m, Span py)
+                yield "weights", worstTensor dev.Layout px py
+                let ex, ey = (dev.GetOptimizer m).GrokfastEma, (ref.GetOptimizer m).GrokfastEma
+                if isNull ex || isNull ey then yield "average", (if isNull ex = isNull ey then ("", 0.0) else ("missing", infinity))
+                else yield "average", worstTensor dev.Layout ex ey ]
+            |> List.maxBy (fun (_, (_, e)) -> e)
+        let what, (tensor, err) = worst
+        err <= 1e-4, sprintf "worst: %s of %s %s (limit 1e-4)" what tensor (sci err))
+
 /// A model from a golden file's {name: {shape, data}} map.
 let private goldenParameters (layout: ParameterLayout) (pars: JsonElement) =
     let p = Array.zeroCreate<float32> layout.Count
@@ -287,6 +328,7 @@ let run (sharedDir: string) (device: BackendFactory) (cpu: BackendFactory) (repo
         seq {
             yield! parityChecks device cpu "311p"
             yield! parityChecks device cpu "wide"
+            yield grokfastCheck device cpu
             yield! goldenChecks device sharedDir
             yield referenceSuiteCheck device sharedDir
             yield determinismCheck device

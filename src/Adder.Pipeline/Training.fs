@@ -241,7 +241,6 @@ let runCohortMixing (device: Backends.Device) (cpu: CpuOptions) (members: Member
     let config = checkCohort members
     // refused before any folder is touched or any model allocated
     if device = Backends.Cpu then Limits.CheckBackendMemory(config.Model, members.Length, cpu.Threads)
-    if device = Backends.Cuda && config.GrokfastLambda <> 0.0 then fail "%s" Adder.Kernels.CudaBackend.NoGrokfast
     // every folder is claimed before any is written, so a refused member leaves the others untouched
     let locks = ResizeArray<IDisposable>()
     try

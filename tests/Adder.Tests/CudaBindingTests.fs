@@ -182,7 +182,7 @@ let ``every kernel CudaBackend launches is embedded with ABI.md's parameter size
           "train_step.ptx", "adder_reduce_gradients", [| 228; 8; 8; 4; 8; 8 |]
           "train_rows.ptx", "adder_train_rows", [| 228; 8; 8; 4; 8 |]
           "train_rows.ptx", "adder_train_rows_many", [| 228; 8; 8; 4; 8 |]
-          "optimizer.ptx", "adder_optimizer_step", [| 228; 8; 4; 8; 8; 8; 8; 8; 8; 8 |]
+          "optimizer.ptx", "adder_optimizer_step", [| 228; 8; 4; 8; 8; 8; 8; 8; 8; 8; 8 |]
           "logits.ptx", "adder_logits", [| 228; 8; 8; 4; 8 |]
           "decode.ptx", "adder_decode", [| 228; 8; 8; 4; 8 |] ]
     for file, kernel, sizes in expected do

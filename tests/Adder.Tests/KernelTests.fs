@@ -244,7 +244,7 @@ let ``row train-step kernel: configs outside the 311p family are left to the per
 // ---- the optimizer: GradClip.Apply + AdamW.Update ----
 
 [<Fact>]
-let ``optimizer kernel matches GradClip and AdamW over two steps, one model clipped, one not`` () =
+let ``optimizer kernel matches Grokfast, GradClip and AdamW over three steps, one model clipped, one not`` () =
     let config = ModelConfig.Preset311
     let layout = ParameterLayout(config)
     let P, G = layout.Count, layout.Count + config.MaxSeqLen * config.DModel + 1
@@ -254,7 +254,11 @@ let ``optimizer kernel matches GradClip and AdamW over two steps, one model clip
     let optimizers = [| AdamW(P); AdamW(5L, Array.init P (fun _ -> gaussian () * 0.01f), Array.init P (fun _ -> abs (gaussian ()) * 1e-4f)) |]
     let mutable pars, ms, vs = Array.concat models, Array.concat [| for o in optimizers -> Array.copy o.M |], Array.concat [| for o in optimizers -> Array.copy o.V |]
     let mutable steps = [| for o in optimizers -> o.Step |]
-    for lr in [ 0.01; 0.003 ] do
+    // the Grokfast average: model 1's starts non-zero (a resumed run's); the filter runs at the third step only
+    let emas = [| Array.zeroCreate<float32> P; Array.init P (fun _ -> gaussian () * 0.01f) |]
+    let mutable emaIn = Array.concat emas
+    let alpha = 0.9
+    for lr, lambda in [ 0.01, 0.0; 0.003, 0.0; 0.005, 0.5 ] do
         // two partial records per model; dPos zero, so the gradient is their float sum. Model 1's is large: clipped.
         let nblk = 2
         let partials =
@@ -264,15 +268,16 @@ let ``optimizer kernel matches GradClip and AdamW over two steps, one model clip
                 |> Array.concat)
         let settings = StepSettings(lr, 0.01, 1.0, 0.9, 0.999, 1e-8)
         let result =
-            launch "optimizer_step" (sprintf "311p-lr%g" lr)
+            launch "optimizer_step" (sprintf "311p-lr%g-grokfast%g" lr lambda)
                 [ "dims", I(dims layout); "models", I [| 2 |]; "nblk", I [| nblk |]; "partials", F(Array.concat partials)
-                  "settings", D [| settings.Lr; settings.WeightDecay; settings.Clip; settings.Beta1; settings.Beta2; settings.Eps |]
-                  "params", F pars; "adam_m", F ms; "adam_v", F vs; "step", L steps ]
+                  "settings", D [| settings.Lr; settings.WeightDecay; settings.Clip; settings.Beta1; settings.Beta2; settings.Eps; alpha; lambda |]
+                  "params", F pars; "adam_m", F ms; "adam_v", F vs; "step", L steps; "grokfast_ema", F emaIn ]
         match result with
         | None -> ()
         | Some out ->
             for m in 0 .. 1 do
                 let grad = Array.init P (fun k -> partials.[m].[k] + partials.[m].[G + k])
+                if lambda <> 0.0 then Grokfast.Apply(Span grad, Span emas.[m], alpha, lambda)
                 let clip = GradClip.Apply(Span grad, settings.Clip)
                 Assert.True((m = 1) = (clip.Coefficient < 1.0), sprintf "model %d: clip coefficient %g" m clip.Coefficient)
                 optimizers.[m].Update(Span models.[m], ReadOnlySpan grad, settings.Lr, settings.WeightDecay)
@@ -281,13 +286,14 @@ let ``optimizer kernel matches GradClip and AdamW over two steps, one model clip
                 Assert.Equal(1.0f, (floats32 out "loss").[m])
                 Assert.Equal(optimizers.[m].Step, (longs out "step").[m])
                 let slice name = (floats32 out name).[m * P .. m * P + P - 1]
-                for name, expected in [ "params", models.[m]; "adam_m", optimizers.[m].M; "adam_v", optimizers.[m].V ] do
+                for name, expected in [ "params", models.[m]; "adam_m", optimizers.[m].M; "adam_v", optimizers.[m].V; "grokfast_ema", emas.[m] ] do
                     let err = worstRelative 1e-3 (slice name) expected
                     Assert.True(err <= 1e-5, sprintf "lr %g, model %d, %s: relative error %g" lr m name err)
             pars <- floats32 out "params"
             ms <- floats32 out "adam_m"
             vs <- floats32 out "adam_v"
             steps <- longs out "step"
+            emaIn <- floats32 out "grokfast_ema"
 
 // ---- inference: logits and greedy decoding ----
 

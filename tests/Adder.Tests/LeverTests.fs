@@ -44,10 +44,6 @@ let ``a Grokfast run changes the trajectory, saves its average, and stop plus re
     Assert.NotEqual<float32[]>((load plain).Model.Parameters, (load straight).Model.Parameters)
     // the unfiltered run saves no average (its checkpoints are as before the lever existed)
     Assert.Null((load plain).Optimizer.GrokfastEma)
-    // the CUDA kernels have no filter: refused before anything is written, GPU or not
-    let cuda = Path.Combine(root, "cuda")
-    run (trainArgs cuda (gf @ [ "--device"; "cuda" ])) |> assertOneLineError "Grokfast"
-    Assert.False(File.Exists(Path.Combine(cuda, "config.json")))
     run (trainArgs (Path.Combine(root, "bad")) [ "--grokfast-alpha"; "1" ]) |> assertOneLineError "--grokfast-alpha must be in [0, 1)"
     run (trainArgs (Path.Combine(root, "bad")) [ "--grokfast-lambda"; "-1" ]) |> assertOneLineError "--grokfast-lambda must not be negative"
 
