@@ -3,7 +3,7 @@
 #   scripts/gpu/prepare.sh        # publish/linux-x64/adder, artifacts/shared (golden + reference), kernel cases
 #   device run: bash scripts/gpu/selftest.sh   carrying publish/linux-x64, artifacts/shared, artifacts/kernel-cases
 # Runs: `adder selftest --device cuda` (cuBLAS; CPU/GPU parity of logits, gradients and training steps for both
-# presets and 3 models per launch; the gradient and trajectory goldens; the published checkpoint on the reference
+# presets and 3 models per launch; Grokfast-EMA steps; the gradient and trajectory goldens; the published checkpoint on the reference
 # suite; determinism; a 2,000-step run against the CPU's loss curve), the kernel harness on the GPU against the CPU
 # harness's outputs (scripts/gpu-kernel-check.sh, with compute-sanitizer when present), `bench train` at 1, 64 and
 # 256 models, `bench eval`, `eval` of the reference suite, Nsight Compute over the training step's kernels, and
