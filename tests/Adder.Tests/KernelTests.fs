@@ -236,6 +236,12 @@ let ``row train-step kernel: ranks below 3 (qkv 2, ffn 2, pos 1, proj 2) match C
     checkKernelLossAndGradient "rows_loss_and_gradient" "lowrank" c [| randomModel c 3; randomModel c 4 |] 21 0
 
 [<Fact>]
+let ``row train-step kernel: the shipped 271p's shape (attn_out rank 1, ffn rank 2) matches CpuBackend`` () =
+    let c = ModelConfig(AttnOutRank = 1, FfnRank = 2)
+    Assert.True(Adder.Kernels.AdderDims.RowsFit(ParameterLayout c))
+    checkKernelLossAndGradient "rows_loss_and_gradient" "271p" c [| randomModel c 7; randomModel c 8 |] 9 0
+
+[<Fact>]
 let ``row train-step kernel: configs outside the 311p family are left to the per-sequence kernel`` () =
     for c in [ ModelConfig.Preset "wide"; ModelConfig(PosRank = 0); ModelConfig(FfnRank = 4); ModelConfig(TieQkv = TieModes.None)
                ModelConfig(DFf = 12) ] do
