@@ -1,6 +1,7 @@
 // The training step of the 311p family, one thread per (sequence, position) row: 4 or 8 sequences a block (132
-// or 264 threads; the kernels at the end), each running its position's forward and backward with its vectors in registers. Written for
-// d_model 4, one head, d_ff 8, shareA_tieKV and every rank 1..3 (the host checks `rows_fit` in ABI.md);
+// or 264 threads; the two kernels at the end), each thread running its position's forward and backward with its
+// vectors in registers. Written for d_model 4, one head, d_ff 8, shareA_tieKV and every rank 1..3 (the host
+// checks `rows_fit` in ABI.md);
 // every other supported config runs adder_train_step (train_step.cu), the one-thread-per-sequence kernel.
 //
 // Rows of one sequence meet twice, through shared memory: the forward's causal attention reads the keys of
@@ -10,7 +11,7 @@
 // then key term). The probabilities are e_tj·(1/sum_t), the values the CPU's recomputation gives. Parameter
 // gradients are not kept per thread: in four phases the rows write the vectors whose outer products make a
 // parameter's gradient (x and dL/dy of each small matmul) into a staging table, and each of the block's
-// gradient entries is then summed over the 264 rows by one thread, in a fixed order (deterministic). The block
+// gradient entries is then summed over the block's rows by one thread, in a fixed order (deterministic). The block
 // writes one partial record [G] like adder_train_step (kernels/ABI.md), so the same reduction and
 // optimizer kernels follow.
 #include "common.cuh"
