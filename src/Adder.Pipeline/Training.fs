@@ -122,8 +122,8 @@ type BatchMix = int -> int -> int64[] -> int64[] -> unit
 
 let noMix: BatchMix = fun _ _ _ _ -> ()
 
-/// The cohort's loop, its folders claimed.
-let private train (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (members: Member list) (mix: BatchMix) (report: Progress -> unit) (stop: int -> bool) =
+/// The cohort's loop, its folders claimed, in a backend holding one model a member.
+let private train (backend: IBackend) (config: RunConfig) (members: Member list) (mix: BatchMix) (report: Progress -> unit) (stop: int -> bool) =
     let count = ParameterLayout(config.Model).Count
     let seats = members |> List.mapi (fun i m -> Seat(m, i, count)) |> Array.ofList
     let starts = seats |> Array.map start
@@ -131,7 +131,6 @@ let private train (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig
     for seat, (_, _, s) in Array.zip seats starts do
         if s <> startStep then
             fail "a cohort's runs must be at the same step (seed %d is at %d, seed %d at %d)" seat.Member.Config.Seed s seats.[0].Member.Config.Seed startStep
-    use backend = Backends.create device config.Model seats.Length cpu
     for seat, (parameters, optimizer, _) in Array.zip seats starts do
         backend.SetParameters(seat.Index, parameters)
         backend.SetOptimizer(seat.Index, optimizer)
@@ -241,11 +240,13 @@ let runCohortMixing (device: Backends.Device) (cpu: CpuOptions) (members: Member
     let config = checkCohort members
     // refused before any folder is touched or any model allocated
     if device = Backends.Cpu then Limits.CheckBackendMemory(config.Model, members.Length, cpu.Threads)
+    // the backend too (no CUDA device, a config the kernels do not support: one line, no folder touched)
+    use backend = Backends.create device config.Model members.Length cpu
     // every folder is claimed before any is written, so a refused member leaves the others untouched
     let locks = ResizeArray<IDisposable>()
     try
         for m in members do locks.Add(claim m)
-        train device cpu config members mix report stop
+        train backend config members mix report stop
     finally
         for l in locks do l.Dispose()
 

@@ -102,6 +102,11 @@ let ``bad input gives a one-line error and a non-zero exit`` () =
         run [ "eval"; "-c"; ckpt; "--device"; "cuda" ] |> assertOneLineError "no CUDA device"
         run [ "selftest"; "--shared"; sharedDir ] |> assertOneLineError "no CUDA device"
     run [ "selftest"; "--device"; "cpu"; "--shared"; dir ] |> assertOneLineError "not found"
+    // the self-test's checks run end to end with the CPU standing in for the device (the GPU run's plumbing)
+    let st = run [ "selftest"; "--device"; "cpu"; "--shared"; sharedDir ]
+    Assert.True((st.Code = 0), st.Out + st.Err)
+    Assert.Contains("PASS parity 311p: 4 training steps with Grokfast-EMA", st.Out)
+    Assert.Contains("12 passed, 0 failed", st.Out)
     run [ "bench"; "train"; "--models"; "0" ] |> assertOneLineError "--models"
     run [ "bench"; "eval"; "--models"; "2" ] |> assertOneLineError "bench train only"
     run [ "train"; "--steps"; "0"; "--out"; Path.Combine(dir, "r") ] |> assertOneLineError "--steps"

@@ -44,6 +44,13 @@ let ``a Grokfast run changes the trajectory, saves its average, and stop plus re
     Assert.NotEqual<float32[]>((load plain).Model.Parameters, (load straight).Model.Parameters)
     // the unfiltered run saves no average (its checkpoints are as before the lever existed)
     Assert.Null((load plain).Optimizer.GrokfastEma)
+    // the CUDA kernels have the filter: without a GPU the run ends on the device error, not a Grokfast refusal
+    if not (List.contains Adder.Pipeline.Backends.Cuda (Adder.Pipeline.Backends.available ())) then
+        let cuda = Path.Combine(root, "cuda")
+        let r = run (trainArgs cuda (gf @ [ "--device"; "cuda" ]))
+        r |> assertOneLineError "no CUDA device"
+        Assert.DoesNotContain("Grokfast", r.Err)
+        Assert.False(Directory.Exists cuda)
     run (trainArgs (Path.Combine(root, "bad")) [ "--grokfast-alpha"; "1" ]) |> assertOneLineError "--grokfast-alpha must be in [0, 1)"
     run (trainArgs (Path.Combine(root, "bad")) [ "--grokfast-lambda"; "-1" ]) |> assertOneLineError "--grokfast-lambda must not be negative"
 
