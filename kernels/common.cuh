@@ -17,10 +17,12 @@
 #define ADDER_MAX_F 32
 #define ADDER_MAX_R 8
 #define ADDER_MAX_PARAMS 1616
-// adder_train_rows and adder_train_rows_many (kernels/ABI.md): sequences a block (threads = 33 times this), and
-// the dynamic shared memory a launch passes: each sequence's attention terms, a triangle of 33·34/2 floats.
+// adder_train_rows and adder_train_rows_many (kernels/ABI.md): sequences a block, the block's threads (a warp holds
+// 32/seqs positions of every sequence, so ⌈33·seqs/32⌉ warps; the lanes past position 32 only join the barriers),
+// and the dynamic shared memory a launch passes: each sequence's attention terms, a triangle of 33·34/2 floats.
 #define ADDER_ROWS_FEW_SEQS 4
 #define ADDER_ROWS_MANY_SEQS 8
+#define ADDER_ROWS_THREADS(seqs) (32 * ((ADDER_T * (seqs) + 31) / 32))
 #define ADDER_ROW_DYNAMIC_BYTES(seqs) ((seqs) * (ADDER_T * (ADDER_T + 1) / 2) * 4)
 // One gradient record: P parameter gradients, the position table's gradient [T][D], the loss.
 #define ADDER_MAX_G (ADDER_MAX_PARAMS + ADDER_T * ADDER_MAX_D + 1)

@@ -1,6 +1,8 @@
-// The training step of the 311p family, one thread per (sequence, position) row: 4 or 8 sequences a block (132
-// or 264 threads; the two kernels at the end), each thread running its position's forward and backward with its
-// vectors in registers. Written for d_model 4, one head, d_ff 8, shareA_tieKV and every rank 1..3 (the host
+// The training step of the 311p family, one thread per (sequence, position) row: 4 or 8 sequences a block (160
+// or 288 threads; the two kernels at the end), each thread running its position's forward and backward with its
+// vectors in registers. A warp holds neighbouring positions of all the block's sequences (lane = s + SEQS·(t mod
+// 32/SEQS)), so the attention loops (over the keys j ≤ t, and over the queries t' ≥ j) run about as many trips as
+// its rows need rather than the 33 of a warp that spans every position; the lanes past position 32 compute nothing. Written for d_model 4, one head, d_ff 8, shareA_tieKV and every rank 1..3 (the host
 // checks `rows_fit` in ABI.md);
 // every other supported config runs adder_train_step (train_step.cu), the one-thread-per-sequence kernel.
 //
@@ -24,9 +26,12 @@
 #define ROW_MAX_P 311                        // the family's largest parameter count (every rank 3)
 #define ROW_MAX_G (ROW_MAX_P + ADDER_T * RD + 1)
 #define STAGE 35                             // staging columns a row (odd: a warp's rows hit distinct banks)
-#define ROW_TRIANGLE (ADDER_T * (ADDER_T + 1) / 2)   // a sequence's attention terms: e_tj at t(t+1)/2 + j, j ≤ t
-// They are the launch's dynamic shared memory, ADDER_ROW_DYNAMIC_BYTES (common.cuh). Row t's terms start at
-// t(t+1)/2: for the 32 rows of a warp those offsets fall in 32 different banks.
+#define ROW_TRIANGLE (ADDER_T * (ADDER_T + 1) / 2)   // a sequence's attention terms: e_tj, j ≤ t
+// Rows are position-major: row t·SEQS + s is position t of the block's sequence s (the staging table, the keys),
+// so a warp's rows are 32 consecutive ones. The terms are the launch's dynamic shared memory
+// (ADDER_ROW_DYNAMIC_BYTES, common.cuh), e_tj of sequence s at (t(t+1)/2 + j)·SEQS + s: the warp's 32/SEQS
+// positions t give distinct t(t+1)/2 mod 32/SEQS (triangular numbers mod a power of two), so the lanes of one
+// step of the loops fall in 32 different banks.
 
 #ifdef __CUDACC__
 extern __shared__ float row_terms[];
@@ -158,7 +163,7 @@ ADDER_DEVICE void row_sum(const RowEntry& en, const float* stage, float* grad)
             a3 += (int)s[3 * STAGE + en.xc] == en.v ? s[3 * STAGE + en.dc] : 0.0f;
         }
     } else {
-        for (int q = 0; q < SEQS; q++) a0 += stage[(q * ADDER_T + en.v) * STAGE + en.dc];
+        for (int q = 0; q < SEQS; q++) a0 += stage[(en.v * SEQS + q) * STAGE + en.dc];
     }
     grad[en.grad] += (a0 + a1) + (a2 + a3);
 }
@@ -178,7 +183,7 @@ ADDER_DEVICE void row_phase(const float* stage, float* grad, Select select)
 
 // ---- the kernel ----
 
-// The step of one block of SEQS sequences (SEQS · 33 threads).
+// The step of one block of SEQS sequences (ADDER_ROWS_THREADS(SEQS) threads).
 template <int SEQS>
 ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const unsigned char* tokens, int batch, float* partials)
 {
@@ -190,8 +195,10 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     __shared__ float stage[ROW_COUNT * STAGE];      // the phases' vectors, one row each
 
     int P = dims.params, G = adder_grad_stride(dims), tid = threadIdx.x;
-    int m = blockIdx.y, sl = tid / ADDER_T, t = tid % ADDER_T, first = sl * ADDER_T;   // first: row of position 0
-    int seq = blockIdx.x * SEQS + sl;
+    // lane = sl + SEQS·(position within the warp); the lanes past position 32 (live false) stand in for position 32
+    // where they must compute, and write nothing
+    int m = blockIdx.y, sl = tid % SEQS, tp = tid / SEQS, live = tp < ADDER_T, t = live ? tp : ADDER_T - 1;
+    int seq = blockIdx.x * SEQS + sl, r = t * SEQS + sl;   // r: this row
     bool valid = seq < batch;
     const float* pg = params + (size_t)m * P;
     for (int k = tid; k < P; k += blockDim.x) sp[k] = pg[k];
@@ -201,7 +208,7 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     const unsigned char* sq = tokens + ((size_t)m * batch + (valid ? seq : 0)) * ADDER_FULL;
     int token = valid ? sq[t] : 0, label = valid && t >= ADDER_FIRST_SCORED ? sq[t + 1] : 0;
     int rq = dims.qkv_rank, ra = dims.proj.rank, r1 = dims.fc1.rank, r2 = dims.fc2.rank;
-    float* row = &stage[tid * STAGE];
+    float* row = &stage[r * STAGE];
 
     // ---- forward ----
     float x0[RD], hat1[RD], rstd1, n1[RD], h[RR], q[RD], k[RD];
@@ -210,19 +217,20 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     rows_matmul<RD, RR>(sp, dims.qkv_a, RD, rq, n1, h);
     rows_matmul<RR, RD>(sp, dims.bq, rq, RD, h, q);
     rows_matmul<RR, RD>(sp, dims.bkv, rq, RD, h, k);
-    for (int c = 0; c < RD; c++) keys[tid * RD + c] = k[c];
+    if (live)
+        for (int c = 0; c < RD; c++) keys[r * RD + c] = k[c];
     __syncthreads();
 
-    // causal attention over rows first..first+t: the max first, then the terms (kept), sum and the values
-    float* terms = &row_terms[sl * ROW_TRIANGLE];   // this sequence's triangle; this row's terms at terms[t(t+1)/2]
-    float* own = &terms[t * (t + 1) / 2];
+    // causal attention over the sequence's rows 0..t: the max first, then the terms (kept), sum and the values
+    float* terms = &row_terms[sl];                  // this sequence's triangle, every SEQS-th float
+    float* own = &terms[t * (t + 1) / 2 * SEQS];    // this row's terms: own[j·SEQS] = e_tj
     float mx = -INFINITY;
-    for (int j = 0; j <= t; j++) mx = fmaxf(mx, rows_score(q, &keys[(first + j) * RD]));
+    for (int j = 0; j <= t; j++) mx = fmaxf(mx, rows_score(q, &keys[(j * SEQS + sl) * RD]));
     float sum = 0.0f, y[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int j = 0; j <= t; j++) {
-        const float* kj = &keys[(first + j) * RD];
+        const float* kj = &keys[(j * SEQS + sl) * RD];
         float e = adder_exp(rows_score(q, kj) - mx);
-        own[j] = e;
+        if (live) own[j * SEQS] = e;
         sum += e;
         for (int c = 0; c < RD; c++) y[c] = fmaf(e, kj[c], y[c]);
     }
@@ -263,8 +271,10 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     rows_matmul_backward<RD, RR>(sp, dims.fc1.a, RD, r1, df1h, dn2);
 
     // phase 1: the head (tied embedding), the final norm's weight, fc2.B
-    rows_put(row, 0, z); rows_put(row, 4, dLogits); rows_put(row, 18, hatf); rows_put(row, 22, dz);
-    rows_put(row, 26, f2h); rows_put(row, 29, dx1);
+    if (live) {
+        rows_put(row, 0, z); rows_put(row, 4, dLogits); rows_put(row, 18, hatf); rows_put(row, 22, dz);
+        rows_put(row, 26, f2h); rows_put(row, 29, dx1);
+    }
     __syncthreads();
     row_phase<SEQS>(stage, grad, [&](RowEntry& en, int& e) {
         entry_outer(en, e, dims.tok_emb, ADDER_VOCAB, RD, 4, 0);
@@ -274,8 +284,10 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     __syncthreads();
 
     // phase 2: fc2.A, fc1.B, fc1.A
-    rows_put(row, 0, g); rows_put(row, 8, df2h); rows_put(row, 11, f1h); rows_put(row, 14, dg);
-    rows_put(row, 22, n2); rows_put(row, 26, df1h);
+    if (live) {
+        rows_put(row, 0, g); rows_put(row, 8, df2h); rows_put(row, 11, f1h); rows_put(row, 14, dg);
+        rows_put(row, 22, n2); rows_put(row, 26, df1h);
+    }
     __syncthreads();
     row_phase<SEQS>(stage, grad, [&](RowEntry& en, int& e) {
         entry_outer(en, e, dims.fc2.a, RF, r2, 0, 8);
@@ -294,24 +306,26 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     // this row as the query: p_j = e_j/sum; dp_j = dy·v_j; dq = Σ ds_j·k_j (attention_backward's operations)
     float scale = 1.0f / sqrtf((float)RD), dot = 0.0f, dq[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int j = 0; j <= t; j++) {
-        const float* kj = &keys[(first + j) * RD];
-        float pj = own[j] * inv, dp = 0.0f;
+        const float* kj = &keys[(j * SEQS + sl) * RD];
+        float pj = own[j * SEQS] * inv, dp = 0.0f;
         for (int c = 0; c < RD; c++) dp = fmaf(dy[c], kj[c], dp);
         dot = fmaf(pj, dp, dot);
     }
     for (int j = 0; j <= t; j++) {
-        const float* kj = &keys[(first + j) * RD];
-        float pj = own[j] * inv, dp = 0.0f;
+        const float* kj = &keys[(j * SEQS + sl) * RD];
+        float pj = own[j * SEQS] * inv, dp = 0.0f;
         for (int c = 0; c < RD; c++) dp = fmaf(dy[c], kj[c], dp);
         float ds = pj * (dp - dot) * scale;
         for (int c = 0; c < RD; c++) dq[c] = fmaf(ds, kj[c], dq[c]);
     }
 
     // phase 3: ln2's weight, proj.B, proj.A; and what the keys' threads need of every query row
-    rows_put(row, 0, hat2); rows_put(row, 4, dn2); rows_put(row, 8, ph); rows_put(row, 11, dxmid);
-    rows_put(row, 15, y); rows_put(row, 19, dph);
-    rows_put(row, 22, q); rows_put(row, 26, dy);
-    row[31] = inv; row[32] = dot;
+    if (live) {
+        rows_put(row, 0, hat2); rows_put(row, 4, dn2); rows_put(row, 8, ph); rows_put(row, 11, dxmid);
+        rows_put(row, 15, y); rows_put(row, 19, dph);
+        rows_put(row, 22, q); rows_put(row, 26, dy);
+        row[31] = inv; row[32] = dot;
+    }
     __syncthreads();
     row_phase<SEQS>(stage, grad, [&](RowEntry& en, int& e) {
         entry_diag(en, e, dims.ln2_w, RD, 0, 4);
@@ -320,14 +334,14 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     });
     // this row as the key (and value): dk = Σ_{t' ≥ t} p·dy_t' + ds·q_t', t' from 32 down, as the CPU adds them
     float dk[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int tq = ADDER_T - 1; tq >= t; tq--) {
-        const float* r = &stage[(first + tq) * STAGE];
-        float pj = terms[tq * (tq + 1) / 2 + t] * r[31], dp = 0.0f;
-        for (int c = 0; c < RD; c++) dp = fmaf(r[26 + c], k[c], dp);
-        float ds = pj * (dp - r[32]) * scale;
+    for (int tq = live ? ADDER_T - 1 : -1; tq >= t; tq--) {
+        const float* qr = &stage[(tq * SEQS + sl) * STAGE];
+        float pj = terms[(tq * (tq + 1) / 2 + t) * SEQS] * qr[31], dp = 0.0f;
+        for (int c = 0; c < RD; c++) dp = fmaf(qr[26 + c], k[c], dp);
+        float ds = pj * (dp - qr[32]) * scale;
         for (int c = 0; c < RD; c++) {
-            dk[c] = fmaf(pj, r[26 + c], dk[c]);
-            dk[c] = fmaf(ds, r[22 + c], dk[c]);
+            dk[c] = fmaf(pj, qr[26 + c], dk[c]);
+            dk[c] = fmaf(ds, qr[22 + c], dk[c]);
         }
     }
     __syncthreads();
@@ -341,9 +355,11 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     rows_rmsnorm_backward(sp, dims.ln1_w, hat1, rstd1, dn1, dx0);
 
     // phase 4: Bq, Bkv, qkv_A, ln1's weight, the token embedding, the position table's gradient, the loss
-    rows_put(row, 0, h); rows_put(row, 3, dq); rows_put(row, 7, dk); rows_put(row, 11, n1);
-    rows_put(row, 15, dh); rows_put(row, 18, hat1); rows_put(row, 22, dn1); rows_put(row, 26, dx0);
-    row[30] = (float)token; row[31] = loss; row[32] = 1.0f;
+    if (live) {
+        rows_put(row, 0, h); rows_put(row, 3, dq); rows_put(row, 7, dk); rows_put(row, 11, n1);
+        rows_put(row, 15, dh); rows_put(row, 18, hat1); rows_put(row, 22, dn1); rows_put(row, 26, dx0);
+        row[30] = (float)token; row[31] = loss; row[32] = 1.0f;
+    }
     __syncthreads();
     row_phase<SEQS>(stage, grad, [&](RowEntry& en, int& e) {   // 12 + 12 + 12 + 4 + 56 + 132 + 1 = 229 entries at rank 3
         entry_outer(en, e, dims.bq, rq, RD, 0, 3);
@@ -362,7 +378,7 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
 
 // Few blocks (one model: 512 sequences): 4 sequences a block, so 128 blocks spread over the SMs and each block's
 // gradient sums run over 132 rows.
-extern "C" __global__ void __launch_bounds__(ADDER_ROWS_FEW_SEQS * ADDER_T)
+extern "C" __global__ void __launch_bounds__(ADDER_ROWS_THREADS(ADDER_ROWS_FEW_SEQS))
 adder_train_rows(AdderDims dims, const float* params, const unsigned char* tokens, int batch, float* partials)
 {
     row_step<ADDER_ROWS_FEW_SEQS>(dims, params, tokens, batch, partials);
@@ -371,7 +387,7 @@ adder_train_rows(AdderDims dims, const float* params, const unsigned char* token
 // Many blocks (many models): 8 sequences a block (half the partial records) and three blocks an SM (72
 // registers, some spills: more warps to hide latency; measured on an H200, 16% faster than two at 64 and 256
 // models; BENCHMARKS).
-extern "C" __global__ void __launch_bounds__(ADDER_ROWS_MANY_SEQS * ADDER_T, 3)
+extern "C" __global__ void __launch_bounds__(ADDER_ROWS_THREADS(ADDER_ROWS_MANY_SEQS), 3)
 adder_train_rows_many(AdderDims dims, const float* params, const unsigned char* tokens, int batch, float* partials)
 {
     row_step<ADDER_ROWS_MANY_SEQS>(dims, params, tokens, batch, partials);

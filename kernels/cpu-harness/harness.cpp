@@ -455,7 +455,7 @@ int main(int argc, char** argv)
     if (rows || kernel == "train_step" || kernel == "loss_and_gradient") {
         // the row kernels: their sequences a block, whatever "block" says (kernels/ABI.md)
         int seqs = many ? ADDER_ROWS_MANY_SEQS : ADDER_ROWS_FEW_SEQS;
-        int batch = scalar("batch"), block = rows ? seqs * ADDER_T : scalar("block");
+        int batch = scalar("batch"), block = rows ? ADDER_ROWS_THREADS(seqs) : scalar("block");
         const float* params = data<float>(get("params", 1, M * P));
         // the training kernels read tokens as bytes (kernels/ABI.md): a uint8 copy, dropped before OUT is written
         Array& wide = get("tokens", 0, (size_t)M * batch * ADDER_FULL);
