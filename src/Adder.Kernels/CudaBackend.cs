@@ -4,8 +4,8 @@ using System.Runtime.Intrinsics;
 namespace Adder.Kernels;
 
 /// <summary>The CUDA backend (kernels/ABI.md): M models side by side on one GPU. Parameters, AdamW moments and
-/// steps live on the device; a training step uploads the batch's tokens and the step settings from pinned
-/// memory and replays one CUDA graph (train step + gradient reduction, clipping and AdamW), captured on the
+/// steps live on the device; a training step uploads the step settings and the batch's tokens from pinned
+/// memory (one copy) and replays one CUDA graph (train step + gradient reduction, clipping and AdamW), captured on the
 /// first step and again only when the batch size changes. Every reduction runs in a fixed order, so a run is
 /// deterministic on a given GPU.</summary>
 public sealed class CudaBackend : IBackend
@@ -14,6 +14,7 @@ public sealed class CudaBackend : IBackend
     // adder_train_rows (few blocks) and adder_train_rows_many: common.cuh's ADDER_ROWS_FEW_SEQS, ADDER_ROWS_MANY_SEQS
     const int FewSequences = 4, ManySequences = 8;
     static int RowDynamicBytes(int sequences) => sequences * (33 * 34 / 2) * 4;   // ADDER_ROW_DYNAMIC_BYTES
+    static int RowThreads(int sequences) => 32 * ((33 * sequences + 31) / 32);    // ADDER_ROWS_THREADS
     const int ModelBlock = 256;     // adder_reduce_gradients
     const int OptimizerBlock = 1024;   // adder_optimizer_step (ADDER_OPT_BLOCK): one model's reduction over more threads
     const long KernelStackBytes = 40960;   // ≥ the largest ptxas stack frame (adder_train_step, 39,216 B)
@@ -42,16 +43,19 @@ public sealed class CudaBackend : IBackend
     readonly CudaDeviceVariable<float> grokfastEma;
     readonly bool[] filtered;
     readonly CudaDeviceVariable<long> step;
-    // The step's inputs and results, pinned on the host for the graph's async copies.
-    // outcome: [M] gradient norms (double), then [M] losses (float) in the next M doubles' bytes: one copy down
-    readonly CudaDeviceVariable<double> settings, outcome;
-    readonly CudaPinnedHostMemory<double> hostSettings, hostOutcome;
+    // The step's results, pinned on the host for the graph's async copy down.
+    // outcome: [M] gradient norms (double), then [M] losses (float) in the next M doubles' bytes: one copy
+    readonly CudaDeviceVariable<double> outcome;
+    readonly CudaPinnedHostMemory<double> hostOutcome;
 
     // The captured training step and the buffers whose addresses it holds (sized for graphBatch).
     CudaGraphExec? graph;
     int graphBatch;
-    CudaPinnedHostMemory<byte>? hostTokens;   // the training kernels read tokens as bytes (ABI.md "tokens")
-    CudaDeviceVariable<byte>? stepTokens;
+    // The step's inputs, one copy up: the settings (SettingsCount doubles, ABI.md "settings"), then the tokens as
+    // bytes (ABI.md "tokens"). A copy node less in the graph: for one model the step is latency, not bandwidth.
+    CudaPinnedHostMemory<byte>? hostInput;
+    CudaDeviceVariable<byte>? stepInput;
+    const int SettingsBytes = SettingsCount * sizeof(double);
     CudaDeviceVariable<float>? stepPartials;
 
     // Grown on demand by the one-model verbs (loss and gradient, logits, decoding).
@@ -107,8 +111,8 @@ public sealed class CudaBackend : IBackend
             parameters.Memset((byte)0); adamM.Memset((byte)0); adamV.Memset((byte)0); step.Memset((byte)0);
             grokfastEma.Memset((byte)0);
             filtered = new bool[models];
-            settings = new(SettingsCount); outcome = new(2L * models);
-            hostSettings = new(SettingsCount); hostOutcome = new(2L * models);
+            outcome = new(2L * models);
+            hostOutcome = new(2L * models);
         }
         catch
         {
@@ -221,8 +225,9 @@ public sealed class CudaBackend : IBackend
         context.SetCurrent();
         if (graph is null || batch != graphBatch) Capture(batch);
 
-        NarrowTokens(tokens, hostTokens!.Span);
-        var h = hostSettings.Span;   // StepSettings order (ABI.md "settings")
+        var input = hostInput!.Span;
+        NarrowTokens(tokens, input[SettingsBytes..]);
+        var h = MemoryMarshal.Cast<byte, double>(input[..SettingsBytes]);   // StepSettings order (ABI.md "settings")
         h[0] = s.Lr; h[1] = s.WeightDecay; h[2] = s.Clip; h[3] = s.Beta1; h[4] = s.Beta2; h[5] = s.Eps;
         h[6] = s.GrokfastAlpha; h[7] = s.GrokfastLambda;
         if (s.GrokfastLambda != 0) Array.Fill(filtered, true);
@@ -267,22 +272,22 @@ public sealed class CudaBackend : IBackend
         for (; i < n; i++) to[i] = (byte)from[i];
     }
 
-    /// <summary>Records one training step of every model as a graph: tokens and settings up, forward and
+    /// <summary>Records one training step of every model as a graph: settings and tokens up, forward and
     /// backward per sequence, reduction + clipping + AdamW per model, losses and norms down.</summary>
     void Capture(int batch)
     {
         DisposeGraph();
         int nblk = GradientKernel(Models, batch).Blocks;
-        hostTokens = new((long)Models * batch * Tokens.FullLength);
-        stepTokens = new(hostTokens.Size);
+        hostInput = new(SettingsBytes + (long)Models * batch * Tokens.FullLength);
+        stepInput = new(hostInput.Size);
         stepPartials = new((long)Models * nblk * G);
+        ulong settings = stepInput.DevicePointer, tokens = stepInput.At(SettingsBytes);
 
         stream.BeginCapture();
         try
         {
-            stepTokens.AsyncCopyToDevice(hostTokens, stream);
-            settings.AsyncCopyToDevice(hostSettings, stream);
-            LaunchGradients(Models, parameters.DevicePointer, stepTokens, batch, stepPartials);
+            stepInput.AsyncCopyToDevice(hostInput, stream);
+            LaunchGradients(Models, parameters.DevicePointer, tokens, batch, stepPartials);
             optimizerStep.GridDimensions = Models;
             optimizerStep.BlockDimensions = OptimizerBlock;
             optimizerStep.RunAsync(stream, dims, stepPartials, nblk, settings, parameters, adamM, adamV, step,
@@ -308,12 +313,12 @@ public sealed class CudaBackend : IBackend
         if (!rows) return (trainStep, SequenceBlock, Blocks(batch, SequenceBlock));
         int few = Blocks(batch, FewSequences);
         return (long)few * models > 2L * multiprocessors
-            ? (rowsMany!, ManySequences * 33, Blocks(batch, ManySequences))
-            : (rowsFew!, FewSequences * 33, few);
+            ? (rowsMany!, RowThreads(ManySequences), Blocks(batch, ManySequences))
+            : (rowsFew!, RowThreads(FewSequences), few);
     }
 
     /// <summary>Forward and backward of `models` models (from `parameters` on) over batch sequences each.</summary>
-    void LaunchGradients(int models, ulong parameters, IDevicePointer tokens, int batch, IDevicePointer partials)
+    void LaunchGradients(int models, ulong parameters, ulong tokens, int batch, IDevicePointer partials)
     {
         var (kernel, block, blocks) = GradientKernel(models, batch);
         kernel.GridDimensions = new dim3((uint)blocks, (uint)models);
@@ -337,7 +342,7 @@ public sealed class CudaBackend : IBackend
         NarrowTokens(tokens, bytes);
         t.CopyToDevice(bytes);
         // One model: a grid of height 1 with the base pointers moved to model `model`'s parameters.
-        LaunchGradients(1, parameters.At((long)model * P), t, batch, partials);
+        LaunchGradients(1, parameters.At((long)model * P), t.DevicePointer, batch, partials);
         reduceGradients.GridDimensions = 1;
         reduceGradients.BlockDimensions = ModelBlock;
         reduceGradients.RunAsync(stream, dims, parameters.At((long)model * P), partials, nblk, g, l);
@@ -383,8 +388,8 @@ public sealed class CudaBackend : IBackend
     void DisposeGraph()
     {
         graph?.Dispose(); graph = null;
-        hostTokens?.Dispose(); hostTokens = null;
-        stepTokens?.Dispose(); stepTokens = null;
+        hostInput?.Dispose(); hostInput = null;
+        stepInput?.Dispose(); stepInput = null;
         stepPartials?.Dispose(); stepPartials = null;
     }
 
@@ -396,7 +401,7 @@ public sealed class CudaBackend : IBackend
         stream?.Synchronize();
         DisposeGraph();
         foreach (var b in new IDisposable?[] { scratchTokens, scratchTokenBytes, scratchOut, scratchPartials, scratchGrad, scratchFloats,
-                     parameters, adamM, adamV, step, grokfastEma, settings, outcome, hostSettings, hostOutcome, stream })
+                     parameters, adamM, adamV, step, grokfastEma, outcome, hostOutcome, stream })
             b?.Dispose();
         foreach (var m in modules) m.Dispose();
         context.Dispose();
