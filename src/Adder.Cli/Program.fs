@@ -175,7 +175,8 @@ let bench (args: ParseResults<BenchArgs>) =
             (r.Windows |> List.map (sprintf "%.0f") |> String.concat " ")
         printfn "FLOPs per model-step (counted): %.3g -> %.2f GFLOP/s" (float r.FlopsPerStep)
             (float r.FlopsPerStep * r.StepsPerSecond * float r.Models / 1e9)
-        printfn "encoding one batch (data layer, not in the figure above): %.1f us" (r.EncodeSeconds * 1e6)
+        printfn "drawing a step's batches of %d model(s) (samplers and encoding, %d cores; a run does it while the backend steps, not in the figure above): %.1f us"
+            r.Models Environment.ProcessorCount (r.DrawSeconds * 1e6)
     | BenchWhat.Eval ->
         let r = Benchmarks.benchEval backend (Model.Initialised(config, 1)) windows
         printfn "greedy decode of 100,000 sums, %s: %.3f s (median of %d: %s), %.0f examples/s" threads

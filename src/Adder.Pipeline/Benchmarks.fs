@@ -36,12 +36,13 @@ let median (xs: float seq) =
     else (a.[a.Length / 2 - 1] + a.[a.Length / 2]) / 2.0
 
 type TrainBench =
-    { StepsPerSecond: float; Windows: float list; FlopsPerStep: int64; Batch: int; Models: int; EncodeSeconds: float }
+    { StepsPerSecond: float; Windows: float list; FlopsPerStep: int64; Batch: int; Models: int; DrawSeconds: float }
 
 /// Times the backend's training step (loss and gradient, clipping, AdamW) of all the models it holds, each on
-/// its own batch of random 10-digit pairs; and separately the data layer's encoding of one model's batch (a
-/// training run does both; a GPU sweep of many models is bounded by the slower of the two). A step of M models
-/// is M model-steps.
+/// its own batch of 10-digit pairs (the samplers' batches of step 10,000, every length); and separately the
+/// drawing of a step's batches of all the models (samplers and encoding, Batches.Streams, as the training loop:
+/// it draws the next step's while the backend trains this one, so a run goes at the slower of the two). A step of
+/// M models is M model-steps.
 let benchTrain (backend: IBackend) (batch: int) (windows: int) =
     let config = backend.Config
     let models = backend.Models
@@ -49,14 +50,12 @@ let benchTrain (backend: IBackend) (batch: int) (windows: int) =
     for m in 0 .. models - 1 do
         backend.SetParameters(m, ReadOnlySpan (Model.Initialised(config, 1 + m)).Parameters)
         backend.SetOptimizer(m, OptimizerState(0L, Array.zeroCreate n, Array.zeroCreate n))
-    let rng = TorchGenerator(1UL)
-    let pairs () =
-        Array.init batch (fun _ -> rng.RandInt(0L, 10_000_000_000L)), Array.init batch (fun _ -> rng.RandInt(0L, 10_000_000_000L))
-    let a, b = pairs ()
-    let tokens = Array.zeroCreate<int> (models * batch * Tokens.FullLength)
-    for m in 0 .. models - 1 do
-        let a, b = if m = 0 then a, b else pairs ()
-        Tokens.EncodeFullBatch(a, b, Span(tokens, m * batch * Tokens.FullLength, batch * Tokens.FullLength))
+    // the samplers of seeds 1..M, as a sweep's runs make them
+    let samplers = Array.init models (fun m -> Batches.sampler (1 + m) (Batches.holdout (1 + m)) Curriculum.Base)
+    let streams = Batches.Streams(samplers, batch, Batches.noMix)
+    let tokens = Array.zeroCreate<int> streams.TokenCount
+    let drawStep = 10_000   // Curriculum.Base: every length from 1 to 10 digits
+    streams.Draw(tokens, drawStep)
     let results = Array.zeroCreate<StepResult> models
     let settings = StepSettings(1e-3, 0.01, 1.0, AdamW.DefaultBeta1, AdamW.DefaultBeta2, AdamW.DefaultEps)
     let step () = backend.TrainStep(ReadOnlySpan tokens, batch, &settings, Span results)
@@ -72,10 +71,10 @@ let benchTrain (backend: IBackend) (batch: int) (windows: int) =
                 steps <- steps + 1
             float steps / watch.Elapsed.TotalSeconds ]
     let rates = timed step
-    let one = Array.zeroCreate<int> (batch * Tokens.FullLength)
-    let encodeRate = timed (fun () -> Tokens.EncodeFullBatch(a, b, Span one)) |> median
+    let drawn = Array.zeroCreate<int> streams.TokenCount
+    let drawRate = timed (fun () -> streams.Draw(drawn, drawStep)) |> median
     { StepsPerSecond = median rates; Windows = rates; FlopsPerStep = trainStepFlops config batch; Batch = batch; Models = models
-      EncodeSeconds = 1.0 / encodeRate }
+      DrawSeconds = 1.0 / drawRate }
 
 type EvalBench = { ExamplesPerSecond: float; SecondsPer100k: float; Windows: float list; FlopsPerExample: int64; EncodeSeconds: float }
 

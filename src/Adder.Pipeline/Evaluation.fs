@@ -76,7 +76,7 @@ let total (sets: SetResult list) =
 /// The reference suite: the TEST part of holdout(5000, 10000, s) for the ten published seeds.
 let referenceSets () =
     [ for seed in Holdout.ReferenceSuiteSeeds ->
-        let split = Holdout.Build(5000, 10000, seed)
+        let split = Batches.holdout seed
         sprintf "seed %d" seed, split.Test |> Array.map (fun p -> p.A), split.Test |> Array.map (fun p -> p.B) ]
 
 /// Uniform random pairs in [0, 10^10) from the torch-compatible generator.

@@ -256,8 +256,7 @@ let private curveCheck (device: BackendFactory) (cpu: BackendFactory) (steps: in
             let init = (Model.Initialised(config, 36)).Parameters
             backend.SetParameters(0, ReadOnlySpan init)
             backend.SetOptimizer(0, OptimizerState(0L, Array.zeroCreate init.Length, Array.zeroCreate init.Length))
-            let holdout = Holdout.Build(5000, 10000, 36)
-            let sampler = Sampler(36L + 1337L, holdout, Curriculum.Base)
+            let sampler = Batches.sampler 36 (Batches.holdout 36) Curriculum.Base
             let batch = 512
             let a = Array.zeroCreate<int64> batch
             let b = Array.zeroCreate<int64> batch

@@ -87,7 +87,7 @@ let private csvRow (mine: int) (r: RoundReport) =
 let private heldOut (seed: int) =
     let set = Collections.Generic.HashSet<int64 * int64>()
     let add (h: Holdout) = for p in Array.append h.Validation h.Test do set.Add((p.A, p.B)) |> ignore
-    add (Holdout.Build(5000, 10000, seed))
+    add (Batches.holdout seed)
     for _, a, b in Evaluation.referenceSets () do
         for i in 0 .. a.Length - 1 do set.Add((a.[i], b.[i])) |> ignore
     fun pair -> set.Contains pair

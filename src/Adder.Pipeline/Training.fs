@@ -30,7 +30,7 @@ type Member = { Config: RunConfig; RunDir: string; Resume: bool }
 /// A member's state during the run.
 type private Seat(m: Member, index: int, parameterCount: int) =
     let config = m.Config
-    let holdout = Holdout.Build(5000, 10000, config.Seed)
+    let holdout = Batches.holdout config.Seed
     let valA = holdout.Validation |> Array.map (fun p -> p.A)
     let valB = holdout.Validation |> Array.map (fun p -> p.B)
     member val Member = m
@@ -38,9 +38,7 @@ type private Seat(m: Member, index: int, parameterCount: int) =
     member val ValA = valA
     member val ValB = valB
     member val ValPrompts = Tokens.EncodePromptBatch(valA, valB)
-    member val Sampler = Sampler(int64 config.Seed + 1337L, holdout, config.Curriculum)
-    member val A = Array.zeroCreate<int64> config.Batch
-    member val B = Array.zeroCreate<int64> config.Batch
+    member val Sampler = Batches.sampler config.Seed holdout config.Curriculum
     member val Parameters = Array.zeroCreate<float32> parameterCount
     member val BestVal = -1.0 with get, set
     member val BestStep = -1 with get, set
@@ -116,11 +114,10 @@ let private start (seat: Seat) =
         Files.writeTextAtomic (Metrics.pathIn m.RunDir) (Metrics.header + "\n")
         model.Parameters, OptimizerState(0L, Array.zeroCreate model.Layout.Count, Array.zeroCreate model.Layout.Count), 0
 
-/// Changes a member's batch after the sampler drew it: (member index, step, a, b). Targeted fine-tuning
-/// (Targeted) mixes mined failures in; a plain run leaves the batch alone.
-type BatchMix = int -> int -> int64[] -> int64[] -> unit
+/// Changes a member's batch after the sampler drew it (Batches.BatchMix: member index, step, a, b).
+type BatchMix = Batches.BatchMix
 
-let noMix: BatchMix = fun _ _ _ _ -> ()
+let noMix = Batches.noMix
 
 /// The cohort's loop, its folders claimed, in a backend holding one model a member.
 let private train (backend: IBackend) (config: RunConfig) (members: Member list) (mix: BatchMix) (report: Progress -> unit) (stop: int -> bool) =
@@ -137,7 +134,12 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
         Array.blit parameters 0 seat.Parameters 0 count
     let metrics = seats |> Array.map (fun seat -> new StreamWriter(Metrics.pathIn seat.Member.RunDir, true))
     try
-        let tokens = Array.zeroCreate<int> (seats.Length * config.Batch * Tokens.FullLength)
+        let streams = Batches.Streams(seats |> Array.map (fun s -> s.Sampler), config.Batch, mix)
+        // two token buffers: a step trains on one while the next step's batches are drawn into the other
+        let tokens = Array.init 2 (fun _ -> Array.zeroCreate<int> streams.TokenCount)
+        let mutable current = 0
+        // the batches in tokens.[current] are step `step`'s, drawn while the step before trained
+        let mutable ahead = false
         let results = Array.zeroCreate<StepResult> seats.Length
         let watch = Stopwatch.StartNew()
         let logEvery = max 1 (min 100 config.EvalInterval)
@@ -152,7 +154,8 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
             let meta = Collections.Generic.Dictionary<string, string>()
             for k, v in metadata seat.Member.Config @ [ "step", string step; "val_exact", Metrics.inv valExact ] @ extra do meta.[k] <- v
             if training then
-                TrainingState(step, seat.BestVal, seat.BestStep, seat.Sampler.GetState(), seat.LossSum, seat.LossCount,
+                let samplerState = if ahead then streams.StateBeforeDraw seat.Index else seat.Sampler.GetState()
+                TrainingState(step, seat.BestVal, seat.BestStep, samplerState, seat.LossSum, seat.LossCount,
                               seat.ElapsedBefore + watch.Elapsed.TotalSeconds).WriteTo(meta)
             let optimizer = if training then backend.GetOptimizer seat.Index else null
             Checkpoint(Model(config.Model, Array.copy seat.Parameters), meta, optimizer).Save path
@@ -166,14 +169,20 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
         let mutable cancelled = step < config.Steps && stop step
         while step < config.Steps && not cancelled do
             lr <- LrSchedule.At(step, config.Steps, config.Lr, config.Warmup, config.Floor)
-            for seat in seats do
-                seat.Sampler.NextBatch(step, seat.A, seat.B)
-                mix seat.Index step seat.A seat.B
-                let per = config.Batch * Tokens.FullLength
-                Tokens.EncodeFullBatch(seat.A, seat.B, Span(tokens, seat.Index * per, per))
+            if not ahead then streams.Draw(tokens.[current], step)
+            // The next step's batches are drawn on other cores while the backend trains this one (a GPU step leaves
+            // the host idle; for one model the drawing takes as long as the GPU's step).
+            let next, nextStep = 1 - current, step + 1
+            let drawing = if nextStep < config.Steps then Threading.Tasks.Task.Run(fun () -> streams.Draw(tokens.[next], nextStep)) else null
             let settings = StepSettings(lr, config.WeightDecay, config.Clip, config.Beta1, config.Beta2, config.Eps,
                                         config.GrokfastAlpha, config.GrokfastLambda)
-            backend.TrainStep(ReadOnlySpan tokens, config.Batch, &settings, Span results)
+            try backend.TrainStep(ReadOnlySpan tokens.[current], config.Batch, &settings, Span results)
+            finally
+                // the step's own error is the one to report; the draw is waited for either way
+                if not (isNull drawing) then (try drawing.Wait() with _ -> ())
+            if not (isNull drawing) then drawing.GetAwaiter().GetResult()   // the draw's error, if it failed
+            ahead <- not (isNull drawing)
+            if ahead then current <- next
             step <- step + 1
             stepsSinceRate <- stepsSinceRate + 1
             for seat in seats |> Array.filter live do

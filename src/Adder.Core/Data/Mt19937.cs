@@ -68,10 +68,20 @@ public sealed class Mt19937
     /// <summary>The 624 state words followed by the position, for saving a run mid-stream.</summary>
     public uint[] GetState()
     {
-        var s = new uint[N + 1];
-        state.CopyTo(s, 0);
-        s[N] = (uint)index;
+        var s = new uint[StateLength];
+        GetState(s);
         return s;
+    }
+
+    public const int StateLength = N + 1;
+
+    /// <summary>GetState into a caller's buffer of <see cref="StateLength"/> words (no allocation: taken every
+    /// step by the training loop).</summary>
+    public void GetState(Span<uint> into)
+    {
+        if (into.Length != StateLength) throw new ArgumentException($"a generator state is {StateLength} words, not {into.Length}");
+        state.CopyTo(into);
+        into[N] = (uint)index;
     }
 
     public void SetState(uint[] s)

@@ -93,5 +93,7 @@ public sealed class Sampler
     }
 
     public uint[] GetState() => rng.GetState();
+    /// <summary>GetState into a buffer of <see cref="Mt19937.StateLength"/> words.</summary>
+    public void GetState(Span<uint> into) => rng.GetState(into);
     public void SetState(uint[] state) => rng.SetState(state);
 }

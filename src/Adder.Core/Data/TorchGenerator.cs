@@ -24,6 +24,7 @@ public sealed class TorchGenerator
 
     /// <summary>The 624 state words followed by the position, for saving a run mid-stream.</summary>
     public uint[] GetState() => mt.GetState();
+    public void GetState(Span<uint> into) => mt.GetState(into);
 
     public void SetState(uint[] s) => mt.SetState(s);
 }
