@@ -7,7 +7,8 @@
 # presets and 3 models per launch; Grokfast-EMA steps; the gradient and trajectory goldens; the published checkpoint on the reference
 # suite; determinism; a 2,000-step run against the CPU's loss curve), the kernel harness on the GPU against the CPU
 # harness's outputs (scripts/gpu-kernel-check.sh, with compute-sanitizer when present), the row kernels of earlier
-# commits timed against this tree's (scripts/gpu/time-variants.sh), `bench train` at 1, 64 and
+# commits timed against this tree's (scripts/gpu/time-variants.sh), a real sweep's model-steps/s at 1 and 256 seeds
+# (scripts/gpu/sweep-rate.sh), `bench train` at 1, 64 and
 # 256 models, `bench eval`, `eval` of the reference suite, Nsight Compute over the training step's kernels, and
 # PyTorch's step of the same model. Prints one summary line `N passed, N failed`; writes logs to $OUT if set.
 set -uo pipefail
@@ -39,6 +40,9 @@ step bench-train-1 30 "$adder" bench train --device cuda --models 1 --windows 5
 step bench-train-64 30 "$adder" bench train --device cuda --models 64 --windows 5
 step bench-train-256 40 "$adder" bench train --device cuda --models 256 --windows 5
 step bench-eval 30 "$adder" bench eval --device cuda --windows 7
+# the whole training loop (drawing batches ahead on the host while the GPU steps), where bench train times the step
+step sweep-1 90 bash scripts/gpu/sweep-rate.sh 1 40000 cuda
+step sweep-256 120 bash scripts/gpu/sweep-rate.sh 256 3000 cuda
 step eval-reference 60 "$adder" eval --device cuda -c "$shared/reference/best_311p_s34.pt" --show-failures 3
 if [ -d artifacts/kernel-cases ]; then
     step kernel-harness 150 bash scripts/gpu-kernel-check.sh artifacts/kernel-cases
