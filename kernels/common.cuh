@@ -83,12 +83,22 @@ ADDER_DEVICE float adder_exp(float x)
 #define ADDER_INV_SQRT2 0.70710678118654752f
 #define ADDER_INV_SQRT2PI 0.39894228040143268f
 
-// Exact GELU 0.5·u·(1 + erf(u/√2)) and its derivative Φ(u) + u·φ(u), as LaneMath.Gelu/GeluGrad.
-ADDER_DEVICE float adder_gelu(float u) { return 0.5f * u * (1.0f + adder_erf(u * ADDER_INV_SQRT2)); }
+// Exact GELU 0.5·u·(1 + erf(u/√2)) and its derivative Φ(u) + u·φ(u), as LaneMath.Gelu/GeluGrad. Both use the
+// term 1 + erf(u/√2): a kernel that keeps it from the forward (train_rows.cu) passes it to the backward.
+ADDER_DEVICE float adder_gelu_term(float u) { return 1.0f + adder_erf(u * ADDER_INV_SQRT2); }
 
-ADDER_DEVICE float adder_gelu_grad(float u)
+ADDER_DEVICE float adder_gelu(float u) { return 0.5f * u * adder_gelu_term(u); }
+
+ADDER_DEVICE float adder_gelu_grad_of(float u, float term)
 {
-    float cdf = 0.5f * (1.0f + adder_erf(u * ADDER_INV_SQRT2));
+    float cdf = 0.5f * term;
     float pdf = adder_exp(-0.5f * u * u) * ADDER_INV_SQRT2PI;
     return fmaf(u, pdf, cdf);
 }
+
+ADDER_DEVICE float adder_gelu_grad(float u) { return adder_gelu_grad_of(u, adder_gelu_term(u)); }
+
+// 16- and 8-byte shared-memory accesses (one instruction instead of four or two); p must be aligned.
+ADDER_DEVICE void adder_store4(float* p, float a, float b, float c, float d) { *reinterpret_cast<float4*>(p) = make_float4(a, b, c, d); }
+ADDER_DEVICE float4 adder_load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+ADDER_DEVICE float2 adder_load2(const float* p) { return *reinterpret_cast<const float2*>(p); }

@@ -25,7 +25,9 @@
 #define RR 3                                 // the largest rank
 #define ROW_MAX_P 311                        // the family's largest parameter count (every rank 3)
 #define ROW_MAX_G (ROW_MAX_P + ADDER_T * RD + 1)
-#define STAGE 35                             // staging columns a row (odd: a warp's rows hit distinct banks)
+// Staging columns a row: 36, so every row and its 4-vectors (at columns ≡ 0 mod 4) are 16-byte aligned and move
+// as one 128-bit access; the 8 rows of each quarter-warp's 128-bit access start 36·4 B apart, in distinct banks.
+#define STAGE 36
 #define ROW_TRIANGLE (ADDER_T * (ADDER_T + 1) / 2)   // a sequence's attention terms: e_tj, j ≤ t
 // Rows are position-major: row t·SEQS + s is position t of the block's sequence s (the staging table, the keys),
 // so a warp's rows are 32 consecutive ones. The terms are the launch's dynamic shared memory
@@ -88,16 +90,27 @@ ADDER_DEVICE void rows_rmsnorm_backward(const float* p, int weight, const float 
 }
 
 // The attention score of a query q (unscaled) and a key: (q·scale)·k, as attention_exp_row for head_dim 4.
-ADDER_DEVICE float rows_score(const float* q, const float* key)
+ADDER_DEVICE float rows_score(const float (&q)[RD], const float (&key)[RD])
 {
     float scale = 1.0f / sqrtf((float)RD), s = 0.0f;
     for (int c = 0; c < RD; c++) s = fmaf(q[c] * scale, key[c], s);
     return s;
 }
 
+ADDER_DEVICE void rows_unpack(const float4& v, float (&out)[RD]) { out[0] = v.x; out[1] = v.y; out[2] = v.z; out[3] = v.w; }
+
 template <int N> ADDER_DEVICE void rows_put(float* row, int col, const float (&v)[N])
 {
     for (int i = 0; i < N; i++) row[col + i] = v[i];
+}
+
+// A 4- or 8-vector at a column ≡ 0 mod 4: 128-bit stores.
+ADDER_DEVICE void rows_put4(float* row, int col, const float (&v)[4]) { adder_store4(&row[col], v[0], v[1], v[2], v[3]); }
+
+ADDER_DEVICE void rows_put8(float* row, int col, const float (&v)[8])
+{
+    adder_store4(&row[col], v[0], v[1], v[2], v[3]);
+    adder_store4(&row[col + 4], v[4], v[5], v[6], v[7]);
 }
 
 // ---- the gradient sums over the block's rows ----
@@ -191,8 +204,8 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     __shared__ float sp[ROW_MAX_P];                 // this model's parameters
     __shared__ float table[ADDER_T * RD];           // the position table
     __shared__ float grad[ROW_MAX_G];               // the block's gradient record: [P], dPos [T][d], loss
-    __shared__ float keys[ROW_COUNT * RD];          // k of every row (K and V are tied)
-    __shared__ float stage[ROW_COUNT * STAGE];      // the phases' vectors, one row each
+    __shared__ float4 keys[ROW_COUNT];              // k of every row (K and V are tied)
+    __shared__ __align__(16) float stage[ROW_COUNT * STAGE];   // the phases' vectors, one row each
 
     int P = dims.params, G = adder_grad_stride(dims), tid = threadIdx.x;
     // lane = sl + SEQS·(position within the warp); the lanes past position 32 (live false) stand in for position 32
@@ -217,18 +230,21 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     rows_matmul<RD, RR>(sp, dims.qkv_a, RD, rq, n1, h);
     rows_matmul<RR, RD>(sp, dims.bq, rq, RD, h, q);
     rows_matmul<RR, RD>(sp, dims.bkv, rq, RD, h, k);
-    if (live)
-        for (int c = 0; c < RD; c++) keys[r * RD + c] = k[c];
+    if (live) keys[r] = make_float4(k[0], k[1], k[2], k[3]);
     __syncthreads();
 
     // causal attention over the sequence's rows 0..t: the max first, then the terms (kept), sum and the values
     float* terms = &row_terms[sl];                  // this sequence's triangle, every SEQS-th float
     float* own = &terms[t * (t + 1) / 2 * SEQS];    // this row's terms: own[j·SEQS] = e_tj
     float mx = -INFINITY;
-    for (int j = 0; j <= t; j++) mx = fmaxf(mx, rows_score(q, &keys[(j * SEQS + sl) * RD]));
+    float kj[RD];
+    for (int j = 0; j <= t; j++) {
+        rows_unpack(keys[j * SEQS + sl], kj);
+        mx = fmaxf(mx, rows_score(q, kj));
+    }
     float sum = 0.0f, y[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int j = 0; j <= t; j++) {
-        const float* kj = &keys[(j * SEQS + sl) * RD];
+        rows_unpack(keys[j * SEQS + sl], kj);
         float e = adder_exp(rows_score(q, kj) - mx);
         if (live) own[j * SEQS] = e;
         sum += e;
@@ -242,10 +258,14 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     rows_matmul<RR, RD>(sp, dims.proj.b, ra, RD, ph, o);
     for (int i = 0; i < RD; i++) xmid[i] = x0[i] + o[i];
     rows_rmsnorm(sp, dims.ln2_w, xmid, hat2, rstd2, n2);
-    float f1h[RR], u[RF], g[RF], f2h[RR], x1[RD], hatf[RD], rstdf, z[RD];
+    // gelu's term 1 + erf(u/√2) is kept for the backward (one erf a unit, not two)
+    float f1h[RR], u[RF], term[RF], g[RF], f2h[RR], x1[RD], hatf[RD], rstdf, z[RD];
     rows_matmul<RD, RR>(sp, dims.fc1.a, RD, r1, n2, f1h);
     rows_matmul<RR, RF>(sp, dims.fc1.b, r1, RF, f1h, u);
-    for (int i = 0; i < RF; i++) g[i] = adder_gelu(u[i]);
+    for (int i = 0; i < RF; i++) {
+        term[i] = adder_gelu_term(u[i]);
+        g[i] = 0.5f * u[i] * term[i];   // adder_gelu
+    }
     rows_matmul<RF, RR>(sp, dims.fc2.a, RF, r2, g, f2h);
     rows_matmul<RR, RD>(sp, dims.fc2.b, r2, RD, f2h, o);
     for (int i = 0; i < RD; i++) x1[i] = xmid[i] + o[i];
@@ -266,33 +286,33 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     for (int i = 0; i < RF; i++) dg[i] = 0.0f;
     rows_matmul_backward<RR, RD>(sp, dims.fc2.b, r2, RD, dx1, df2h);
     rows_matmul_backward<RF, RR>(sp, dims.fc2.a, RF, r2, df2h, dg);
-    for (int i = 0; i < RF; i++) dg[i] *= adder_gelu_grad(u[i]);   // dg is dL/du from here
+    for (int i = 0; i < RF; i++) dg[i] *= adder_gelu_grad_of(u[i], term[i]);   // dg is dL/du from here
     rows_matmul_backward<RR, RF>(sp, dims.fc1.b, r1, RF, dg, df1h);
     rows_matmul_backward<RD, RR>(sp, dims.fc1.a, RD, r1, df1h, dn2);
 
     // phase 1: the head (tied embedding), the final norm's weight, fc2.B
     if (live) {
-        rows_put(row, 0, z); rows_put(row, 4, dLogits); rows_put(row, 18, hatf); rows_put(row, 22, dz);
-        rows_put(row, 26, f2h); rows_put(row, 29, dx1);
+        rows_put4(row, 0, z); rows_put4(row, 4, hatf); rows_put4(row, 8, dz); rows_put4(row, 12, dx1);
+        rows_put(row, 16, f2h); rows_put(row, 20, dLogits);
     }
     __syncthreads();
     row_phase<SEQS>(stage, grad, [&](RowEntry& en, int& e) {
-        entry_outer(en, e, dims.tok_emb, ADDER_VOCAB, RD, 4, 0);
-        entry_diag(en, e, dims.lnf_w, RD, 18, 22);
-        entry_outer(en, e, dims.fc2.b, r2, RD, 26, 29);
+        entry_outer(en, e, dims.tok_emb, ADDER_VOCAB, RD, 20, 0);
+        entry_diag(en, e, dims.lnf_w, RD, 4, 8);
+        entry_outer(en, e, dims.fc2.b, r2, RD, 16, 12);
     });
     __syncthreads();
 
     // phase 2: fc2.A, fc1.B, fc1.A
     if (live) {
-        rows_put(row, 0, g); rows_put(row, 8, df2h); rows_put(row, 11, f1h); rows_put(row, 14, dg);
-        rows_put(row, 22, n2); rows_put(row, 26, df1h);
+        rows_put8(row, 0, g); rows_put8(row, 8, dg); rows_put4(row, 16, n2);
+        rows_put(row, 20, df2h); rows_put(row, 24, f1h); rows_put(row, 28, df1h);
     }
     __syncthreads();
     row_phase<SEQS>(stage, grad, [&](RowEntry& en, int& e) {
-        entry_outer(en, e, dims.fc2.a, RF, r2, 0, 8);
-        entry_outer(en, e, dims.fc1.b, r1, RF, 11, 14);
-        entry_outer(en, e, dims.fc1.a, RD, r1, 22, 26);
+        entry_outer(en, e, dims.fc2.a, RF, r2, 0, 20);
+        entry_outer(en, e, dims.fc1.b, r1, RF, 24, 8);
+        entry_outer(en, e, dims.fc1.a, RD, r1, 16, 28);
     });
     __syncthreads();
 
@@ -306,13 +326,13 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     // this row as the query: p_j = e_j/sum; dp_j = dy·v_j; dq = Σ ds_j·k_j (attention_backward's operations)
     float scale = 1.0f / sqrtf((float)RD), dot = 0.0f, dq[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int j = 0; j <= t; j++) {
-        const float* kj = &keys[(j * SEQS + sl) * RD];
+        rows_unpack(keys[j * SEQS + sl], kj);
         float pj = own[j * SEQS] * inv, dp = 0.0f;
         for (int c = 0; c < RD; c++) dp = fmaf(dy[c], kj[c], dp);
         dot = fmaf(pj, dp, dot);
     }
     for (int j = 0; j <= t; j++) {
-        const float* kj = &keys[(j * SEQS + sl) * RD];
+        rows_unpack(keys[j * SEQS + sl], kj);
         float pj = own[j * SEQS] * inv, dp = 0.0f;
         for (int c = 0; c < RD; c++) dp = fmaf(dy[c], kj[c], dp);
         float ds = pj * (dp - dot) * scale;
@@ -321,27 +341,31 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
 
     // phase 3: ln2's weight, proj.B, proj.A; and what the keys' threads need of every query row
     if (live) {
-        rows_put(row, 0, hat2); rows_put(row, 4, dn2); rows_put(row, 8, ph); rows_put(row, 11, dxmid);
-        rows_put(row, 15, y); rows_put(row, 19, dph);
-        rows_put(row, 22, q); rows_put(row, 26, dy);
-        row[31] = inv; row[32] = dot;
+        rows_put4(row, 0, hat2); rows_put4(row, 4, dn2); rows_put4(row, 8, dxmid); rows_put4(row, 12, y);
+        rows_put4(row, 16, q); rows_put4(row, 20, dy);
+        row[24] = inv; row[25] = dot;
+        rows_put(row, 26, ph); rows_put(row, 29, dph);
     }
     __syncthreads();
     row_phase<SEQS>(stage, grad, [&](RowEntry& en, int& e) {
         entry_diag(en, e, dims.ln2_w, RD, 0, 4);
-        entry_outer(en, e, dims.proj.b, ra, RD, 8, 11);
-        entry_outer(en, e, dims.proj.a, RD, ra, 15, 19);
+        entry_outer(en, e, dims.proj.b, ra, RD, 26, 8);
+        entry_outer(en, e, dims.proj.a, RD, ra, 12, 29);
     });
     // this row as the key (and value): dk = Σ_{t' ≥ t} p·dy_t' + ds·q_t', t' from 32 down, as the CPU adds them
     float dk[RD] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int tq = live ? ADDER_T - 1 : -1; tq >= t; tq--) {
-        const float* qr = &stage[(tq * SEQS + sl) * STAGE];
-        float pj = terms[(tq * (tq + 1) / 2 + t) * SEQS] * qr[31], dp = 0.0f;
-        for (int c = 0; c < RD; c++) dp = fmaf(qr[26 + c], k[c], dp);
-        float ds = pj * (dp - qr[32]) * scale;
+        const float* qr = &stage[(tq * SEQS + sl) * STAGE];   // query tq's q, dy, 1/sum and dot
+        float qt[RD], dyt[RD];
+        rows_unpack(adder_load4(&qr[16]), qt);
+        rows_unpack(adder_load4(&qr[20]), dyt);
+        float2 invDot = adder_load2(&qr[24]);
+        float pj = terms[(tq * (tq + 1) / 2 + t) * SEQS] * invDot.x, dp = 0.0f;
+        for (int c = 0; c < RD; c++) dp = fmaf(dyt[c], k[c], dp);
+        float ds = pj * (dp - invDot.y) * scale;
         for (int c = 0; c < RD; c++) {
-            dk[c] = fmaf(pj, qr[26 + c], dk[c]);
-            dk[c] = fmaf(ds, qr[22 + c], dk[c]);
+            dk[c] = fmaf(pj, dyt[c], dk[c]);
+            dk[c] = fmaf(ds, qt[c], dk[c]);
         }
     }
     __syncthreads();
@@ -356,18 +380,18 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
 
     // phase 4: Bq, Bkv, qkv_A, ln1's weight, the token embedding, the position table's gradient, the loss
     if (live) {
-        rows_put(row, 0, h); rows_put(row, 3, dq); rows_put(row, 7, dk); rows_put(row, 11, n1);
-        rows_put(row, 15, dh); rows_put(row, 18, hat1); rows_put(row, 22, dn1); rows_put(row, 26, dx0);
+        rows_put4(row, 0, dq); rows_put4(row, 4, dk); rows_put4(row, 8, n1); rows_put4(row, 12, hat1);
+        rows_put4(row, 16, dn1); rows_put4(row, 20, dx0); rows_put(row, 24, h); rows_put(row, 27, dh);
         row[30] = (float)token; row[31] = loss; row[32] = 1.0f;
     }
     __syncthreads();
     row_phase<SEQS>(stage, grad, [&](RowEntry& en, int& e) {   // 12 + 12 + 12 + 4 + 56 + 132 + 1 = 229 entries at rank 3
-        entry_outer(en, e, dims.bq, rq, RD, 0, 3);
-        entry_outer(en, e, dims.bkv, rq, RD, 0, 7);
-        entry_outer(en, e, dims.qkv_a, RD, rq, 11, 15);
-        entry_diag(en, e, dims.ln1_w, RD, 18, 22);
-        entry_token(en, e, dims.tok_emb, 30, 26);
-        entry_position(en, e, P, 26);
+        entry_outer(en, e, dims.bq, rq, RD, 24, 0);
+        entry_outer(en, e, dims.bkv, rq, RD, 24, 4);
+        entry_outer(en, e, dims.qkv_a, RD, rq, 8, 27);
+        entry_diag(en, e, dims.ln1_w, RD, 12, 16);
+        entry_token(en, e, dims.tok_emb, 30, 20);
+        entry_position(en, e, P, 20);
         entry_outer(en, e, G - 1, 1, 1, 31, 32);   // the loss: Σ loss·1
     });
     __syncthreads();

@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root/artifacts/cpu-harness}"
 mkdir -p "$out"
-flags=(-std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -ffp-contract=off
+flags=(-std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -ffp-contract=off -fno-strict-aliasing
        -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-parameter -I "$root/kernels")
 objects=()
 for cu in train_step train_rows optimizer logits decode; do

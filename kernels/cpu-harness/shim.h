@@ -18,6 +18,12 @@ extern adder_dim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __shared__ static   // one instance for the whole (sequentially run) grid: block-shared
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+
+// CUDA's vector types (vector_types.h), as far as the kernels use them.
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(8) float2 { float x, y; };
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 
 // Suspends this thread until every thread of the block has reached a barrier (harness.cpp).
 void __syncthreads();
