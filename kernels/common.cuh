@@ -23,6 +23,8 @@
 #define ADDER_ROWS_FEW_SEQS 4
 #define ADDER_ROWS_MANY_SEQS 8
 #define ADDER_ROWS_THREADS(seqs) (32 * ((ADDER_T * (seqs) + 31) / 32))
+// Both write one partial record a group of 4 sequences: ceil(batch / 4) records a model, whichever ran.
+#define ADDER_ROWS_GROUP 4
 #define ADDER_ROW_DYNAMIC_BYTES(seqs) ((seqs) * (ADDER_T * (ADDER_T + 1) / 2) * 4)
 // One gradient record: P parameter gradients, the position table's gradient [T][D], the loss.
 #define ADDER_MAX_G (ADDER_MAX_PARAMS + ADDER_T * ADDER_MAX_D + 1)

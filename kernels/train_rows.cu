@@ -12,10 +12,11 @@
 // over the queries t ≥ j (each key's thread loops over them, in the CPU's order: t = 32 down to j, value term
 // then key term). The probabilities are e_tj·(1/sum_t), the values the CPU's recomputation gives. Parameter
 // gradients are not kept per thread: in four phases the rows write the vectors whose outer products make a
-// parameter's gradient (x and dL/dy of each small matmul) into a staging table, and each of the block's
-// gradient entries is then summed over the block's rows by one thread, in a fixed order (deterministic). The block
-// writes one partial record [G] like adder_train_step (kernels/ABI.md), so the same reduction and
-// optimizer kernels follow.
+// parameter's gradient (x and dL/dy of each small matmul) into a staging table, and each gradient entry is then
+// summed by one thread over the rows of a group of 4 sequences, in a fixed order (deterministic). Each group
+// writes one partial record [G] like adder_train_step's (kernels/ABI.md), so the same reduction and optimizer
+// kernels follow; both kernels write the same records in the same order (record r: sequences 4r .. 4r + 3), so
+// the step, and a run's weights, do not depend on which one the host chose for the grid.
 #include "common.cuh"
 #include "embedding.cuh"
 #include "head.cuh"
@@ -151,46 +152,52 @@ ADDER_DEVICE void entry_position(RowEntry& en, int& e, int grad, int dc)
     e -= n;
 }
 
-// Sums the thread's entry over the rows (four interleaved partial sums, rows r ≡ 0..3 mod 4, then
-// (s0 + s1) + (s2 + s3): independent chains hide the shared-memory latency) into the block's record.
+// Sums the thread's entry over the rows of the block's record group `group` (its ADDER_ROWS_GROUP sequences,
+// position by position: four interleaved partial sums, one a sequence, then (s0 + s1) + (s2 + s3): independent
+// chains hide the shared-memory latency) into that group's record.
 template <int SEQS>
-ADDER_DEVICE void row_sum(const RowEntry& en, const float* stage, float* grad)
+ADDER_DEVICE void row_sum(const RowEntry& en, const float* stage, int group, float* grad)
 {
-    const int ROW_COUNT = SEQS * ADDER_T;
+    static_assert(ADDER_ROWS_GROUP == 4, "four interleaved sums, one a sequence of the group");
+    const float* rows = &stage[group * ADDER_ROWS_GROUP * STAGE];   // position t of the group's sequence q: (t·SEQS + q)
     if (en.kind == ROW_NONE) return;
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
     if (en.kind == ROW_PRODUCT) {
-        for (int r = 0; r < ROW_COUNT; r += 4) {
-            const float* s = &stage[r * STAGE];
+        for (int t = 0; t < ADDER_T; t++) {
+            const float* s = &rows[t * SEQS * STAGE];
             a0 = fmaf(s[en.xc], s[en.dc], a0);
             a1 = fmaf(s[STAGE + en.xc], s[STAGE + en.dc], a1);
             a2 = fmaf(s[2 * STAGE + en.xc], s[2 * STAGE + en.dc], a2);
             a3 = fmaf(s[3 * STAGE + en.xc], s[3 * STAGE + en.dc], a3);
         }
     } else if (en.kind == ROW_TOKEN) {
-        for (int r = 0; r < ROW_COUNT; r += 4) {
-            const float* s = &stage[r * STAGE];
+        for (int t = 0; t < ADDER_T; t++) {
+            const float* s = &rows[t * SEQS * STAGE];
             a0 += (int)s[en.xc] == en.v ? s[en.dc] : 0.0f;
             a1 += (int)s[STAGE + en.xc] == en.v ? s[STAGE + en.dc] : 0.0f;
             a2 += (int)s[2 * STAGE + en.xc] == en.v ? s[2 * STAGE + en.dc] : 0.0f;
             a3 += (int)s[3 * STAGE + en.xc] == en.v ? s[3 * STAGE + en.dc] : 0.0f;
         }
     } else {
-        for (int q = 0; q < SEQS; q++) a0 += stage[(en.v * SEQS + q) * STAGE + en.dc];
+        for (int q = 0; q < ADDER_ROWS_GROUP; q++) a0 += rows[(en.v * SEQS + q) * STAGE + en.dc];
     }
     grad[en.grad] += (a0 + a1) + (a2 + a3);
 }
 
-// One phase: select(en, e) runs the entry cursor over the phase's tensors; each thread sums its entries.
+// One phase: select(en, e) runs the entry cursor over the phase's tensors (E entries); the block's threads take
+// the (group, entry) sums in turn, w = group·E + entry.
 template <int SEQS, typename Select>
 ADDER_DEVICE void row_phase(const float* stage, float* grad, Select select)
 {
-    for (int e0 = threadIdx.x;; e0 += blockDim.x) {
+    RowEntry none = {ROW_NONE, 0, 0, 0, 0};
+    int E = 0;
+    select(none, E);   // the cursor ends at −E
+    E = -E;
+    for (int w = threadIdx.x; w < E * (SEQS / ADDER_ROWS_GROUP); w += blockDim.x) {
         RowEntry en = {ROW_NONE, 0, 0, 0, 0};
-        int e = e0;
+        int group = w / E, e = w % E;
         select(en, e);
-        if (en.kind == ROW_NONE) return;
-        row_sum<SEQS>(en, stage, grad);
+        row_sum<SEQS>(en, stage, group, &grad[group * ROW_MAX_G]);
     }
 }
 
@@ -203,7 +210,7 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     const int ROW_COUNT = SEQS * ADDER_T;
     __shared__ float sp[ROW_MAX_P];                 // this model's parameters
     __shared__ float table[ADDER_T * RD];           // the position table
-    __shared__ float grad[ROW_MAX_G];               // the block's gradient record: [P], dPos [T][d], loss
+    __shared__ float grad[SEQS / ADDER_ROWS_GROUP * ROW_MAX_G];   // a record a group: [P], dPos [T][d], loss
     __shared__ float4 keys[ROW_COUNT];              // k of every row (K and V are tied)
     __shared__ __align__(16) float stage[ROW_COUNT * STAGE];   // the phases' vectors, one row each
 
@@ -215,7 +222,7 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     bool valid = seq < batch;
     const float* pg = params + (size_t)m * P;
     for (int k = tid; k < P; k += blockDim.x) sp[k] = pg[k];
-    for (int k = tid; k < G; k += blockDim.x) grad[k] = 0.0f;
+    for (int k = tid; k < SEQS / ADDER_ROWS_GROUP * ROW_MAX_G; k += blockDim.x) grad[k] = 0.0f;
     position_table(pg, dims, table);   // ends with a barrier
 
     const unsigned char* sq = tokens + ((size_t)m * batch + (valid ? seq : 0)) * ADDER_FULL;
@@ -396,8 +403,14 @@ ADDER_DEVICE void row_step(const AdderDims& dims, const float* params, const uns
     });
     __syncthreads();
 
-    float* out = partials + ((size_t)m * gridDim.x + blockIdx.x) * G;
-    for (int k2 = tid; k2 < G; k2 += blockDim.x) out[k2] = grad[k2];
+    // record `rec` sums sequences 4·rec .. 4·rec + 3, whichever kernel ran; a group past the batch has none
+    int records = (batch + ADDER_ROWS_GROUP - 1) / ADDER_ROWS_GROUP;
+    for (int group = 0; group < SEQS / ADDER_ROWS_GROUP; group++) {
+        int rec = blockIdx.x * (SEQS / ADDER_ROWS_GROUP) + group;
+        if (rec >= records) break;
+        float* out = partials + ((size_t)m * records + rec) * G;
+        for (int k2 = tid; k2 < G; k2 += blockDim.x) out[k2] = grad[group * ROW_MAX_G + k2];
+    }
 }
 
 // Few blocks (one model: 512 sequences): 4 sequences a block, so 128 blocks spread over the SMs and each block's
@@ -408,7 +421,7 @@ adder_train_rows(AdderDims dims, const float* params, const unsigned char* token
     row_step<ADDER_ROWS_FEW_SEQS>(dims, params, tokens, batch, partials);
 }
 
-// Many blocks (many models): 8 sequences a block (half the partial records) and three blocks an SM (72
+// Many blocks (many models): 8 sequences a block (two record groups) and three blocks an SM (72
 // registers, some spills: more warps to hide latency; measured on an H200, 16% faster than two at 64 and 256
 // models; BENCHMARKS).
 extern "C" __global__ void __launch_bounds__(ADDER_ROWS_THREADS(ADDER_ROWS_MANY_SEQS), 3)

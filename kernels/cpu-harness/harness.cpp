@@ -463,11 +463,13 @@ int main(int argc, char** argv)
         for (size_t i = 0; i < wide.count(); i++) narrow->bytes[i] = (char)(unsigned char)data<int>(wide)[i];
         arrays["tokens8"] = narrow;
         const unsigned char* tokens = reinterpret_cast<const unsigned char*>(narrow->bytes.data());
-        unsigned nblk = blocks(batch, rows ? seqs : block);
+        // a block a 64 (or 32) sequences, or the row kernels' 4 or 8; partial records: a block each, or the row
+        // kernels' one a group of ADDER_ROWS_GROUP sequences
+        unsigned grid = blocks(batch, rows ? seqs : block), nblk = rows ? blocks(batch, ADDER_ROWS_GROUP) : grid;
         float* partials = output<float>("partials", 1, M * nblk * G, NaN);
-        if (many) LAUNCH("train_rows", adder_train_rows_many, nblk, M, block, d, params, tokens, batch, partials);
-        else if (rows) LAUNCH("train_rows", adder_train_rows, nblk, M, block, d, params, tokens, batch, partials);
-        else LAUNCH("train_step", adder_train_step, nblk, M, block, d, params, tokens, batch, partials);
+        if (many) LAUNCH("train_rows", adder_train_rows_many, grid, M, block, d, params, tokens, batch, partials);
+        else if (rows) LAUNCH("train_rows", adder_train_rows, grid, M, block, d, params, tokens, batch, partials);
+        else LAUNCH("train_step", adder_train_step, grid, M, block, d, params, tokens, batch, partials);
         if (kernel == "loss_and_gradient" || kernel == "rows_loss_and_gradient" || many) {
             float* grad = output<float>("grad", 1, M * P, NaN);
             float* loss = output<float>("loss", 1, M, NaN);

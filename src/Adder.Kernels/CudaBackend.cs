@@ -15,6 +15,7 @@ public sealed class CudaBackend : IBackend
     const int FewSequences = 4, ManySequences = 8;
     static int RowDynamicBytes(int sequences) => sequences * (33 * 34 / 2) * 4;   // ADDER_ROW_DYNAMIC_BYTES
     static int RowThreads(int sequences) => 32 * ((33 * sequences + 31) / 32);    // ADDER_ROWS_THREADS
+    const int RowGroup = 4;   // ADDER_ROWS_GROUP: both row kernels write a partial record a group of 4 sequences
     const int ModelBlock = 256;     // adder_reduce_gradients
     const int OptimizerBlock = 1024;   // adder_optimizer_step (ADDER_OPT_BLOCK): one model's reduction over more threads
     const long KernelStackBytes = 40960;   // ≥ the largest ptxas stack frame (adder_train_step, 39,216 B)
@@ -98,7 +99,7 @@ public sealed class CudaBackend : IBackend
                 rowsMany = new CudaKernel("adder_train_rows_many", rowModule);
                 foreach (var (k, sequences) in new[] { (rowsFew, FewSequences), (rowsMany, ManySequences) })
                 {
-                    // the attention terms; with the many kernel's 44.7 KB of static shared memory, over the 48 KB a
+                    // the attention terms; with the many kernel's 47.6 KB of static shared memory, over the 48 KB a
                     // launch gets without asking
                     k.SetMaxDynamicSharedMemory(RowDynamicBytes(sequences));
                     k.DynamicSharedMemory = (uint)RowDynamicBytes(sequences);
@@ -277,7 +278,7 @@ public sealed class CudaBackend : IBackend
     void Capture(int batch)
     {
         DisposeGraph();
-        int nblk = GradientKernel(Models, batch).Blocks;
+        int nblk = GradientKernel(Models, batch).Records;
         hostInput = new(SettingsBytes + (long)Models * batch * Tokens.FullLength);
         stepInput = new(hostInput.Size);
         stepPartials = new((long)Models * nblk * G);
@@ -305,22 +306,23 @@ public sealed class CudaBackend : IBackend
         graphBatch = batch;
     }
 
-    /// <summary>The gradient kernel for `models` models of `batch` sequences, its block and its blocks a model (each
-    /// block writes one partial record, ABI.md "partials"): the row kernels for the 311p family, the one that holds
-    /// more blocks an SM where the grid of the other would fill the GPU more than twice (BENCHMARKS).</summary>
-    (CudaKernel Kernel, int Block, int Blocks) GradientKernel(int models, int batch)
+    /// <summary>The gradient kernel for `models` models of `batch` sequences, its block, its blocks a model and the
+    /// partial records it writes a model (ABI.md "partials"): the row kernels for the 311p family, the one that holds
+    /// more blocks an SM where the grid of the other would fill the GPU more than twice (BENCHMARKS). Both row
+    /// kernels write the same records, so the choice does not change a model's step.</summary>
+    (CudaKernel Kernel, int Block, int Blocks, int Records) GradientKernel(int models, int batch)
     {
-        if (!rows) return (trainStep, SequenceBlock, Blocks(batch, SequenceBlock));
-        int few = Blocks(batch, FewSequences);
+        if (!rows) return (trainStep, SequenceBlock, Blocks(batch, SequenceBlock), Blocks(batch, SequenceBlock));
+        int few = Blocks(batch, FewSequences), records = Blocks(batch, RowGroup);
         return (long)few * models > 2L * multiprocessors
-            ? (rowsMany!, RowThreads(ManySequences), Blocks(batch, ManySequences))
-            : (rowsFew!, RowThreads(FewSequences), few);
+            ? (rowsMany!, RowThreads(ManySequences), Blocks(batch, ManySequences), records)
+            : (rowsFew!, RowThreads(FewSequences), few, records);
     }
 
     /// <summary>Forward and backward of `models` models (from `parameters` on) over batch sequences each.</summary>
     void LaunchGradients(int models, ulong parameters, ulong tokens, int batch, IDevicePointer partials)
     {
-        var (kernel, block, blocks) = GradientKernel(models, batch);
+        var (kernel, block, blocks, _) = GradientKernel(models, batch);
         kernel.GridDimensions = new dim3((uint)blocks, (uint)models);
         kernel.BlockDimensions = block;
         kernel.RunAsync(stream, dims, parameters, tokens, batch, partials);
@@ -333,7 +335,7 @@ public sealed class CudaBackend : IBackend
         CheckLength(tokens.Length, (long)batch * Tokens.FullLength, "tokens");
         CheckLength(grad.Length, P, "gradient");
         context.SetCurrent();
-        int nblk = GradientKernel(1, batch).Blocks;
+        int nblk = GradientKernel(1, batch).Records;
         var t = Scratch(ref scratchTokenBytes, tokens.Length);
         var partials = Scratch(ref scratchPartials, (long)nblk * G);
         var g = Scratch(ref scratchGrad, P);
