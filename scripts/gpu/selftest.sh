@@ -47,7 +47,7 @@ step eval-reference 60 "$adder" eval --device cuda -c "$shared/reference/best_31
 if [ -d artifacts/kernel-cases ]; then
     step kernel-harness 150 bash scripts/gpu-kernel-check.sh artifacts/kernel-cases
     if [ -d artifacts/variants ]; then
-        step kernel-variants 120 bash scripts/gpu/time-variants.sh artifacts/kernel-cases artifacts/variants
+        step kernel-variants 240 bash scripts/gpu/time-variants.sh artifacts/kernel-cases artifacts/variants
     fi
 fi
 if command -v ncu > /dev/null; then
