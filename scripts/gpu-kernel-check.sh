@@ -29,6 +29,13 @@ for in in "${inputs[@]}"; do
     result $? "parity $name"
 done
 
+# both row kernels must write the same partial records (kernels/ABI.md): their outputs of one input, byte for byte
+for same in "$cases"/rows_loss_and_gradient--same-*.in.bin; do
+    name="$(basename "${same%.in.bin}")"
+    cmp -s "$work/$name.gpu.bin" "$work/rows_many_${name#rows_}.gpu.bin"
+    result $? "the two row kernels' records identical on the GPU (${name#*--})"
+done
+
 # the training kernels: adder_train_step (loss_and_gradient), adder_train_rows (rows_loss_and_gradient) and
 # adder_train_rows_many (rows_many_loss_and_gradient)
 for kernel in loss_and_gradient rows_loss_and_gradient rows_many_loss_and_gradient; do

@@ -43,7 +43,7 @@ module Defaults =
     let targetedMine = 200_000
     let targetedMix = 0.125
 
-let private deviceUsage = "where the model math runs: cpu (default) or cuda (an NVIDIA GPU; checked on an H200: see README)"
+let private deviceUsage = "where the model math runs: cpu (default) or cuda (an NVIDIA GPU; checked on an H200, later kernel changes not yet: see README)"
 let private threadsUsage = "cpu: worker threads (default: all cores)"
 /// An option's usage: a run hyperparameter's comes from its row of Hyperparameters.all (TrainArgs.Weight_Decay:
 /// weight_decay), with the kind's default; any other option's from `other`.
