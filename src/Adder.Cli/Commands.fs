@@ -173,7 +173,9 @@ let private sweep (args: ParseResults<TrainArgs>) =
     let seeds = Sweep.parseSeeds (args.GetResult TrainArgs.Seeds)
     let probe = args.GetResult(TrainArgs.Probe, Defaults.probe)
     let keep = args.GetResult(TrainArgs.Keep, Defaults.keep)
-    let perLaunch = args.GetResult(TrainArgs.Models_Per_Launch, Defaults.modelsPerLaunch)
+    let device, cpu = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
+    let perLaunch =
+        args.GetResult(TrainArgs.Models_Per_Launch, if device = Backends.Cpu then Defaults.modelsPerLaunchCpu else Defaults.modelsPerLaunchCuda)
     if probe < 1 then fail "--probe must be at least 1"
     if keep < 0 then fail "--keep must not be negative"
     if perLaunch < 1 then fail "--models-per-launch must be at least 1"
@@ -181,7 +183,6 @@ let private sweep (args: ParseResults<TrainArgs>) =
     let finishing = args.Contains TrainArgs.Finish
     if finishing && shard.IsNone then fail "--finish goes with --shard i/n (the second pass of a sharded sweep)"
     let mine = match shard with Some s -> Shards.assigned s seeds | None -> seeds
-    let device, cpu = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
     let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (presetText args)))
     if String.IsNullOrWhiteSpace sweepDir then fail "--out: the path is empty"
     if File.Exists sweepDir then fail "--out %s is a file, not a folder" sweepDir
