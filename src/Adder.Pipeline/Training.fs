@@ -171,7 +171,7 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
             lr <- LrSchedule.At(step, config.Steps, config.Lr, config.Warmup, config.Floor)
             if not ahead then streams.Draw(tokens.[current], step)
             // The next step's batches are drawn on other cores while the backend trains this one (a GPU step leaves
-            // the host idle; for one model the drawing takes as long as the GPU's step).
+            // the host idle, and drawing even one model's batch is a good part of a GPU step: BENCHMARKS).
             let next, nextStep = 1 - current, step + 1
             let drawing = if nextStep < config.Steps then Threading.Tasks.Task.Run(fun () -> streams.Draw(tokens.[next], nextStep)) else null
             let settings = StepSettings(lr, config.WeightDecay, config.Clip, config.Beta1, config.Beta2, config.Eps,
