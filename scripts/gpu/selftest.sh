@@ -10,13 +10,14 @@
 # harness's outputs (scripts/gpu-kernel-check.sh, with compute-sanitizer when present), a real sweep's model-steps/s at 1 and 256 seeds
 # (scripts/gpu/sweep-rate.sh), `bench train` at 1, 64 and
 # 256 models, `bench eval`, `eval` of the reference suite, Nsight Compute over the training step's kernels, and
-# PyTorch's step of the same model. Prints one summary line `N passed, N failed`; writes logs to $OUT if set.
+# PyTorch's step of the same model. Prints one summary line `N passed, N failed`; writes every step's log, one
+# after another, to $OUT/selftest-all.log if OUT is set (one file: the device tool returns at most 8).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 adder=publish/linux-x64/adder
 shared=artifacts/shared
-logs=${OUT:-/tmp/adder-gpu-logs}
-mkdir -p "$logs"
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
 passed=0
 failed=0
 step() {   # step NAME TIMEOUT COMMAND...: runs it, shows its output, counts it
@@ -57,4 +58,7 @@ if python3 -c "import torch" 2> /dev/null; then
     step pytorch-step 120 python3 scripts/gpu/torch_step_bench.py --device cuda --steps 300
 fi
 echo "$passed passed, $failed failed"
+if [ -n "${OUT:-}" ]; then
+    for log in "$logs"/*.log; do echo "===== $(basename "$log")"; cat "$log"; done > "$OUT/selftest-all.log"
+fi
 [ "$failed" -eq 0 ]
