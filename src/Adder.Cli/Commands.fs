@@ -183,6 +183,9 @@ let private sweep (args: ParseResults<TrainArgs>) =
     let finishing = args.Contains TrainArgs.Finish
     if finishing && shard.IsNone then fail "--finish goes with --shard i/n (the second pass of a sharded sweep)"
     let mine = match shard with Some s -> Shards.assigned s seeds | None -> seeds
+    let first = trainConfig args None (Some seeds.Head)
+    // refused before the sweep's folder is made (each cohort's run checks it again)
+    Limits.CheckTokenBuffers(min perLaunch (max 1 mine.Length), first.Batch)
     let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (presetText args)))
     if String.IsNullOrWhiteSpace sweepDir then fail "--out: the path is empty"
     if File.Exists sweepDir then fail "--out %s is a file, not a folder" sweepDir
@@ -191,7 +194,6 @@ let private sweep (args: ParseResults<TrainArgs>) =
     // one sweep at a time in a folder (each seed's run folder is locked by its run as well); the shards of a
     // sharded sweep share the folder by design, so there only the seeds' folders (disjoint per shard) are locked
     use _lock = if shard.IsNone then SafeFiles.LockFolder sweepDir else { new IDisposable with member _.Dispose() = () }
-    let first = trainConfig args None (Some seeds.Head)
     let part =
         match shard with
         | Some s -> sprintf " (shard %d/%d: %d seeds, %s pass)" s.Index s.Count mine.Length (if finishing then "finish" else "probe")

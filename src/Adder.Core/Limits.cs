@@ -62,5 +62,19 @@ public static class Limits
                 $"step or decode on {Math.Max(threads > 0 ? threads : Environment.ProcessorCount, 8)} slots, more than the limit of {Gib(MaxBackendBytes)} GiB");
     }
 
+    /// <summary>The training loop's token buffers for `models` models of `batch` sequences: two (a step trains on
+    /// one while the next step's batches are drawn into the other), int32 tokens.</summary>
+    public static long TokenBufferBytes(int models, int batch) => 2L * models * batch * Tokens.FullLength * sizeof(int);
+
+    /// <summary>Refuses a cohort whose token buffers would need more than MaxBackendBytes.</summary>
+    public static void CheckTokenBuffers(int models, int batch)
+    {
+        long bytes = TokenBufferBytes(models, batch);
+        if (bytes > MaxBackendBytes)
+            throw new AdderException(
+                $"--batch {batch} with {models} model(s) side by side needs about {Gib(bytes)} GiB of token buffers, more than the " +
+                $"limit of {Gib(MaxBackendBytes)} GiB; use a smaller --batch or --models-per-launch");
+    }
+
     static string Gib(long bytes) => (bytes / (double)(1L << 30)).ToString("0.#", CultureInfo.InvariantCulture);
 }

@@ -249,6 +249,7 @@ let runCohortMixing (device: Backends.Device) (cpu: CpuOptions) (members: Member
     let config = checkCohort members
     // refused before any folder is touched or any model allocated
     if device = Backends.Cpu then Limits.CheckBackendMemory(config.Model, members.Length, cpu.Threads)
+    Limits.CheckTokenBuffers(members.Length, config.Batch)
     // the backend too (no CUDA device, a config the kernels do not support: one line, no folder touched)
     use backend = Backends.create device config.Model members.Length cpu
     // every folder is claimed before any is written, so a refused member leaves the others untouched

@@ -279,5 +279,10 @@ let ``a seed sweep probes every seed, finishes the best, and its runs equal sing
     Assert.Equal(1, bad.Code)
     Assert.Contains("seed 2     failed", bad.Out)
     Assert.Contains("2 of 2 seeds failed", bad.Err)
+    // a cohort whose two token buffers would pass 4 GiB is refused in one line, before any folder is made
+    let huge = Path.Combine(root, "huge")
+    run [ "train"; "--seeds"; "1-16"; "--models-per-launch"; "16"; "--batch"; "1048576"; "--steps"; "1"; "--probe"; "1"; "--out"; huge ]
+    |> assertOneLineError "token buffers"
+    Assert.False(Directory.Exists huge)
     run [ "train"; "--seeds"; "1-3"; "--seed"; "4" ] |> assertOneLineError "--seed"
     run [ "train"; "--seeds"; "3-1" ] |> assertOneLineError "seed list"
