@@ -401,8 +401,14 @@ let ``committed PTX equals a fresh nvcc build and ptxas accepts it for sm_90`` (
             for name in [ "train_step"; "train_rows"; "optimizer"; "logits"; "decode" ] do
                 let committed = Path.Combine(repoRoot, "kernels", "ptx", name + ".ptx")
                 Assert.True(File.Exists committed, sprintf "kernels/ptx/%s.ptx is missing" name)
-                Assert.True((File.ReadAllBytes committed = File.ReadAllBytes(Path.Combine(dir, name + ".ptx"))),
-                            sprintf "kernels/ptx/%s.ptx is stale: run scripts/build-ptx.sh" name)
+                let fresh = Path.Combine(dir, name + ".ptx")
+                if File.ReadAllBytes committed <> File.ReadAllBytes fresh then
+                    // the first line that differs, so that a stale file can be told from a build that went wrong
+                    let a, b = File.ReadAllLines committed, File.ReadAllLines fresh
+                    let i = Seq.zip a b |> Seq.tryFindIndex (fun (x, y) -> x <> y) |> Option.defaultValue (min a.Length b.Length)
+                    let line (xs: string[]) = if i < xs.Length then xs.[i] else "(end of file)"
+                    failwithf "kernels/ptx/%s.ptx is stale: run scripts/build-ptx.sh (%d and %d lines; line %d: committed '%s', fresh '%s')"
+                        name a.Length b.Length (i + 1) (line a) (line b)
                 let code, output = run "ptxas" [ "-arch=sm_90"; committed; "-o"; Path.Combine(dir, name + ".cubin") ]
                 Assert.True((code = 0), sprintf "ptxas -arch=sm_90 rejects %s.ptx:\n%s" name output)
         finally
