@@ -2,9 +2,9 @@
 // or 288 threads; the two kernels at the end), each thread running its position's forward and backward with its
 // vectors in registers. A warp holds neighbouring positions of all the block's sequences (lane = s + SEQS·(t mod
 // 32/SEQS)), so the attention loops (over the keys j ≤ t, and over the queries t' ≥ j) run about as many trips as
-// its rows need rather than the 33 of a warp that spans every position; the lanes past position 32 compute nothing. Written for d_model 4, one head, d_ff 8, shareA_tieKV and every rank 1..3 (the host
-// checks `rows_fit` in ABI.md);
-// every other supported config runs adder_train_step (train_step.cu), the one-thread-per-sequence kernel.
+// its rows need rather than the 33 of a warp that spans every position; the lanes past position 32 compute nothing.
+// Written for d_model 4, one head, d_ff 8, shareA_tieKV and every rank 1..3 (the host checks `rows_fit` in
+// ABI.md); every other supported config runs adder_train_step (train_step.cu), the one-thread-per-sequence kernel.
 //
 // Rows of one sequence meet twice, through shared memory: the forward's causal attention reads the keys of
 // earlier rows and keeps its terms e_tj = exp(s_tj − max_t) (a triangle a sequence, in dynamic shared memory:

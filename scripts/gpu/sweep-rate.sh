@@ -6,8 +6,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 adder=${ADDER:-$root/publish/linux-x64/adder}
+[ $# -ge 1 ] && [[ "$1" =~ ^[1-9][0-9]*$ ]] || { echo "usage: sweep-rate.sh M [STEPS] [DEVICE] (M: seeds, at least 1)" >&2; exit 2; }
 models=$1 steps=${2:-2000} device=${3:-cuda}
-[ "$steps" -ge 1000 ] || { echo "sweep-rate: STEPS must be at least 1000" >&2; exit 2; }
+[[ "$steps" =~ ^[0-9]+$ ]] && [ "$steps" -ge 1000 ] || { echo "sweep-rate: STEPS must be a number of at least 1000" >&2; exit 2; }
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 start=$SECONDS

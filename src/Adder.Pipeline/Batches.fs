@@ -19,6 +19,7 @@ let holdout (seed: int) = Holdout.Build(5000, 10000, seed)
 /// A run's data stream: its sampler, seeded with the run's seed + 1337, never drawing the reserved pairs.
 let sampler (seed: int) (reserved: Holdout) (curriculum: Curriculum) = Sampler(int64 seed + 1337L, reserved, curriculum)
 
+/// The data streams of a cohort's runs (one sampler each, in member order) and the pair arrays each draws into.
 type Streams(samplers: Sampler[], batch: int, mix: BatchMix) =
     let a = samplers |> Array.map (fun _ -> Array.zeroCreate<int64> batch)
     let b = samplers |> Array.map (fun _ -> Array.zeroCreate<int64> batch)

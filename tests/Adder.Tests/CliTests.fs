@@ -108,6 +108,11 @@ let ``bad input gives a one-line error and a non-zero exit`` () =
     Assert.Contains("PASS parity 311p: 4 training steps with Grokfast-EMA", st.Out)
     Assert.Contains("12 passed, 0 failed", st.Out)
     run [ "bench"; "train"; "--models"; "0" ] |> assertOneLineError "--models"
+    // bench train reports the step and, apart, the drawing of a step's batches for all its models
+    let r = run [ "bench"; "train"; "--models"; "2"; "--batch"; "32"; "--windows"; "1" ]
+    Assert.True((r.Code = 0), r.Out + r.Err)
+    Assert.Matches(@"2 model\(s\), .*: \d+ steps/s = \d+ model-steps/s", r.Out)
+    Assert.Matches(@"drawing a step's batches of 2 model\(s\) .*: [1-9][0-9.]* us", r.Out)
     run [ "bench"; "eval"; "--models"; "2" ] |> assertOneLineError "bench train only"
     run [ "train"; "--steps"; "0"; "--out"; Path.Combine(dir, "r") ] |> assertOneLineError "--steps"
     File.WriteAllText(Path.Combine(dir, "a-file"), "")
