@@ -5,6 +5,7 @@
 # ADDER_REQUIRE_TOOLS=1 a test that would skip for a missing tool fails instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "test.sh: installing what the tests need where missing: the CUDA toolkit (~1.5 GB, a few minutes), python3-torch (~400 MB, a minute or two), Slurm (~13 MB)"
 bash scripts/install-cuda-toolchain.sh
 bash scripts/install-python-torch.sh
 bash scripts/install-slurm.sh
