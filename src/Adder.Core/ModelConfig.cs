@@ -32,6 +32,17 @@ public sealed record ModelConfig(
 
     public int HeadDim => DModel / NHead;
 
+    /// <summary>A model described by an architecture (roles derived from stored parameters, any token format),
+    /// run by the general CPU backend; null for the seed's family, whose knobs are the fields above and whose
+    /// specialised CPU and GPU paths stay as they are.</summary>
+    public Architecture? General { get; init; }
+
+    public static ModelConfig Of(Architecture architecture) =>
+        new(VocabSize: architecture.Format.VocabSize, MaxSeqLen: architecture.Format.InputLength) { General = architecture };
+
+    /// <summary>How this model's sequences are written (the seed's format for the seed's family).</summary>
+    public TokenFormat Format => General?.Format ?? TokenFormat.Seed;
+
     public static ModelConfig Preset(string name) => name.ToLowerInvariant() switch
     {
         "311p" => Preset311,
@@ -46,6 +57,7 @@ public sealed record ModelConfig(
     public ModelConfig Validate()
     {
         void Require(bool ok, string message) { if (!ok) throw new AdderException($"unsupported model config: {message}"); }
+        if (General is not null) return this;   // checked whole when the architecture was built
         Require(VocabSize == Tokens.VocabSize, $"vocab_size {VocabSize} (must be {Tokens.VocabSize})");
         Require(MaxSeqLen >= Tokens.InputLength && MaxSeqLen <= 4096, $"max_seq_len {MaxSeqLen} (must be at least {Tokens.InputLength})");
         Require(NLayer >= 1 && NLayer <= 64, $"n_layer {NLayer}");
@@ -59,8 +71,9 @@ public sealed record ModelConfig(
         return this;
     }
 
-    public string Describe() =>
-        $"n_layer={NLayer} d_model={DModel} n_head={NHead} d_ff={DFf} max_seq_len={MaxSeqLen} vocab_size={VocabSize} " +
+    public string Describe() => General is { } g
+        ? $"architecture {g.Name} ({g.Count} parameters, format {g.Format.Name}, d_model {g.DModel}, {g.Mlp})"
+        : $"n_layer={NLayer} d_model={DModel} n_head={NHead} d_ff={DFf} max_seq_len={MaxSeqLen} vocab_size={VocabSize} " +
         $"pos_rank={PosRank} qkv_rank={QkvRank} attn_out_rank={AttnOutRank} ffn_rank={FfnRank} " +
         $"norm={(UseRmsNorm ? "rmsnorm" : "layernorm")} tie_qkv={TieQkv}";
 }

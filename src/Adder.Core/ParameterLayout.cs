@@ -43,6 +43,20 @@ public sealed class ParameterLayout
         Config = config.Validate();
         var tensors = new List<TensorSpec>();
         int offset = 0;
+        if (config.General is { } general)
+        {
+            // an architecture's stored parameters, in its order; its roles are derived from them (RoleGraph)
+            foreach (var p in general.Parameters)
+            {
+                tensors.Add(new TensorSpec(p.Name, p.Shape, offset, 0f, 0f));
+                offset += p.Size;
+            }
+            Blocks = [];
+            Tensors = tensors;
+            Count = offset;
+            byName = tensors.ToDictionary(t => t.Name);
+            return;
+        }
         int Add(string name, int[] shape, float std = 0f, float constant = 0f)
         {
             var spec = new TensorSpec(name, shape, offset, std, constant);
@@ -129,6 +143,7 @@ public sealed class ParameterLayout
     /// <summary>Fills a buffer with SPEC section 2's initialisation (normal, mean 0; norm weights 1).</summary>
     public void Initialise(Span<float> parameters, int seed)
     {
+        if (Config.General is { } general) { general.Compile().Initialise(parameters, seed); return; }
         var rng = new Random(seed);
         foreach (var t in Tensors)
         {

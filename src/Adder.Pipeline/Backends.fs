@@ -14,11 +14,15 @@ let deviceName (d: Device) = match d with Cpu -> "cpu" | Cuda -> "cuda"
 /// The CUDA backend (Adder.Kernels): raises a one-line AdderException when no device is present or the config
 /// is outside the kernels' limits (kernels/ABI.md), so `available` leaves CUDA out.
 let private createCuda (config: ModelConfig) (models: int) : IBackend =
-    new Adder.Kernels.CudaBackend(config, models)
+    match config.General with
+    | null -> new Adder.Kernels.CudaBackend(config, models)
+    | arch ->
+        raise (AdderException(sprintf "the CUDA backend runs the seed's family only; architecture %s runs on --device cpu" arch.Name))
 
 /// A backend holding `models` models of one config. cpu options (threads) only matter to the CPU backend.
 let create (device: Device) (config: ModelConfig) (models: int) (cpu: CpuOptions) : IBackend =
     match device with
+    | Cpu when not (isNull config.General) -> new GeneralBackend(config, models, cpu)
     | Cpu -> new CpuBackend(config, models, cpu)
     | Cuda -> createCuda config models
 

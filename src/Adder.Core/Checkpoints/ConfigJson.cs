@@ -6,7 +6,16 @@ namespace Adder.Core;
 /// <summary>The model config under the reference's option names (SPEC section 9's model_config).</summary>
 public static class ConfigJson
 {
-    public static string Write(ModelConfig c) => new JsonObject
+    /// <summary>The key under which a general model's whole architecture is saved.</summary>
+    public const string ArchitectureKey = "architecture";
+
+    /// <summary>The seed family's keys, each written and read here (dropout is the reference's, always 0).</summary>
+    public static readonly string[] SeedKeys =
+        ["n_layer", "d_model", "n_head", "d_ff", "dropout", "max_seq_len", "vocab_size", "pos_rank", "qkv_rank", "attn_out_rank", "ffn_rank", "use_rmsnorm", "tie_qkv"];
+
+    public static string Write(ModelConfig c) => c.General is { } g
+        ? "{\"" + ArchitectureKey + "\":" + g.ToJson() + "}"
+        : new JsonObject
     {
         ["n_layer"] = c.NLayer, ["d_model"] = c.DModel, ["n_head"] = c.NHead, ["d_ff"] = c.DFf,
         ["dropout"] = 0.0, ["max_seq_len"] = c.MaxSeqLen, ["vocab_size"] = c.VocabSize,
@@ -19,6 +28,11 @@ public static class ConfigJson
         JsonObject o;
         try { o = JsonNode.Parse(json) as JsonObject ?? throw new AdderException($"{source}: model_config is not a JSON object"); }
         catch (JsonException e) { throw new AdderException($"{source}: model_config is not valid JSON ({e.Message})"); }
+        if (o[ArchitectureKey] is JsonObject arch)
+        {
+            if (o.Count > 1) throw new AdderException($"{source}: model_config has an architecture and other keys ('{Limits.Echo(o.First(kv => kv.Key != ArchitectureKey).Key)}')");
+            return ModelConfig.Of(Architecture.FromJson(arch.ToJsonString(), source));
+        }
         var values = new Dictionary<string, object?>();
         foreach (var (key, node) in o)
             values[key] = node?.GetValueKind() switch
