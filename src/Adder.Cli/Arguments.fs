@@ -15,6 +15,11 @@ type Preset =
     | [<CustomCommandLine "311p">] P311
     | [<CustomCommandLine "275p">] P275
     | Wide
+    | [<CustomCommandLine "62p">] P62
+    | [<CustomCommandLine "44p">] P44
+    | [<CustomCommandLine "36p">] P36
+    | [<CustomCommandLine "67p">] P67
+    | [<CustomCommandLine "57p">] P57
 
 type TieQkv =
     | [<CustomCommandLine "shareA_tieKV">] ShareA_TieKV
@@ -24,7 +29,11 @@ type BenchWhat =
     | Train
     | Eval
 
-let presetName (p: Preset) = match p with P311 -> "311p" | P275 -> "275p" | Wide -> "wide"
+let presetName (p: Preset) =
+    match p with
+    | P311 -> "311p" | P275 -> "275p" | Wide -> "wide" | P62 -> "62p" | P44 -> "44p" | P36 -> "36p" | P67 -> "67p" | P57 -> "57p"
+
+let private presetsText = "311p (default), 275p, wide (the seed's family); 62p, 44p, 36p (Qwen3 + arc), 67p, 57p (MicroAdder)"
 let tieMode (t: TieQkv) = match t with ShareA_TieKV -> Adder.Core.TieModes.ShareATieKV | Untied -> Adder.Core.TieModes.None
 
 /// Defaults of the options that are not run hyperparameters (those are Hyperparameters.all's).
@@ -57,11 +66,15 @@ let private usageOf (kind: string) (arg: obj) (other: unit -> string) =
     | None -> other ()
 
 type InfoArgs =
-    | [<MainCommand; ExactlyOnce>] Checkpoint of path: string
+    | [<MainCommand; Unique>] Checkpoint of path: string
+    | [<Unique>] Preset of Preset
+    | [<Unique>] Arch of file: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Checkpoint _ -> "checkpoint (.pt or .safetensors)"
+            | Preset _ -> "a model preset instead of a checkpoint: " + presetsText
+            | Arch _ -> "an architecture file instead of a checkpoint (the schema of architectures/*.json)"
 
 type ConvertArgs =
     | [<MainCommand; ExactlyOnce>] Input of path: string
@@ -156,6 +169,7 @@ type PredictArgs =
 type TrainArgs =
     | [<AltCommandLine("-o"); Unique>] Out of dir: string
     | [<Unique>] Preset of Preset
+    | [<Unique>] Arch of file: string
     | [<Unique>] D_Model of int
     | [<Unique>] D_Ff of int
     | [<Unique>] N_Head of int
@@ -204,7 +218,8 @@ type TrainArgs =
                     Defaults.modelsPerLaunchCpu Defaults.modelsPerLaunchCuda
             | Stop_After _ -> "stop (as on Ctrl-C: last.safetensors saved) once this many steps are done; --resume continues"
             | Out _ -> "run folder to write (default runs/<preset>-s<seed>)"
-            | Preset _ -> "model preset: 311p (default), 275p or wide; the shape options below override it"
+            | Preset _ -> "model preset: " + presetsText + "; for the seed's family the shape options below override it"
+            | Arch _ -> "an architecture file (the schema of architectures/*.json: stored parameters, roles derived from them, token format)"
             | D_Model _ -> "d_model"
             | D_Ff _ -> "d_ff"
             | N_Head _ -> "attention heads"
@@ -306,7 +321,7 @@ type BenchArgs =
             | Batch _ -> sprintf "train: batch size (default %d)" Defaults.benchBatch
             | Windows _ -> sprintf "timed windows; the median is reported (default %d)" Defaults.windows
             | Threads _ -> threadsUsage
-            | Preset _ -> "model preset (default 311p)"
+            | Preset _ -> "model preset: " + presetsText
 
 type SelftestArgs =
     | [<Unique>] Device of Device

@@ -108,11 +108,22 @@ let private runConfig (kind: string) (model: ModelConfig) (saved: RunConfig opti
 /// The run's options for `train`; seedOverride is a sweep's seed for this run.
 let private trainConfig (args: ParseResults<TrainArgs>) (saved: RunConfig option) (seedOverride: int option) =
     let shape =
-        match args.TryGetResult TrainArgs.Preset, saved with
-        | Some p, _ -> ModelConfig.Preset(presetName p)
-        | None, Some c -> c.Model
-        | None, None -> ModelConfig.Preset311
+        match args.TryGetResult TrainArgs.Arch, args.TryGetResult TrainArgs.Preset, saved with
+        | Some _, Some _, _ -> fail "give --preset or --arch, not both"
+        | Some file, None, _ -> Architectures.file file
+        | None, Some p, _ -> Architectures.preset (presetName p)
+        | None, None, Some c -> c.Model
+        | None, None, None -> ModelConfig.Preset311
+    let shapeOptions =
+        args.GetAllResults()
+        |> List.filter (function
+            | TrainArgs.N_Layer _ | TrainArgs.D_Model _ | TrainArgs.N_Head _ | TrainArgs.D_Ff _ | TrainArgs.Pos_Rank _ | TrainArgs.Qkv_Rank _
+            | TrainArgs.Attn_Out_Rank _ | TrainArgs.Ffn_Rank _ | TrainArgs.Layernorm | TrainArgs.Tie_Qkv _ -> true
+            | _ -> false)
+    if not (isNull shape.General) && not shapeOptions.IsEmpty then
+        fail "the shape options (--d-model, --qkv-rank, ...) change the seed's family only; architecture %s is changed in its file (adder info --preset %s shows it)" shape.General.Name shape.General.Name
     let model =
+      if not (isNull shape.General) then shape else
         ModelConfig(
             NLayer = args.GetResult(TrainArgs.N_Layer, shape.NLayer),
             DModel = args.GetResult(TrainArgs.D_Model, shape.DModel),
@@ -130,7 +141,10 @@ let private trainConfig (args: ParseResults<TrainArgs>) (saved: RunConfig option
         |> List.append (match seedOverride with Some s -> [ TrainArgs.Seed s ] | None -> [])
     runConfig "train" (model.Validate()) saved given (function TrainArgs.Init_Seed _ -> true | _ -> false)
 
-let private presetText (args: ParseResults<TrainArgs>) = presetName (args.GetResult(TrainArgs.Preset, P311))
+let private presetText (args: ParseResults<TrainArgs>) =
+    match args.TryGetResult TrainArgs.Arch with
+    | Some file -> Path.GetFileNameWithoutExtension file
+    | None -> presetName (args.GetResult(TrainArgs.Preset, P311))
 
 /// The seeds' folders grouped into cohorts of at most n that stand at the same step (a cohort trains in lockstep).
 let private cohorts (n: int) (sweepDir: string) (seeds: int list) =

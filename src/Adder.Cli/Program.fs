@@ -27,21 +27,19 @@ let backendFor (device: Backends.Device option) (threads: int option) (model: Mo
     backend
 
 let info (args: ParseResults<InfoArgs>) =
-    let path = args.GetResult InfoArgs.Checkpoint
-    let ckpt = Checkpoint.Load path
-    let model = ckpt.Model
-    printfn "checkpoint: %s" path
-    printfn "config:     %s" (model.Config.Describe())
-    for KeyValue(k, v) in ckpt.Metadata |> Seq.sortBy (fun kv -> kv.Key) do
-        if k <> "model_config" && k <> "format" then printfn "%-11s %s" (k + ":") v
-    printfn ""
-    printfn "%-28s %-10s %s" "tensor" "shape" "params"
-    for t in model.Layout.Tensors do printfn "%-28s %-10s %d" t.Name t.ShapeText t.Size
-    printfn "%-28s %-10s %d" "lm_head.weight" "(tied)" 0
-    printfn ""
-    printfn "unique parameters: %d" model.Layout.Count
-    ckpt.Optimizer |> Option.ofObj |> Option.iter (fun o -> printfn "optimizer state:   AdamW at step %d" o.Step)
-    0
+    let show (config: ModelConfig) = for line in Architectures.describe config do printfn "%s" line
+    match args.TryGetResult InfoArgs.Checkpoint, args.TryGetResult InfoArgs.Preset, args.TryGetResult InfoArgs.Arch with
+    | Some path, None, None ->
+        let ckpt = Checkpoint.Load path
+        printfn "checkpoint: %s" path
+        for KeyValue(k, v) in ckpt.Metadata |> Seq.sortBy (fun kv -> kv.Key) do
+            if k <> "model_config" && k <> "format" then printfn "%-11s %s" (k + ":") v
+        show ckpt.Model.Config
+        ckpt.Optimizer |> Option.ofObj |> Option.iter (fun o -> printfn "optimizer state:   AdamW at step %d" o.Step)
+        0
+    | None, Some p, None -> show (Architectures.preset (presetName p)); 0
+    | None, None, Some file -> show (Architectures.file file); 0
+    | _ -> raise (NumberParsing.CommandLineError "info takes one of: a checkpoint, --preset P, --arch FILE")
 
 let convert (args: ParseResults<ConvertArgs>) =
     let input = args.GetResult ConvertArgs.Input
@@ -150,7 +148,7 @@ let predict (args: ParseResults<PredictArgs>) =
 let bench (args: ParseResults<BenchArgs>) =
     let windows = args.GetResult(BenchArgs.Windows, Defaults.windows)
     if windows < 1 then fail "--windows must be at least 1"
-    let config = ModelConfig.Preset(presetName (args.GetResult(BenchArgs.Preset, P311)))
+    let config = Architectures.preset (presetName (args.GetResult(BenchArgs.Preset, P311)))
     let models = args.GetResult(BenchArgs.Models, 1)
     if models < 1 then fail "--models must be at least 1"
     if models > 1 && args.GetResult BenchArgs.What = BenchWhat.Eval then fail "--models applies to bench train only"

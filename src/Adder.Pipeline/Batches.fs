@@ -20,22 +20,22 @@ let holdout (seed: int) = Holdout.Build(5000, 10000, seed)
 let sampler (seed: int) (reserved: Holdout) (curriculum: Curriculum) = Sampler(int64 seed + 1337L, reserved, curriculum)
 
 /// The data streams of a cohort's runs (one sampler each, in member order) and the pair arrays each draws into.
-type Streams(samplers: Sampler[], batch: int, mix: BatchMix) =
+type Streams(format: TokenFormat, samplers: Sampler[], batch: int, mix: BatchMix) =
     let a = samplers |> Array.map (fun _ -> Array.zeroCreate<int64> batch)
     let b = samplers |> Array.map (fun _ -> Array.zeroCreate<int64> batch)
     let before = samplers |> Array.map (fun _ -> Array.zeroCreate<uint32> Mt19937.StateLength)
 
     /// The tokens of one step of every stream.
-    member _.TokenCount = samplers.Length * batch * Tokens.FullLength
+    member _.TokenCount = samplers.Length * batch * format.FullLength
 
     /// Draws step `step`'s batch of every stream into `into` (stream i's at i·batch·34).
     member _.Draw(into: int[], step: int) =
-        let per = batch * Tokens.FullLength
+        let per = batch * format.FullLength
         let one i =
             samplers.[i].GetState(Span before.[i])
             samplers.[i].NextBatch(step, a.[i], b.[i])
             mix i step a.[i] b.[i]
-            Tokens.EncodeFullBatch(a.[i], b.[i], Span(into, i * per, per))
+            format.EncodeFullBatch(ReadOnlySpan a.[i], ReadOnlySpan b.[i], Span(into, i * per, per))
         if samplers.Length = 1 then one 0 else Parallel.For(0, samplers.Length, one) |> ignore
 
     /// Stream i's sampler state before its last draw: what a checkpoint saves when that draw was the next step's,

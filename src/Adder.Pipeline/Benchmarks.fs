@@ -7,7 +7,23 @@ open Adder.Core
 
 /// Floating-point operations of one sequence's forward pass over `positions` positions, counting a
 /// multiply-add as 2 and exp/erf/sqrt/division as 1 (lower bound on the work, not on the instructions).
-let forwardFlops (c: ModelConfig) (positions: int) (headPositions: int) =
+let rec forwardFlops (c: ModelConfig) (positions: int) (headPositions: int) =
+  match c.General with
+  | null -> seedForwardFlops c positions headPositions
+  | arch ->
+    let a = arch.Compile()
+    let norm = 4 * a.D + 2
+    let qkNorm = if a.HasQkNorm then 2 * (4 * a.Dq + 2) else 0
+    let rope = if isNull (box arch.RopeTheta) || not arch.RopeTheta.HasValue then 0 else 6 * a.Dq
+    let mlp = if a.SwiGlu then 6 * a.D * a.F + 6 * a.F else 4 * a.D * a.F + 8 * a.F
+    let mutable total = 0L
+    for t in 0 .. positions - 1 do
+        let keys = t + 1
+        let attention = 2 * keys * a.Dq + 2 * keys * a.Dv + 4 * keys
+        total <- total + int64 (a.D + 3 * norm + 2 * a.D * (2 * a.Dq + a.Dv) + qkNorm + rope + attention + 2 * a.D * a.Dv + mlp + 2 * a.D)
+    total + int64 headPositions * int64 (2 * a.Vocab * a.D + 3 * a.Vocab)
+
+and private seedForwardFlops (c: ModelConfig) (positions: int) (headPositions: int) =
     let linear inDim outDim rank = if rank > 0 then 2 * (inDim * rank + rank * outDim) else 2 * inDim * outDim
     let d, f = c.DModel, c.DFf
     let norm = 4 * d + 2
@@ -24,10 +40,10 @@ let forwardFlops (c: ModelConfig) (positions: int) (headPositions: int) =
 
 /// A training step: forward over 33 positions with the head at 12, backward ≈ twice the forward.
 let trainStepFlops (c: ModelConfig) (batch: int) =
-    3L * forwardFlops c Tokens.InputLength Tokens.ScoredPositions * int64 batch
+    3L * forwardFlops c c.Format.InputLength c.Format.ScoredPositions * int64 batch
 
 /// Greedy decoding of one example: 32 positions, the head at 11 of them.
-let decodeFlops (c: ModelConfig) = forwardFlops c (Tokens.FirstScoredPosition + Tokens.SumDigits) Tokens.SumDigits
+let decodeFlops (c: ModelConfig) = forwardFlops c (c.Format.FirstScoredPosition + Tokens.SumDigits) Tokens.SumDigits
 
 let median (xs: float seq) =
     let a = Seq.toArray xs |> Array.sort
@@ -52,7 +68,7 @@ let benchTrain (backend: IBackend) (batch: int) (windows: int) =
         backend.SetOptimizer(m, OptimizerState(0L, Array.zeroCreate n, Array.zeroCreate n))
     // the samplers of seeds 1..M, as a sweep's runs make them
     let samplers = Array.init models (fun m -> Batches.sampler (1 + m) (Batches.holdout (1 + m)) Curriculum.Base)
-    let streams = Batches.Streams(samplers, batch, Batches.noMix)
+    let streams = Batches.Streams(config.Format, samplers, batch, Batches.noMix)
     let tokens = Array.zeroCreate<int> streams.TokenCount
     let drawStep = 10_000   // Curriculum.Base: every length from 1 to 10 digits
     streams.Draw(tokens, drawStep)
@@ -87,7 +103,7 @@ let benchEval (backend: IBackend) (model: Model) (windows: int) =
     let a = Array.init n (fun _ -> rng.RandInt(0L, 10_000_000_000L))
     let b = Array.init n (fun _ -> rng.RandInt(0L, 10_000_000_000L))
     let output = Array.zeroCreate<int> (n * Tokens.SumDigits)
-    let prompts = Tokens.EncodePromptBatch(a, b)
+    let prompts = model.Config.Format.EncodePromptBatch(a, b)
     let time (work: unit -> unit) =
         for _ in 1 .. 3 do work ()
         [ for _ in 1 .. windows ->
@@ -95,7 +111,7 @@ let benchEval (backend: IBackend) (model: Model) (windows: int) =
             work ()
             watch.Elapsed.TotalSeconds ]
     let seconds = time (fun () -> backend.Decode(0, ReadOnlySpan prompts, n, Span output))
-    let encode = time (fun () -> Tokens.EncodePromptBatch(a, b) |> ignore) |> median
+    let encode = time (fun () -> model.Config.Format.EncodePromptBatch(a, b) |> ignore) |> median
     let med = median seconds
     { ExamplesPerSecond = float n / med; SecondsPer100k = med; Windows = seconds; FlopsPerExample = decodeFlops model.Config
       EncodeSeconds = encode }

@@ -60,7 +60,7 @@ let evaluatePrompts (backend: IBackend) (model: int) (name: string) (a: int64[])
       Failures = List.ofSeq failures }
 
 let evaluateSet (backend: IBackend) (model: int) (name: string) (a: int64[]) (b: int64[]) =
-    evaluatePrompts backend model name a b (Tokens.EncodePromptBatch(a, b))
+    evaluatePrompts backend model name a b (backend.Config.Format.EncodePromptBatch(a, b))
 
 let total (sets: SetResult list) =
     let examples = sets |> List.sumBy (fun s -> s.Examples)

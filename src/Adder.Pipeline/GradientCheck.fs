@@ -69,7 +69,7 @@ let run (backendFor: ModelConfig -> IBackend) (path: string) =
         use backend = backendFor config
         backend.SetParameters(0, ReadOnlySpan model.Parameters)
         let grad = Array.zeroCreate<float32> model.Layout.Count
-        let loss = float (backend.LossAndGradient(0, ReadOnlySpan(Tokens.EncodeFullBatch(a, b)), a.Length, Span grad))
+        let loss = float (backend.LossAndGradient(0, ReadOnlySpan(backend.Config.Format.EncodeFullBatch(a, b)), a.Length, Span grad))
         let tensors =
             [ for t in model.Layout.Tensors ->
                 let expected = numbers (property grads t.Name path)

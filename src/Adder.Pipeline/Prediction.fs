@@ -22,7 +22,7 @@ let parsePair (lineNumber: int) (line: string) =
 /// Decodes the sums of a batch of pairs with the backend's model 0.
 let predictBatch (backend: IBackend) (a: int64[]) (b: int64[]) =
     let output = Array.zeroCreate<int> (a.Length * Tokens.SumDigits)
-    backend.Decode(0, ReadOnlySpan(Tokens.EncodePromptBatch(a, b)), a.Length, Span output)
+    backend.Decode(0, ReadOnlySpan(backend.Config.Format.EncodePromptBatch(a, b)), a.Length, Span output)
     Array.init a.Length (fun i -> Evaluation.predictedText (ReadOnlySpan(output, i * Tokens.SumDigits, Tokens.SumDigits)))
 
 /// Streams a pairs file: reads up to batchSize pairs, prints their sums, and goes on, so memory stays

@@ -28,7 +28,7 @@ type Outcome = { Completed: bool; LastStep: int; BestValExact: float; BestStep: 
 type Member = { Config: RunConfig; RunDir: string; Resume: bool }
 
 /// A member's state during the run.
-type private Seat(m: Member, index: int, parameterCount: int) =
+type private Seat(m: Member, index: int, parameterCount: int, format: TokenFormat) =
     let config = m.Config
     let holdout = Batches.holdout config.Seed
     let valA = holdout.Validation |> Array.map (fun p -> p.A)
@@ -37,7 +37,7 @@ type private Seat(m: Member, index: int, parameterCount: int) =
     member val Index = index
     member val ValA = valA
     member val ValB = valB
-    member val ValPrompts = Tokens.EncodePromptBatch(valA, valB)
+    member val ValPrompts = format.EncodePromptBatch(valA, valB)
     member val Sampler = Batches.sampler config.Seed holdout config.Curriculum
     member val Parameters = Array.zeroCreate<float32> parameterCount
     member val BestVal = -1.0 with get, set
@@ -122,7 +122,7 @@ let noMix = Batches.noMix
 /// The cohort's loop, its folders claimed, in a backend holding one model a member.
 let private train (backend: IBackend) (config: RunConfig) (members: Member list) (mix: BatchMix) (report: Progress -> unit) (stop: int -> bool) =
     let count = ParameterLayout(config.Model).Count
-    let seats = members |> List.mapi (fun i m -> Seat(m, i, count)) |> Array.ofList
+    let seats = members |> List.mapi (fun i m -> Seat(m, i, count, config.Model.Format)) |> Array.ofList
     let starts = seats |> Array.map start
     let startStep = let _, _, s = starts.[0] in s
     for seat, (_, _, s) in Array.zip seats starts do
@@ -134,7 +134,7 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
         Array.blit parameters 0 seat.Parameters 0 count
     let metrics = seats |> Array.map (fun seat -> new StreamWriter(Metrics.pathIn seat.Member.RunDir, true))
     try
-        let streams = Batches.Streams(seats |> Array.map (fun s -> s.Sampler), config.Batch, mix)
+        let streams = Batches.Streams(config.Model.Format, seats |> Array.map (fun s -> s.Sampler), config.Batch, mix)
         // two token buffers: a step trains on one while the next step's batches are drawn into the other
         let tokens = Array.init 2 (fun _ -> Array.zeroCreate<int> streams.TokenCount)
         let mutable current = 0

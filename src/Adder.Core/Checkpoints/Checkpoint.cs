@@ -36,6 +36,8 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
     static Checkpoint FromTorch(byte[] bytes, string path)
     {
         var (tensors, configValues, metadata) = TorchCheckpoint.Read(bytes, path);
+        if (metadata.TryGetValue("source_format", out var source) && source == "microadder")
+            return new Checkpoint(MicroAdderImport.ToModel(tensors, configValues, path), metadata);
         var config = ConfigJson.FromDictionary(configValues, path);
         var byName = tensors.ToDictionary(t => t.Name);
         // lm_head.weight is the tied output head: the same storage as token_emb.weight

@@ -116,7 +116,10 @@ public static class TorchCheckpoint
                 throw Bad($"cannot read data.pkl ({e.Message})");
             }
             if (root is not IDictionary top) throw Bad("data.pkl does not hold a dict");
-            if (top["model_state"] is not IDictionary state) throw Bad("no model_state dict");
+            // ours and the reference's: model_state + model_config; MicroAdder's: model_state_dict + config
+            bool microAdder = top["model_state"] is null && top["model_state_dict"] is IDictionary;
+            string stateKey = microAdder ? "model_state_dict" : "model_state", configKey = microAdder ? "config" : "model_config";
+            if (top[stateKey] is not IDictionary state) throw Bad("no model_state dict");
 
             var tensors = new List<StoredTensor>();
             foreach (DictionaryEntry entry in state)
@@ -142,7 +145,7 @@ public static class TorchCheckpoint
             }
 
             var config = new Dictionary<string, object?>();
-            if (top["model_config"] is IDictionary mc)
+            if (top[configKey] is IDictionary mc)
                 foreach (DictionaryEntry e in mc) config[e.Key.ToString()!] = e.Value;
             else throw Bad("no model_config dict");
 
@@ -150,7 +153,9 @@ public static class TorchCheckpoint
             foreach (DictionaryEntry e in top)
             {
                 string key = e.Key.ToString()!;
-                if (key is "model_state" or "model_config") continue;
+                if (key == stateKey || key == configKey) continue;
+                // the scalars only: an optimizer's state or a run's arguments are not a checkpoint's facts
+                if (e.Value is not (null or double or bool or string or int or long)) continue;
                 metadata[key] = e.Value switch
                 {
                     null => "None",
@@ -161,6 +166,7 @@ public static class TorchCheckpoint
                     _ => e.Value.ToString()!,
                 };
             }
+            if (microAdder) metadata["source_format"] = "microadder";
             return (tensors, config, metadata);
         }
     }

@@ -1,0 +1,44 @@
+/// Model shapes by name: the seed family's presets (ModelConfig's knobs, its specialised paths) and the
+/// architecture presets and files (Core's Architecture, the general backend), and how `adder info` shows one.
+module Adder.Pipeline.Architectures
+
+open Adder.Core
+
+/// A preset name to its model: 311p, 275p and wide are the seed family's; 62p, 44p, 36p, 67p and 57p are
+/// architectures (architectures/*.json).
+let preset (name: string) =
+    match name.ToLowerInvariant() with
+    | "311p" | "275p" | "wide" -> ModelConfig.Preset name
+    | n when ArchitecturePresets.IsPreset n -> ModelConfig.Of(ArchitecturePresets.Load n)
+    | _ -> ModelConfig.Preset name   // its one-line error lists the names
+
+/// An architecture file (`--arch FILE`).
+let file (path: string) = ModelConfig.Of(ArchitecturePresets.FromFile path)
+
+/// The lines `adder info` prints for a shape: the stored parameters, the roles with their shapes and how each
+/// is derived (the ties), and the unique count.
+let describe (config: ModelConfig) =
+    match config.General with
+    | null ->
+        let layout = ParameterLayout config
+        [ yield sprintf "config:     %s" (config.Describe())
+          yield ""
+          yield sprintf "%-28s %-10s %s" "tensor" "shape" "params"
+          for t in layout.Tensors -> sprintf "%-28s %-10s %d" t.Name t.ShapeText t.Size
+          yield sprintf "%-28s %-10s %d" "lm_head.weight" "(tied)" 0
+          yield ""
+          yield sprintf "unique parameters: %d" layout.Count ]
+    | arch ->
+        let compiled = arch.Compile()
+        let rope = if arch.RopeTheta.HasValue then sprintf ", RoPE θ=%g" arch.RopeTheta.Value else ", no RoPE"
+        [ yield sprintf "architecture: %s (format %s: %d tokens, vocabulary %d)" arch.Name arch.Format.Name arch.Format.FullLength arch.Format.VocabSize
+          yield sprintf "block:        d_model %d, head dim %d, value dim %d, d_ff %d, %s MLP%s, norm eps %g, attention scale %g"
+                    compiled.D compiled.Dq compiled.Dv compiled.F arch.Mlp rope arch.NormEps compiled.Scale
+          yield ""
+          yield sprintf "%-28s %-10s %s" "stored parameter" "shape" "params"
+          for p in arch.Parameters -> sprintf "%-28s %-10s %d" p.Name ("[" + System.String.Join(", ", p.Shape) + "]") p.Size
+          yield ""
+          yield sprintf "%-18s %-7s %s" "role" "shape" "derived as"
+          for KeyValue(role, expression) in arch.Roles -> sprintf "%-18s %-7s %s" role (compiled.Role(role).Value.ShapeText) expression
+          yield ""
+          yield sprintf "unique parameters: %d" arch.Count ]
