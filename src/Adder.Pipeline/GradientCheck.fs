@@ -16,6 +16,13 @@ let private property (e: JsonElement) (name: string) (path: string) =
 
 let private numbers (e: JsonElement) = [| for x in e.EnumerateArray() -> x.GetDouble() |]
 
+/// A value as the frontier goldens write it: a number or nested lists, flattened row-major.
+let rec private flatten (e: JsonElement) : float[] =
+    match e.ValueKind with
+    | JsonValueKind.Number -> [| e.GetDouble() |]
+    | JsonValueKind.Array -> [| for x in e.EnumerateArray() do yield! flatten x |]
+    | _ -> raise (InvalidOperationException "a tensor is a number or a list of numbers")
+
 /// Loads the golden's parameters into a model of its config (311p unless the file says otherwise) and
 /// compares the loss and gradient that backendFor's backend computes.
 let run (backendFor: ModelConfig -> IBackend) (path: string) =
@@ -25,8 +32,12 @@ let run (backendFor: ModelConfig -> IBackend) (path: string) =
         with :? JsonException as e -> fail "%s: not valid JSON (%s)" path e.Message
     try
         let config =
-            match root.TryGetProperty "config" with
-            | true, c ->
+            match root.TryGetProperty "architecture", root.TryGetProperty "config" with
+            | (true, arch), _ when arch.ValueKind = JsonValueKind.String ->
+                let name = arch.GetString()
+                if not (ArchitecturePresets.IsPreset name) then fail "%s: architecture '%s' is not a preset (known: %s)" path (Limits.Echo name) (String.Join(", ", ArchitecturePresets.Names))
+                Architectures.preset name
+            | _, (true, c) ->
                 let int name fallback = match c.TryGetProperty(name: string) with | true, v -> v.GetInt32() | _ -> fallback
                 let d = ModelConfig.Preset311
                 ModelConfig(
@@ -48,12 +59,12 @@ let run (backendFor: ModelConfig -> IBackend) (path: string) =
         for t in model.Layout.Tensors do
             let e = property pars t.Name path
             // a golden of another shape with as many values must not pass as this one
-            match e.TryGetProperty "shape" with
+            match (if e.ValueKind = JsonValueKind.Object then e.TryGetProperty "shape" else (false, Unchecked.defaultof<_>)) with
             | true, shape ->
                 let dims = [| for x in shape.EnumerateArray() -> x.GetInt32() |]
                 if dims <> t.Shape then fail "%s: tensor %s has shape [%s], the config needs %s" path t.Name (String.Join(", ", dims)) t.ShapeText
             | _ -> ()
-            let data = numbers (property e "data" path)
+            let data = if e.ValueKind = JsonValueKind.Object then numbers (property e "data" path) else flatten e
             if data.Length <> t.Size then fail "%s: tensor %s has %d values, expected %d %s" path t.Name data.Length t.Size t.ShapeText
             let view = model.Tensor t.Name
             for i in 0 .. data.Length - 1 do view.[i] <- float32 data.[i]
@@ -69,10 +80,19 @@ let run (backendFor: ModelConfig -> IBackend) (path: string) =
         use backend = backendFor config
         backend.SetParameters(0, ReadOnlySpan model.Parameters)
         let grad = Array.zeroCreate<float32> model.Layout.Count
-        let loss = float (backend.LossAndGradient(0, ReadOnlySpan(backend.Config.Format.EncodeFullBatch(a, b)), a.Length, Span grad))
+        let tokens = backend.Config.Format.EncodeFullBatch(a, b)
+        // a golden that lists its tokens checks the format's encoding too
+        batch.EnumerateArray() |> Seq.iteri (fun i x ->
+            match x.TryGetProperty "tokens" with
+            | true, t ->
+                let given = [| for v in t.EnumerateArray() -> v.GetInt32() |]
+                let ours = tokens.[i * backend.Config.Format.FullLength .. (i + 1) * backend.Config.Format.FullLength - 1]
+                if given <> ours then fail "%s: sequence %d's tokens differ from format %s's encoding of %d + %d" path i backend.Config.Format.Name a.[i] b.[i]
+            | _ -> ())
+        let loss = float (backend.LossAndGradient(0, ReadOnlySpan tokens, a.Length, Span grad))
         let tensors =
             [ for t in model.Layout.Tensors ->
-                let expected = numbers (property grads t.Name path)
+                let expected = flatten (property grads t.Name path)
                 if expected.Length <> t.Size then fail "%s: gradient %s has %d values, expected %d" path t.Name expected.Length t.Size
                 let mutable diff = 0.0
                 let mutable norm = 0.0
