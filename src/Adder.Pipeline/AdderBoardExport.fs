@@ -40,6 +40,8 @@ let private json (value: obj) =
 
 /// The Python source of the submission.
 let render (model: Model) (metadata: Metadata) =
+    if not (isNull model.Config.General) then
+        fail "export --format adderboard writes the seed's family only so far; architecture %s has no submission template yet (its checkpoint stays readable by adder eval, verify and predict)" model.Config.General.Name
     let layout = model.Layout
     let tensors = [| for t in layout.Tensors -> [| box t.Name; box t.Shape |] |]
     let meta =

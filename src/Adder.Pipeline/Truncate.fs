@@ -98,6 +98,8 @@ let private write (p: float32[]) (offset: int) (m: Matrix<float>) =
 
 /// The model with the given families' ranks lowered (or a full family factorised), and what was done.
 let truncate (source: Model) (ranks: Map<Family, int>) =
+    if not (isNull source.Config.General) then
+        fail "truncate cuts the seed family's factorised ranks; architecture %s has none to cut" source.Config.General.Name
     let config = source.Config
     let target = Model(truncatedConfig config ranks)
     let src, dst = source.Layout, target.Layout
