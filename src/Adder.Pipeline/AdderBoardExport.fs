@@ -19,6 +19,8 @@ type Metadata = { Name: string; Author: string; Architecture: string; Tricks: st
 
 /// A short architecture line, e.g. "1L decoder, d=4, 1 head, d_ff=8, rank-3 (pos/qkv/out/ffn 3/3/3/3), shareA_tieKV, RMSNorm".
 let architecture (c: ModelConfig) =
+  if not (isNull c.General) then ArchitectureExport.describe c.General
+  else
     let ranks = [ c.PosRank; c.QkvRank; c.AttnOutRank; c.FfnRank ]
     let rankText =
         if ranks |> List.forall ((=) 0) then "full-rank projections"
@@ -29,6 +31,8 @@ let architecture (c: ModelConfig) =
         (if c.UseRmsNorm then "RMSNorm" else "LayerNorm")
 
 let defaultTricks (c: ModelConfig) =
+  if not (isNull c.General) then ArchitectureExport.tricks c.General
+  else
     [ yield "tied input/output embedding"
       if [ c.PosRank; c.QkvRank; c.AttnOutRank; c.FfnRank ] |> List.exists (fun r -> r > 0) then yield "low-rank factorised projections"
       if c.TieQkv = TieModes.ShareATieKV then yield "shared Q/K/V bottleneck with keys = values"
@@ -40,8 +44,9 @@ let private json (value: obj) =
 
 /// The Python source of the submission.
 let render (model: Model) (metadata: Metadata) =
-    if not (isNull model.Config.General) then
-        fail "export --format adderboard writes the seed's family only so far; architecture %s has no submission template yet (its checkpoint stays readable by adder eval, verify and predict)" model.Config.General.Name
+  if not (isNull model.Config.General) then
+    ArchitectureExport.render model metadata.Name metadata.Author metadata.Architecture metadata.Tricks
+  else
     let layout = model.Layout
     let tensors = [| for t in layout.Tensors -> [| box t.Name; box t.Shape |] |]
     let meta =

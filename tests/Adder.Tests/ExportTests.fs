@@ -19,7 +19,7 @@ let python = "/usr/bin/python3"
 let pythonDir = Path.Combine(repoRoot, "tests", "python")
 let shipped name = Path.Combine(repoRoot, "models", name)
 
-let private runProcess (file: string) (args: string list) (workDir: string) =
+let runProcess (file: string) (args: string list) (workDir: string) =
     let info = ProcessStartInfo(file, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
                                 WorkingDirectory = workDir)
     for a in args do info.ArgumentList.Add a

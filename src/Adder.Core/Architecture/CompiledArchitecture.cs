@@ -62,7 +62,7 @@ public sealed class CompiledArchitecture
         foreach (var p in arch.Parameters)
         {
             offsets[p.Name] = offset;
-            parameterNodes[p.Name] = Graph.Add(new RoleNodes.Parameter(offset, p.Rows, p.Cols));
+            parameterNodes[p.Name] = Graph.Add(new RoleNodes.Parameter(offset, p.Rows, p.Cols, p.Name));
             offset += p.Size;
         }
         Offsets = offsets;

@@ -22,6 +22,9 @@ public abstract class RoleNode(int rows, int cols)
     public int Cols => Value.Cols;
     public abstract void Forward(ReadOnlySpan<double> parameters);
     public abstract void Backward(Span<double> parameterGrad);
+    /// <summary>The same operation as a PyTorch expression over the names of its inputs (the AdderBoard
+    /// export materialises the roles with it, from the model's own parameters).</summary>
+    public abstract string Python(Func<RoleNode, string> name);
 }
 
 /// <summary>The effective matrices of a model's roles as functions of its stored parameters: a tape of
@@ -32,6 +35,9 @@ public sealed class RoleGraph
 {
     readonly List<RoleNode> tape = [];
     readonly Dictionary<string, RoleNode> roles = [];
+
+    /// <summary>The tape in evaluation order.</summary>
+    public IReadOnlyList<RoleNode> Tape => tape;
 
     public IReadOnlyDictionary<string, RoleNode> Roles => roles;
     internal T Add<T>(T node) where T : RoleNode { tape.Add(node); return node; }
@@ -57,8 +63,10 @@ public sealed class RoleGraph
 /// <summary>The nodes a role expression can use.</summary>
 static class RoleNodes
 {
-    public sealed class Parameter(int offset, int rows, int cols) : RoleNode(rows, cols)
+    public sealed class Parameter(int offset, int rows, int cols, string parameterName) : RoleNode(rows, cols)
     {
+        public string ParameterName => parameterName;
+        public override string Python(Func<RoleNode, string> name) => $"P[{Quote(parameterName)}].reshape({Rows}, {Cols})";
         public override void Forward(ReadOnlySpan<double> p) { for (int i = 0; i < Value.Data.Length; i++) Value.Data[i] = p[offset + i]; }
         public override void Backward(Span<double> g) { for (int i = 0; i < Grad.Data.Length; i++) g[offset + i] += Grad.Data[i]; }
     }
@@ -66,12 +74,15 @@ static class RoleNodes
     public sealed class Constant : RoleNode
     {
         public Constant(Mat m) : base(m.Rows, m.Cols) => m.Data.CopyTo(Value.Data, 0);
+        public override string Python(Func<RoleNode, string> name) =>
+            $"torch.tensor([{string.Join(", ", Value.Data.Select(Number))}], dtype=torch.float64).reshape({Rows}, {Cols})";
         public override void Forward(ReadOnlySpan<double> p) { }
         public override void Backward(Span<double> g) { }
     }
 
     public sealed class MatMul(RoleNode a, RoleNode b) : RoleNode(a.Rows, b.Cols)
     {
+        public override string Python(Func<RoleNode, string> name) => $"{name(a)} @ {name(b)}";
         public override void Forward(ReadOnlySpan<double> p)
         {
             for (int i = 0; i < Rows; i++)
@@ -100,6 +111,7 @@ static class RoleNodes
     /// <summary>a + sign·b, same shapes.</summary>
     public sealed class Sum(RoleNode a, RoleNode b, double sign) : RoleNode(a.Rows, a.Cols)
     {
+        public override string Python(Func<RoleNode, string> name) => $"{name(a)} {(sign > 0 ? "+" : "-")} {name(b)}";
         public override void Forward(ReadOnlySpan<double> p) { for (int i = 0; i < Value.Data.Length; i++) Value.Data[i] = a.Value.Data[i] + sign * b.Value.Data[i]; }
         public override void Backward(Span<double> g)
         {
@@ -110,6 +122,7 @@ static class RoleNodes
     /// <summary>A 1×1 node times a matrix.</summary>
     public sealed class Scale(RoleNode s, RoleNode x) : RoleNode(x.Rows, x.Cols)
     {
+        public override string Python(Func<RoleNode, string> name) => $"{name(s)}.reshape(()) * {name(x)}";
         public override void Forward(ReadOnlySpan<double> p) { double k = s.Value.Data[0]; for (int i = 0; i < Value.Data.Length; i++) Value.Data[i] = k * x.Value.Data[i]; }
         public override void Backward(Span<double> g)
         {
@@ -121,6 +134,7 @@ static class RoleNodes
 
     public sealed class Transpose(RoleNode x) : RoleNode(x.Cols, x.Rows)
     {
+        public override string Python(Func<RoleNode, string> name) => $"{name(x)}.t()";
         public override void Forward(ReadOnlySpan<double> p) { for (int i = 0; i < Rows; i++) for (int j = 0; j < Cols; j++) Value[i, j] = x.Value[j, i]; }
         public override void Backward(Span<double> g) { for (int i = 0; i < Rows; i++) for (int j = 0; j < Cols; j++) x.Grad.Data[j * x.Cols + i] += Grad[i, j]; }
     }
@@ -129,6 +143,7 @@ static class RoleNodes
     public sealed class Rotation(RoleNode angle, int size) : RoleNode(size, size)
     {
         readonly int n = size;
+        public override string Python(Func<RoleNode, string> name) => $"_rot({name(angle)}, {n})";
         public override void Forward(ReadOnlySpan<double> p)
         {
             double a = angle.Value.Data[0], c = Math.Cos(a), s = Math.Sin(a);
@@ -147,6 +162,7 @@ static class RoleNodes
     public sealed class Arc(RoleNode p3, int rows) : RoleNode(rows, 2)
     {
         readonly int n = rows;
+        public override string Python(Func<RoleNode, string> name) => $"_arc({name(p3)}, {n})";
         public override void Forward(ReadOnlySpan<double> p)
         {
             double A = p3.Value.Data[0], s = p3.Value.Data[1], delta = p3.Value.Data[2];
@@ -170,6 +186,8 @@ static class RoleNodes
     /// <summary>Inputs placed at offsets of a zero matrix (pad, hcat, vcat are this).</summary>
     public sealed class Place(int rows, int cols, (RoleNode Node, int Row, int Col)[] parts) : RoleNode(rows, cols)
     {
+        public override string Python(Func<RoleNode, string> name) =>
+            $"_place({Rows}, {Cols}, [{string.Join(", ", parts.Select(p => $"({name(p.Node)}, {p.Row}, {p.Col})"))}])";
         public override void Forward(ReadOnlySpan<double> p)
         {
             Array.Clear(Value.Data);
@@ -186,9 +204,13 @@ static class RoleNodes
     /// <summary>A block of x: rows r0.., cols c0...</summary>
     public sealed class Slice(RoleNode x, int r0, int rows, int c0, int cols) : RoleNode(rows, cols)
     {
+        public override string Python(Func<RoleNode, string> name) => $"{name(x)}[{r0}:{r0 + Rows}, {c0}:{c0 + Cols}]";
         public override void Forward(ReadOnlySpan<double> p) { for (int i = 0; i < Rows; i++) for (int j = 0; j < Cols; j++) Value[i, j] = x.Value[r0 + i, c0 + j]; }
         public override void Backward(Span<double> g) { for (int i = 0; i < Rows; i++) for (int j = 0; j < Cols; j++) x.Grad.Data[(r0 + i) * x.Cols + c0 + j] += Grad[i, j]; }
     }
 
     public static string Number(double x) => x.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>A Python string literal of any text (JSON's escapes are valid Python).</summary>
+    public static string Quote(string s) => System.Text.Json.JsonSerializer.Serialize(s);
 }

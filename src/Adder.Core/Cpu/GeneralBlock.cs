@@ -17,6 +17,7 @@ public sealed class GeneralBlock
     readonly int D, Dq, Dv, F, Vocab, L;
     readonly bool positions, qkNorm, swiglu;
     readonly double? rope;
+    readonly double[] ropeTable;
     readonly double scale, eps, qkEps;
 
     public GeneralBlock(CompiledArchitecture arch)
@@ -25,6 +26,7 @@ public sealed class GeneralBlock
         (D, Dq, Dv, F, Vocab, L) = (arch.D, arch.Dq, arch.Dv, arch.F, arch.Vocab, arch.Length);
         (positions, qkNorm, swiglu, scale) = (arch.HasPositions, arch.HasQkNorm, arch.SwiGlu, arch.Scale);
         rope = arch.Architecture.RopeTheta;
+        ropeTable = rope is { } theta ? GeneralLayers.RopeTable(L, Dq, theta) : [];
         eps = arch.Architecture.NormEps;
         qkEps = arch.Architecture.QkNormEps;
     }
@@ -125,7 +127,7 @@ public sealed class GeneralBlock
         else { q.CopyTo(qn); k.CopyTo(kn); }
         var qr = Row(ws.Qr, t, Dq); var kr = Row(ws.Kr, t, Dq);
         qn.CopyTo(qr); kn.CopyTo(kr);
-        if (rope is { } theta) { GeneralLayers.Rope(qr, t, theta); GeneralLayers.Rope(kr, t, theta); }
+        if (rope is not null) { GeneralLayers.Rope(qr, t, ropeTable); GeneralLayers.Rope(kr, t, ropeTable); }
         var att = Row(ws.Att, t, Dv);
         GeneralLayers.Attention(qr, ws.Kr, ws.V, t, scale, Row(ws.P, t, L), att);
         var x1 = Row(ws.X1, t, D);
@@ -210,7 +212,7 @@ public sealed class GeneralBlock
         for (int t = 0; t < last; t++)
         {
             var dqr = Row(ws.DQr, t, Dq); var dkr = Row(ws.DKr, t, Dq);
-            if (rope is { } theta) { GeneralLayers.Rope(dqr, t, theta, inverse: true); GeneralLayers.Rope(dkr, t, theta, inverse: true); }
+            if (rope is not null) { GeneralLayers.Rope(dqr, t, ropeTable, inverse: true); GeneralLayers.Rope(dkr, t, ropeTable, inverse: true); }
             if (qkNorm)
             {
                 dq.Clear(); dk.Clear();

@@ -56,16 +56,30 @@ public static class GeneralLayers
 
     // ---- RoPE at position t: pair i of (x[2i], x[2i+1]) rotated by t·θ^(−2i/n) ----
 
-    public static void Rope(Span<double> x, int t, double theta, bool inverse = false)
+    /// <summary>cos and sin of every position's pair angles, [position][pair][2]: what Rope reads.</summary>
+    public static double[] RopeTable(int positions, int n, double theta)
+    {
+        var table = new double[positions * n];
+        for (int t = 0; t < positions; t++)
+            for (int i = 0; i < n / 2; i++)
+            {
+                // frequencies, angles, cos and sin in float32, as PyTorch rotary tables hold them (the 62p and 36p
+                // goldens match to 1e-9 this way, to 1e-7 with them in double)
+                double frequency = (float)(1.0 / Math.Pow(theta, 2.0 * i / n));
+                float angle = (float)(t * frequency);
+                table[(t * n / 2 + i) * 2] = MathF.Cos(angle);
+                table[(t * n / 2 + i) * 2 + 1] = MathF.Sin(angle);
+            }
+        return table;
+    }
+
+    /// <summary>Rotates x's pairs by position t's angles (inverse: the transpose, for the backward).</summary>
+    public static void Rope(Span<double> x, int t, ReadOnlySpan<double> table, bool inverse = false)
     {
         int n = x.Length;
         for (int i = 0; i < n / 2; i++)
         {
-            // frequencies, angles, cos and sin in float32, as PyTorch rotary tables hold them (the 62p and 36p goldens
-            // match to 1e-9 this way, to 1e-7 with them in double)
-            double frequency = (float)(1.0 / Math.Pow(theta, 2.0 * i / n));
-            float angle = (float)(t * frequency);
-            double c = MathF.Cos(angle), s = MathF.Sin(angle) * (inverse ? -1 : 1);
+            double c = table[(t * n / 2 + i) * 2], s = table[(t * n / 2 + i) * 2 + 1] * (inverse ? -1 : 1);
             double a = x[2 * i], b = x[2 * i + 1];
             x[2 * i] = a * c - b * s;
             x[2 * i + 1] = a * s + b * c;
