@@ -201,3 +201,53 @@ let ``an architecture survives a checkpoint round trip whole`` () =
     let back = Checkpoint.Load path
     Assert.Equal(ModelConfig.Of arch, back.Model.Config)
     Assert.Equal<float32[]>(model.Parameters, back.Model.Parameters)
+
+[<Theory>]
+[<InlineData("62p")>]
+[<InlineData("44p")>]
+[<InlineData("36p")>]
+[<InlineData("67p")>]
+[<InlineData("57p")>]
+[<InlineData("311p")>]
+let ``the float32 lanes that train and decode agree with the float64 reference block`` (preset: string) =
+    let arch = ArchitecturePresets.Load preset
+    use backend = backendOf arch
+    let compiled = arch.Compile()
+    let values = Array.zeroCreate<float32> compiled.Count
+    compiled.Initialise(Span values, 5)
+    let rng = Random 3
+    let values = values |> Array.map (fun v -> v + float32 (0.3 * (rng.NextDouble() - 0.5)))
+    backend.SetParameters(0, ReadOnlySpan values)
+    // 37 sequences: two full chunks of 16 lanes and a part-filled one
+    let r = Random 9
+    let a = Array.init 37 (fun _ -> r.NextInt64(10_000_000_000L))
+    let b = Array.init 37 (fun _ -> r.NextInt64(10_000_000_000L))
+    let tokens = arch.Format.EncodeFullBatch(a, b)
+    let grad64 = Array.zeroCreate<float> values.Length
+    let loss64 = backend.LossAndGradient(Array.map float values, ReadOnlySpan tokens, a.Length, grad64)
+    let grad32 = Array.zeroCreate<float32> values.Length
+    let loss32 = backend.LossAndGradient(0, ReadOnlySpan tokens, a.Length, Span grad32)
+    Assert.True(abs (float loss32 - loss64) < 1e-5 * loss64, sprintf "loss %g (lanes) vs %g (reference)" loss32 loss64)
+    let err = relativeError (Array.map float grad32) grad64
+    Assert.True(err < 1e-4, sprintf "gradient relative error %g" err)
+    // decoding: the lanes' greedy answers are the reference's argmaxes
+    let block = GeneralBlock(compiled)
+    compiled.Graph.Forward(ReadOnlySpan(Array.map float values))
+    let roles = GeneralBlock.RoleSet.Values compiled
+    let ws = block.NewWorkspace()
+    let prompts = arch.Format.EncodePromptBatch(a, b)
+    let decoded = Array.zeroCreate<int> (a.Length * TokenFormat.SumDigits)
+    backend.Decode(0, ReadOnlySpan prompts, a.Length, Span decoded)
+    let P = arch.Format.PromptLength
+    for s in 0 .. a.Length - 1 do
+        prompts.AsSpan(s * P, P).CopyTo(Span ws.Tokens)
+        for t in 0 .. P - 2 do block.ForwardPosition(roles, ws, t)
+        for k in 0 .. TokenFormat.SumDigits - 1 do
+            let t = P - 1 + k
+            block.ForwardPosition(roles, ws, t)
+            let row = ws.Logits.[t * compiled.Vocab .. (t + 1) * compiled.Vocab - 1]
+            let best = Array.IndexOf(row, Array.max row)
+            let sorted = Array.sortDescending row
+            // a near tie may go either way in float32
+            if sorted.[0] - sorted.[1] > 1e-3 then Assert.Equal(best, decoded.[s * TokenFormat.SumDigits + k])
+            ws.Tokens.[t + 1] <- decoded.[s * TokenFormat.SumDigits + k]

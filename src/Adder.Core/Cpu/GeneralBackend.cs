@@ -23,6 +23,10 @@ public sealed class GeneralBackend : IBackend
     readonly float[] grad;
     readonly GeneralBlock.RoleSet[] partitionGrads;
     readonly GeneralBlock.Workspace[] partitionWorkspaces;
+    const int W = LaneMath.Width;
+    readonly GeneralLaneBlock lanes;
+    readonly GeneralLaneBlock.Gradients[] laneGrads;
+    readonly GeneralLaneBlock.Workspace[] laneWorkspaces;
 
     public GeneralBackend(ModelConfig config, int models, CpuOptions options)
     {
@@ -43,6 +47,10 @@ public sealed class GeneralBackend : IBackend
         partitionGrads = new GeneralBlock.RoleSet[GradientPartitions];
         partitionWorkspaces = new GeneralBlock.Workspace[GradientPartitions];
         for (int i = 0; i < GradientPartitions; i++) { partitionGrads[i] = GeneralBlock.RoleSet.Zeros(arch); partitionWorkspaces[i] = block.NewWorkspace(); }
+        lanes = new GeneralLaneBlock(arch);
+        laneGrads = new GeneralLaneBlock.Gradients[GradientPartitions];
+        laneWorkspaces = new GeneralLaneBlock.Workspace[GradientPartitions];
+        for (int i = 0; i < GradientPartitions; i++) { laneGrads[i] = new GeneralLaneBlock.Gradients(partitionGrads[i]); laneWorkspaces[i] = lanes.NewWorkspace(); }
     }
 
     public void Dispose() { }
@@ -100,10 +108,49 @@ public sealed class GeneralBackend : IBackend
     public float LossAndGradient(int model, ReadOnlySpan<int> tokens, int batch, Span<float> gradient)
     {
         if (gradient.Length != Layout.Count) throw new ArgumentException($"expected {Layout.Count} gradient values, got {gradient.Length}");
+        int full = format.FullLength;
+        if (batch <= 0 || tokens.Length < batch * full) throw new ArgumentException("bad batch size");
+        var roles = new GeneralLaneBlock.Roles(Materialise(Widen(Model(model))));
+        var sequences = tokens[..(batch * full)].ToArray();
+        float weight = 1f / (batch * format.ScoredPositions);
+        int chunks = (batch + W - 1) / W, parts = Math.Min(GradientPartitions, chunks);
+        var losses = new double[parts];
+        Parallel.For(0, parts, Parallelism, part =>
+        {
+            var dr = laneGrads[part];
+            var ws = laneWorkspaces[part];
+            dr.Clear();
+            double loss = 0;
+            Span<float> w = stackalloc float[W];
+            for (int c = part; c < chunks; c += GradientPartitions)
+            {
+                int first = c * W, count = Math.Min(W, batch - first);
+                GeneralLaneBlock.Load(ws, sequences.AsSpan(first * full), full, count);
+                for (int lane = 0; lane < W; lane++) w[lane] = lane < count ? weight : 0f;
+                loss += lanes.LossAndBackward(roles, ws, format.FirstScoredPosition, format.ScoredPositions, V.Create<float>(w), dr);
+            }
+            losses[part] = loss;
+        });
+        var total = GeneralBlock.RoleSet.Zeros(arch);
+        double sum = 0;
+        for (int part = 0; part < parts; part++) { laneGrads[part].SumInto(total); sum += losses[part]; }
         var stored = new double[Layout.Count];
-        double loss = LossAndGradient(Widen(Model(model)), tokens, batch, stored);
+        PullBack(total, stored);
         for (int i = 0; i < stored.Length; i++) gradient[i] = (float)stored[i];
-        return (float)loss;
+        return (float)sum;
+    }
+
+    /// <summary>Role gradients → stored parameters' gradients (the role graph's backward).</summary>
+    void PullBack(GeneralBlock.RoleSet roleGrads, double[] stored)
+    {
+        arch.Graph.ClearGradients();
+        foreach (var (role, data) in roleGrads.Named(arch))
+        {
+            var g = arch.Role(role).Grad.Data;
+            for (int i = 0; i < g.Length; i++) g[i] += data[i];
+        }
+        Array.Clear(stored);
+        arch.Graph.Backward(stored);
     }
 
     /// <summary>The same in double precision end to end, for any parameter values (gradient checks).</summary>
@@ -129,19 +176,10 @@ public sealed class GeneralBackend : IBackend
             }
             losses[part] = loss;
         });
-        arch.Graph.ClearGradients();
+        var total = GeneralBlock.RoleSet.Zeros(arch);
         double sum = 0;
-        for (int part = 0; part < parts; part++)
-        {
-            sum += losses[part];
-            foreach (var (role, data) in partitionGrads[part].Named(arch))
-            {
-                var g = arch.Role(role).Grad.Data;
-                for (int i = 0; i < g.Length; i++) g[i] += data[i];
-            }
-        }
-        Array.Clear(gradient);
-        arch.Graph.Backward(gradient);
+        for (int part = 0; part < parts; part++) { partitionGrads[part].AddTo(total); sum += losses[part]; }
+        PullBack(total, gradient);
         return sum * weight;
     }
 
@@ -163,15 +201,17 @@ public sealed class GeneralBackend : IBackend
     {
         int full = format.FullLength, T = format.InputLength, vocab = format.VocabSize;
         if (logits.Length < count * T * vocab) throw new ArgumentException("logits too small");
-        var roles = Materialise(Widen(Model(model)));
-        var ws = block.NewWorkspace();
-        for (int s = 0; s < count; s++)
+        var roles = new GeneralLaneBlock.Roles(Materialise(Widen(Model(model))));
+        var ws = lanes.NewWorkspace();
+        for (int first = 0; first < count; first += W)
         {
-            tokens.Slice(s * full, full).CopyTo(ws.Tokens);
+            int n = Math.Min(W, count - first);
+            GeneralLaneBlock.Load(ws, tokens.Slice(first * full), full, n);
             for (int t = 0; t < T; t++)
             {
-                block.ForwardPosition(roles, ws, t);
-                for (int v = 0; v < vocab; v++) logits[(s * T + t) * vocab + v] = (float)ws.Logits[t * vocab + v];
+                lanes.ForwardPosition(roles, ws, t);
+                for (int lane = 0; lane < n; lane++)
+                    for (int v = 0; v < vocab; v++) logits[((first + lane) * T + t) * vocab + v] = ws.Logits[t * vocab + v][lane];
             }
         }
     }
@@ -180,24 +220,25 @@ public sealed class GeneralBackend : IBackend
     {
         int prompt = format.PromptLength, digits = TokenFormat.SumDigits, vocab = format.VocabSize;
         if (output.Length < count * digits) throw new ArgumentException("output too small");
-        var roles = Materialise(Widen(Model(model)));
+        var roles = new GeneralLaneBlock.Roles(Materialise(Widen(Model(model))));
         var input = prompts[..(count * prompt)].ToArray();
         var result = new int[count * digits];
-        const int Chunk = 256;
-        Parallel.For(0, (count + Chunk - 1) / Chunk, Parallelism, () => block.NewWorkspace(), (c, _, ws) =>
+        int chunks = (count + W - 1) / W;
+        Parallel.For(0, chunks, Parallelism, () => lanes.NewWorkspace(), (c, _, ws) =>
         {
-            for (int s = c * Chunk; s < Math.Min(count, (c + 1) * Chunk); s++)
+            int first = c * W, n = Math.Min(W, count - first);
+            GeneralLaneBlock.Load(ws, input.AsSpan(first * prompt), prompt, n);
+            for (int t = 0; t < prompt - 1; t++) lanes.ForwardPosition(roles, ws, t);
+            for (int k = 0; k < digits; k++)
             {
-                input.AsSpan(s * prompt, prompt).CopyTo(ws.Tokens);
-                for (int t = 0; t < prompt - 1; t++) block.ForwardPosition(roles, ws, t);
-                for (int k = 0; k < digits; k++)
+                int t = prompt - 1 + k;
+                lanes.ForwardPosition(roles, ws, t);
+                for (int lane = 0; lane < W; lane++)
                 {
-                    int t = prompt - 1 + k;
-                    block.ForwardPosition(roles, ws, t);
                     int best = 0;
-                    for (int v = 1; v < vocab; v++) if (ws.Logits[t * vocab + v] > ws.Logits[t * vocab + best]) best = v;
-                    result[s * digits + k] = best;
-                    ws.Tokens[t + 1] = best;
+                    for (int v = 1; v < vocab; v++) if (ws.Logits[t * vocab + v][lane] > ws.Logits[t * vocab + best][lane]) best = v;
+                    if (lane < n) result[(first + lane) * digits + k] = best;
+                    ws.Tokens[(t + 1) * W + lane] = best;
                 }
             }
             return ws;

@@ -1,0 +1,355 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Adder.Core.Cpu;
+
+/// <summary><see cref="GeneralBlock"/>'s math on 16 sequences at once (one per lane of a Vector512&lt;float&gt;),
+/// in float32: what the general backend trains and decodes with. The roles' matrices are scalars broadcast to
+/// every lane; their gradients accumulate per lane and are summed across lanes once per partition.
+/// GeneralBlock (float64, one sequence) stays the reference the tests hold this to.</summary>
+public sealed class GeneralLaneBlock
+{
+    const int W = LaneMath.Width;
+    readonly int D, Dq, Dv, F, Vocab, L;
+    readonly bool positions, qkNorm, swiglu, rope;
+    readonly float scale, eps, qkEps;
+    readonly float[] ropeTable;
+
+    public GeneralLaneBlock(CompiledArchitecture arch)
+    {
+        (D, Dq, Dv, F, Vocab, L) = (arch.D, arch.Dq, arch.Dv, arch.F, arch.Vocab, arch.Length);
+        (positions, qkNorm, swiglu) = (arch.HasPositions, arch.HasQkNorm, arch.SwiGlu);
+        scale = (float)arch.Scale;
+        eps = (float)arch.Architecture.NormEps;
+        qkEps = (float)arch.Architecture.QkNormEps;
+        rope = arch.Architecture.RopeTheta is not null;
+        ropeTable = rope ? Array.ConvertAll(GeneralLayers.RopeTable(L, Dq, arch.Architecture.RopeTheta!.Value), x => (float)x) : [];
+    }
+
+    /// <summary>The roles in float32, for the lanes (views like GeneralBlock.RoleSet's).</summary>
+    public sealed class Roles
+    {
+        public readonly float[] Emb, Pos, Ln1, Ln2, LnF, Q, K, V, QN, KN, O, In, Out, Gate, Up, Down, Head;
+        public Roles(GeneralBlock.RoleSet r)
+        {
+            static float[] F(double[] x) => Array.ConvertAll(x, v => (float)v);
+            (Emb, Pos, Ln1, Ln2, LnF) = (F(r.Emb), F(r.Pos), F(r.Ln1), F(r.Ln2), F(r.LnF));
+            (Q, K, V, QN, KN, O) = (F(r.Q), F(r.K), F(r.V), F(r.QN), F(r.KN), F(r.O));
+            (In, Out, Gate, Up, Down, Head) = (F(r.In), F(r.Out), F(r.Gate), F(r.Up), F(r.Down), F(r.Head));
+        }
+    }
+
+    /// <summary>Per-lane role gradients, the shapes of Roles.</summary>
+    public sealed class Gradients
+    {
+        public readonly VF[] Emb, Pos, Ln1, Ln2, LnF, Q, K, V, QN, KN, O, In, Out, Gate, Up, Down, Head;
+        public Gradients(GeneralBlock.RoleSet shape)
+        {
+            static VF[] Z(double[] x) => new VF[x.Length];
+            (Emb, Pos, Ln1, Ln2, LnF) = (Z(shape.Emb), Z(shape.Pos), Z(shape.Ln1), Z(shape.Ln2), Z(shape.LnF));
+            (Q, K, V, QN, KN, O) = (Z(shape.Q), Z(shape.K), Z(shape.V), Z(shape.QN), Z(shape.KN), Z(shape.O));
+            (In, Out, Gate, Up, Down, Head) = (Z(shape.In), Z(shape.Out), Z(shape.Gate), Z(shape.Up), Z(shape.Down), Z(shape.Head));
+        }
+        VF[][] All => [Emb, Pos, Ln1, Ln2, LnF, Q, K, V, QN, KN, O, In, Out, Gate, Up, Down, Head];
+        public void Clear() { foreach (var a in All) Array.Clear(a); }
+
+        /// <summary>Adds the lanes' sums into a double-precision role set of the same layout.</summary>
+        public void SumInto(GeneralBlock.RoleSet target)
+        {
+            double[][] t = [target.Emb, target.Pos, target.Ln1, target.Ln2, target.LnF, target.Q, target.K, target.V, target.QN, target.KN,
+                            target.O, target.In, target.Out, target.Gate, target.Up, target.Down, target.Head];
+            var all = All;
+            for (int k = 0; k < all.Length; k++)
+                for (int i = 0; i < all[k].Length; i++) t[k][i] += Vector512.Sum(all[k][i]);
+        }
+    }
+
+    /// <summary>16 sequences' activations, [position][dim] of lane vectors; tokens [position][lane].</summary>
+    public sealed class Workspace
+    {
+        public readonly int[] Tokens;
+        public readonly VF[] X0, H1, R1, Q, K, Vv, Rq, Rk, Qr, Kr, P, Att, X1, H2, R2, U, U2, G, X2, H3, R3, Logits;
+        public readonly VF[] DX1, DQr, DKr, DV;
+
+        public Workspace(GeneralLaneBlock b)
+        {
+            int L = b.L;
+            Tokens = new int[(L + 1) * W];
+            X0 = new VF[L * b.D]; H1 = new VF[L * b.D]; R1 = new VF[L];
+            Q = new VF[L * b.Dq]; K = new VF[L * b.Dq]; Vv = new VF[L * b.Dv]; Rq = new VF[L]; Rk = new VF[L];
+            Qr = new VF[L * b.Dq]; Kr = new VF[L * b.Dq]; P = new VF[L * L]; Att = new VF[L * b.Dv];
+            X1 = new VF[L * b.D]; H2 = new VF[L * b.D]; R2 = new VF[L];
+            U = new VF[L * b.F]; U2 = new VF[L * b.F]; G = new VF[L * b.F];
+            X2 = new VF[L * b.D]; H3 = new VF[L * b.D]; R3 = new VF[L]; Logits = new VF[L * b.Vocab];
+            DX1 = new VF[L * b.D]; DQr = new VF[L * b.Dq]; DKr = new VF[L * b.Dq]; DV = new VF[L * b.Dv];
+        }
+    }
+
+    public Workspace NewWorkspace() => new(this);
+
+    static Span<VF> Row(VF[] a, int t, int n) => a.AsSpan(t * n, n);
+
+    // ---- the layers on lanes: the same functions as GeneralLayers, matrices broadcast ----
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void MatVec(ReadOnlySpan<float> w, ReadOnlySpan<VF> x, Span<VF> y)
+    {
+        int n = x.Length;
+        for (int o = 0; o < y.Length; o++)
+        {
+            var s = VF.Zero;
+            for (int i = 0; i < n; i++) s = LaneMath.Fma(x[i], w[o * n + i], s);
+            y[o] = s;
+        }
+    }
+
+    static void MatVecBackward(ReadOnlySpan<float> w, ReadOnlySpan<VF> x, ReadOnlySpan<VF> dy, Span<VF> dw, Span<VF> dx)
+    {
+        int n = x.Length;
+        for (int o = 0; o < dy.Length; o++)
+        {
+            var g = dy[o];
+            for (int i = 0; i < n; i++)
+            {
+                dw[o * n + i] = LaneMath.Fma(g, x[i], dw[o * n + i]);
+                dx[i] = LaneMath.Fma(g, w[o * n + i], dx[i]);
+            }
+        }
+    }
+
+    static VF RmsNorm(ReadOnlySpan<VF> x, ReadOnlySpan<float> w, float eps, Span<VF> y)
+    {
+        var ss = VF.Zero;
+        for (int i = 0; i < x.Length; i++) ss = LaneMath.Fma(x[i], x[i], ss);
+        var r = V.Create(1f) / V.Sqrt(ss * V.Create(1f / x.Length) + V.Create(eps));
+        for (int i = 0; i < x.Length; i++) y[i] = x[i] * r * V.Create(w[i]);
+        return r;
+    }
+
+    static void RmsNormBackward(ReadOnlySpan<VF> x, ReadOnlySpan<float> w, VF r, ReadOnlySpan<VF> dy, Span<VF> dw, Span<VF> dx)
+    {
+        int n = x.Length;
+        var dot = VF.Zero;
+        for (int i = 0; i < n; i++)
+        {
+            dw[i] = LaneMath.Fma(dy[i], x[i] * r, dw[i]);
+            dot = LaneMath.Fma(x[i] * V.Create(w[i]), dy[i], dot);
+        }
+        var k = r * r * r * dot * V.Create(1f / n);
+        for (int i = 0; i < n; i++) dx[i] += r * V.Create(w[i]) * dy[i] - k * x[i];
+    }
+
+    void Rope(Span<VF> x, int t, bool inverse)
+    {
+        int n = x.Length;
+        for (int i = 0; i < n / 2; i++)
+        {
+            var c = V.Create(ropeTable[(t * n / 2 + i) * 2]);
+            var s = V.Create(ropeTable[(t * n / 2 + i) * 2 + 1] * (inverse ? -1 : 1));
+            VF a = x[2 * i], b = x[2 * i + 1];
+            x[2 * i] = a * c - b * s;
+            x[2 * i + 1] = a * s + b * c;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static VF Sigmoid(VF u) => V.Create(1f) / (V.Create(1f) + LaneMath.Exp(-u));
+
+    /// <summary>Loads 16 sequences (fewer at the end of a batch: the rest repeat the first, weight 0).</summary>
+    public static void Load(Workspace ws, ReadOnlySpan<int> sequences, int length, int count)
+    {
+        for (int lane = 0; lane < W; lane++)
+        {
+            var s = sequences.Slice((lane < count ? lane : 0) * length, length);
+            for (int t = 0; t < length; t++) ws.Tokens[t * W + lane] = s[t];
+        }
+    }
+
+    public void ForwardPosition(Roles r, Workspace ws, int t)
+    {
+        var x0 = Row(ws.X0, t, D);
+        Span<float> gathered = stackalloc float[W];
+        for (int i = 0; i < D; i++)
+        {
+            for (int lane = 0; lane < W; lane++) gathered[lane] = r.Emb[ws.Tokens[t * W + lane] * D + i];
+            x0[i] = V.Create<float>(gathered) + (positions ? V.Create(r.Pos[t * D + i]) : VF.Zero);
+        }
+        var h1 = Row(ws.H1, t, D);
+        ws.R1[t] = RmsNorm(x0, r.Ln1, eps, h1);
+        var q = Row(ws.Q, t, Dq); var k = Row(ws.K, t, Dq); var v = Row(ws.Vv, t, Dv);
+        MatVec(r.Q, h1, q); MatVec(r.K, h1, k); MatVec(r.V, h1, v);
+        var qr = Row(ws.Qr, t, Dq); var kr = Row(ws.Kr, t, Dq);
+        if (qkNorm) { ws.Rq[t] = RmsNorm(q, r.QN, qkEps, qr); ws.Rk[t] = RmsNorm(k, r.KN, qkEps, kr); }
+        else { q.CopyTo(qr); k.CopyTo(kr); }
+        if (rope) { Rope(qr, t, false); Rope(kr, t, false); }
+        // causal attention of query t over keys 0..t
+        var p = Row(ws.P, t, L);
+        var max = V.Create(float.NegativeInfinity);
+        for (int j = 0; j <= t; j++)
+        {
+            var s = VF.Zero;
+            for (int i = 0; i < Dq; i++) s = LaneMath.Fma(qr[i], ws.Kr[j * Dq + i], s);
+            p[j] = s * V.Create(scale);
+            max = V.Max(max, p[j]);
+        }
+        var sum = VF.Zero;
+        for (int j = 0; j <= t; j++) { p[j] = LaneMath.Exp(p[j] - max); sum += p[j]; }
+        var inv = V.Create(1f) / sum;
+        var att = Row(ws.Att, t, Dv);
+        att.Clear();
+        for (int j = 0; j <= t; j++)
+        {
+            p[j] *= inv;
+            for (int i = 0; i < Dv; i++) att[i] = LaneMath.Fma(p[j], ws.Vv[j * Dv + i], att[i]);
+        }
+        var x1 = Row(ws.X1, t, D);
+        MatVec(r.O, att, x1);
+        for (int i = 0; i < D; i++) x1[i] += x0[i];
+        var h2 = Row(ws.H2, t, D);
+        ws.R2[t] = RmsNorm(x1, r.Ln2, eps, h2);
+        var u = Row(ws.U, t, F); var u2 = Row(ws.U2, t, F); var g = Row(ws.G, t, F);
+        Span<VF> m = stackalloc VF[D];
+        if (swiglu)
+        {
+            MatVec(r.Gate, h2, u); MatVec(r.Up, h2, u2);
+            for (int i = 0; i < F; i++) g[i] = u[i] * Sigmoid(u[i]) * u2[i];
+            MatVec(r.Down, g, m);
+        }
+        else
+        {
+            MatVec(r.In, h2, u);
+            for (int i = 0; i < F; i++) g[i] = LaneMath.Gelu(u[i]);
+            MatVec(r.Out, g, m);
+        }
+        var x2 = Row(ws.X2, t, D);
+        for (int i = 0; i < D; i++) x2[i] = x1[i] + m[i];
+        var h3 = Row(ws.H3, t, D);
+        ws.R3[t] = RmsNorm(x2, r.LnF, eps, h3);
+        MatVec(r.Head, h3, Row(ws.Logits, t, Vocab));
+    }
+
+    /// <summary>Forward over all positions, the loss of the scored positions (each lane's terms weighted by
+    /// weights[lane]: 0 for padding) and the backward into the per-lane role gradients. Returns the lanes'
+    /// summed (weighted) loss.</summary>
+    public double LossAndBackward(Roles r, Workspace ws, int first, int scored, VF weights, Gradients dr)
+    {
+        for (int t = 0; t < L; t++) ForwardPosition(r, ws, t);
+        Array.Clear(ws.DX1); Array.Clear(ws.DQr); Array.Clear(ws.DKr); Array.Clear(ws.DV);
+        Span<VF> dlogits = stackalloc VF[Vocab];
+        Span<VF> dh3 = stackalloc VF[D], dx2 = stackalloc VF[D], dh2 = stackalloc VF[D];
+        Span<VF> dg = stackalloc VF[F], du = stackalloc VF[F], du2 = stackalloc VF[F];
+        Span<float> label = stackalloc float[W];
+        var loss = VF.Zero;
+        for (int t = first; t < first + scored; t++)
+        {
+            // cross-entropy per lane against the next token
+            var logits = Row(ws.Logits, t, Vocab);
+            var max = logits[0];
+            for (int c = 1; c < Vocab; c++) max = V.Max(max, logits[c]);
+            var sum = VF.Zero;
+            for (int c = 0; c < Vocab; c++) { dlogits[c] = LaneMath.Exp(logits[c] - max); sum += dlogits[c]; }
+            var inv = V.Create(1f) / sum;
+            for (int lane = 0; lane < W; lane++) label[lane] = logits[ws.Tokens[(t + 1) * W + lane]][lane];
+            loss += weights * (V.Log(sum) + max - V.Create<float>(label));
+            for (int c = 0; c < Vocab; c++) dlogits[c] *= inv;
+            for (int lane = 0; lane < W; lane++)
+            {
+                int target = ws.Tokens[(t + 1) * W + lane];
+                var dl = dlogits[target];
+                dlogits[target] = dl.WithElement(lane, dl[lane] - 1f);
+            }
+            for (int c = 0; c < Vocab; c++) dlogits[c] *= weights;
+            dh3.Clear();
+            MatVecBackward(r.Head, Row(ws.H3, t, D), dlogits, dr.Head, dh3);
+            dx2.Clear();
+            RmsNormBackward(Row(ws.X2, t, D), r.LnF, ws.R3[t], dh3, dr.LnF, dx2);
+            var dx1 = Row(ws.DX1, t, D);
+            dx2.CopyTo(dx1);
+            dg.Clear(); dh2.Clear();
+            var h2 = Row(ws.H2, t, D); var u = Row(ws.U, t, F); var u2 = Row(ws.U2, t, F);
+            if (swiglu)
+            {
+                MatVecBackward(r.Down, Row(ws.G, t, F), dx2, dr.Down, dg);
+                for (int i = 0; i < F; i++)
+                {
+                    var s = Sigmoid(u[i]);
+                    du[i] = dg[i] * u2[i] * s * (V.Create(1f) + u[i] * (V.Create(1f) - s));
+                    du2[i] = dg[i] * u[i] * s;
+                }
+                MatVecBackward(r.Gate, h2, du, dr.Gate, dh2);
+                MatVecBackward(r.Up, h2, du2, dr.Up, dh2);
+            }
+            else
+            {
+                MatVecBackward(r.Out, Row(ws.G, t, F), dx2, dr.Out, dg);
+                for (int i = 0; i < F; i++) du[i] = dg[i] * LaneMath.GeluGrad(u[i]);
+                MatVecBackward(r.In, h2, du, dr.In, dh2);
+            }
+            RmsNormBackward(Row(ws.X1, t, D), r.Ln2, ws.R2[t], dh2, dr.Ln2, dx1);
+        }
+        int last = first + scored;
+        Span<VF> dAtt = stackalloc VF[Dv];
+        Span<VF> dp = stackalloc VF[L];
+        for (int t = 0; t < last; t++)
+        {
+            dAtt.Clear();
+            MatVecBackward(r.O, Row(ws.Att, t, Dv), Row(ws.DX1, t, D), dr.O, dAtt);
+            var p = Row(ws.P, t, L);
+            var qr = Row(ws.Qr, t, Dq);
+            var dqr = Row(ws.DQr, t, Dq);
+            var dot = VF.Zero;
+            for (int j = 0; j <= t; j++)
+            {
+                var s = VF.Zero;
+                for (int i = 0; i < Dv; i++)
+                {
+                    s = LaneMath.Fma(dAtt[i], ws.Vv[j * Dv + i], s);
+                    ws.DV[j * Dv + i] = LaneMath.Fma(p[j], dAtt[i], ws.DV[j * Dv + i]);
+                }
+                dp[j] = s;
+                dot = LaneMath.Fma(p[j], s, dot);
+            }
+            for (int j = 0; j <= t; j++)
+            {
+                var ds = p[j] * (dp[j] - dot) * V.Create(scale);
+                for (int i = 0; i < Dq; i++)
+                {
+                    dqr[i] = LaneMath.Fma(ds, ws.Kr[j * Dq + i], dqr[i]);
+                    ws.DKr[j * Dq + i] = LaneMath.Fma(ds, qr[i], ws.DKr[j * Dq + i]);
+                }
+            }
+        }
+        Span<VF> dq = stackalloc VF[Dq], dk = stackalloc VF[Dq], dh1 = stackalloc VF[D], dx0 = stackalloc VF[D];
+        for (int t = 0; t < last; t++)
+        {
+            var dqr = Row(ws.DQr, t, Dq); var dkr = Row(ws.DKr, t, Dq);
+            if (rope) { Rope(dqr, t, true); Rope(dkr, t, true); }
+            if (qkNorm)
+            {
+                dq.Clear(); dk.Clear();
+                RmsNormBackward(Row(ws.Q, t, Dq), r.QN, ws.Rq[t], dqr, dr.QN, dq);
+                RmsNormBackward(Row(ws.K, t, Dq), r.KN, ws.Rk[t], dkr, dr.KN, dk);
+            }
+            else { dqr.CopyTo(dq); dkr.CopyTo(dk); }
+            var h1 = Row(ws.H1, t, D);
+            dh1.Clear();
+            MatVecBackward(r.Q, h1, dq, dr.Q, dh1);
+            MatVecBackward(r.K, h1, dk, dr.K, dh1);
+            MatVecBackward(r.V, h1, Row(ws.DV, t, Dv), dr.V, dh1);
+            Row(ws.DX1, t, D).CopyTo(dx0);
+            RmsNormBackward(Row(ws.X0, t, D), r.Ln1, ws.R1[t], dh1, dr.Ln1, dx0);
+            if (positions) for (int i = 0; i < D; i++) dr.Pos[t * D + i] += dx0[i];
+            // each lane's token row of the table gets its own lane's gradient
+            for (int lane = 0; lane < W; lane++)
+            {
+                int tok = ws.Tokens[t * W + lane];
+                for (int i = 0; i < D; i++)
+                {
+                    var e = dr.Emb[tok * D + i];
+                    dr.Emb[tok * D + i] = e.WithElement(lane, e[lane] + dx0[i][lane]);
+                }
+            }
+        }
+        return V.Sum(loss);
+    }
+}
