@@ -25,19 +25,25 @@ let private reporter (quiet: bool) =
     fun (p: Progress) ->
         let eta =
             if p.StepsPerSecond > 0.0 then formatSpan (TimeSpan.FromSeconds(float (p.Steps - p.Step) / p.StepsPerSecond)) else "?"
-        let line =
-            sprintf "step %d/%d  loss %.4f  lr %s  |g| %.3f  %.0f steps/s  ETA %s  best val %.2f%%" p.Step p.Steps p.Loss (sci p.Lr)
-                p.GradNorm p.StepsPerSecond eta (100.0 * max p.BestValExact 0.0)
+        // in display order, each with its importance: on a narrow terminal the step and the ETA stay
+        let fields =
+            [ sprintf "step %d/%d" p.Step p.Steps, 0
+              sprintf "loss %.4f" p.Loss, 2
+              sprintf "lr %s" (sci p.Lr), 6
+              sprintf "|g| %.3f" p.GradNorm, 5
+              sprintf "%.0f steps/s" p.StepsPerSecond, 4
+              sprintf "ETA %s" eta, 1
+              sprintf "best val %.2f%%" (100.0 * max p.BestValExact 0.0), 3 ]
         let who = if p.Members > 1 then sprintf "seed %-4d " p.Seed else ""
         match p.ValExact with
         | Some e ->
-            if live then Console.Write("\r" + String(' ', Console.WindowWidth - 1) + "\r")
+            if live then Console.Write(ProgressLine.blank (ProgressLine.columns (ProgressLine.windowWidth ())))
             printfn "%sstep %7d  loss %.5f  val exact %6.2f%%  token acc %6.2f%%  lr %s  %.0f steps/s  %s elapsed" who p.Step p.Loss
                 (100.0 * e) (100.0 * p.ValTokenAccuracy.Value) (sci p.Lr) p.StepsPerSecond (formatSpan p.Elapsed)
         | None when live && p.Member = 0 && (DateTime.UtcNow - lastDraw).TotalMilliseconds > 250.0 ->
             lastDraw <- DateTime.UtcNow
-            let width = max 20 (Console.WindowWidth - 1)
-            Console.Write("\r" + (if line.Length > width then line.Substring(0, width) else line.PadRight width))
+            let columns = ProgressLine.columns (ProgressLine.windowWidth ())
+            Console.Write("\r" + (ProgressLine.fit columns fields).PadRight columns)
         | None -> ()
 
 // Registrations must stay reachable: a collected registration stops handling its signal.
