@@ -46,6 +46,18 @@ let private reporter (quiet: bool) =
             Console.Write("\r" + (ProgressLine.fit columns fields).PadRight columns)
         | None -> ()
 
+let private warn (message: string) = eprintfn "adder: warning: %s" message
+
+/// Wraps reporters so that the first report of any of them prints the warnings first: once a run has really
+/// started, so a command refused at its start (a bad folder, a resume that does not match, a shard's missing
+/// probes) ends with its one-line error alone.
+let private warningsAtStart (warnings: string list) =
+    let pending = ref warnings
+    fun (report: Progress -> unit) (p: Progress) ->
+        for w in pending.Value do warn w
+        pending.Value <- []
+        report p
+
 // Registrations must stay reachable: a collected registration stops handling its signal.
 let mutable private signalRegistrations: Runtime.InteropServices.PosixSignalRegistration list = []
 
@@ -76,7 +88,8 @@ let private execute (launch: Backends.Device * CpuOptions) (config: RunConfig) (
     printfn "steps %d, batch %d, lr %g, warm-up %d, floor %g, weight decay %g, clip %g, seed %d, curriculum %O" config.Steps config.Batch
         config.Lr config.Warmup config.Floor config.WeightDecay config.Clip config.Seed config.Curriculum
     stopAfter |> Option.iter (fun n -> if n < 1 then fail "--stop-after must be at least 1")
-    let outcome = Training.run (fst launch) (snd launch) config runDir resume (reporter quiet) (cancellation stopAfter)
+    let report = warningsAtStart (Hyperparameters.shortfalls config) (reporter quiet)
+    let outcome = Training.run (fst launch) (snd launch) config runDir resume report (cancellation stopAfter)
     if outcome.Completed then
         printfn "done: %d steps; best validation exact match %.2f%% at step %d" outcome.LastStep (100.0 * outcome.BestValExact) outcome.BestStep
         printfn "best: %s" (Path.Combine(runDir, "best.safetensors"))
@@ -207,6 +220,11 @@ let private sweep (args: ParseResults<TrainArgs>) =
     printfn "sweep of %d seeds%s -> %s: each to step %d, then the best %d to step %d" seeds.Length part sweepDir probe keep first.Steps
     printfn "%s; batch %d, lr %g, warm-up %d, floor %g, curriculum %O" (first.Model.Describe()) first.Batch first.Lr first.Warmup
         first.Floor first.Curriculum
+    let withWarnings =
+        warningsAtStart
+            [ if probe >= first.Steps then
+                  yield sprintf "--probe %d is not before --steps %d: every seed trains to the end, and --keep chooses none to finish" probe first.Steps
+              yield! Hyperparameters.shortfalls first ]
     let signalled = cancellation None
     let interrupted () =
         printfn "interrupted: run the same command again to continue the sweep"
@@ -256,7 +274,7 @@ let private sweep (args: ParseResults<TrainArgs>) =
     | _ -> ()
     for cohort in cohorts perLaunch sweepDir (if finishing then [] else mine) do
         if not stopped then
-            for seed, outcome in runCohort cohort (Some probe) ignore do
+            for seed, outcome in runCohort cohort (Some probe) (withWarnings ignore) do
                 if signalled outcome.LastStep then stopped <- true
                 else
                     match Sweep.probeOf seed (Metrics.read (runDirOf seed)) probe with
@@ -281,7 +299,7 @@ let private sweep (args: ParseResults<TrainArgs>) =
                 if not stopped then
                     for p in finalists |> List.filter (fun p -> List.contains p.Seed cohort) do
                         printfn "finishing seed %d (val exact %.2f%%, loss %.4f at step %d)" p.Seed (100.0 * p.ValExact) p.Loss p.Step
-                    for _, outcome in runCohort cohort None (reporter (args.Contains TrainArgs.Quiet)) do
+                    for _, outcome in runCohort cohort None (withWarnings (reporter (args.Contains TrainArgs.Quiet))) do
                         if not outcome.Completed then stopped <- true
         if stopped then interrupted ()
         else
@@ -334,7 +352,8 @@ let finetune (args: ParseResults<FinetuneArgs>) =
               Mix = args.GetResult(FinetuneArgs.Mix, Defaults.targetedMix) }
         printfn "targeted finetune %s -> %s: up to %d rounds of %d steps (lr %g, seed %d), mining %d pairs per generator, %g of each batch from failures"
             (config.Model.Describe()) runDir settings.Rounds config.Steps config.Lr config.Seed settings.Mine settings.Mix
-        let reports, finished = Targeted.run (fst launch) (snd launch) settings checkpoint runDir (printfn "%s") (reporter (args.Contains FinetuneArgs.Quiet)) (cancellation None)
+        let report = warningsAtStart (Hyperparameters.shortfalls config) (reporter (args.Contains FinetuneArgs.Quiet))
+        let reports, finished = Targeted.run (fst launch) (snd launch) settings checkpoint runDir (printfn "%s") report (cancellation None)
         if finished then
             printfn "rounds: %s; result: %s" (Path.Combine(runDir, "targeted.csv")) (Path.Combine(runDir, "best.safetensors"))
             0
