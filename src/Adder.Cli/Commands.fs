@@ -9,6 +9,7 @@ open Adder.Pipeline
 open Adder.Pipeline.Hyperparameters
 open Adder.Pipeline.Training
 open Adder.Cli.Arguments
+open Adder.Cli.CommandLine
 
 /// 2.00e-02 rather than .NET's 2.00e-002.
 let sci (x: float) = x.ToString("0.00e+00", Globalization.CultureInfo.InvariantCulture)
@@ -174,7 +175,7 @@ let private printSummary (summary: Sweep.SeedSummary list) =
 let private mergeShards (args: ParseResults<TrainArgs>) =
     let seeds = Sweep.parseSeeds (args.GetResult TrainArgs.Seeds)
     let count = args.GetResult TrainArgs.Merge
-    if args.Contains TrainArgs.Shard || args.Contains TrainArgs.Finish then fail "--merge combines all shards; leave out --shard and --finish"
+    if args.Contains TrainArgs.Shard || args.Contains TrainArgs.Finish then misuse "--merge combines all shards; leave out --shard and --finish"
     if count < 1 then fail "--merge must be at least 1 (the number of shards)"
     let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (presetText args)))
     if not (Directory.Exists sweepDir) then fail "sweep folder not found: %s" sweepDir
@@ -188,7 +189,7 @@ let private mergeShards (args: ParseResults<TrainArgs>) =
 /// seeds only, in two passes (the probe, then --finish; see Shards).
 let private sweep (args: ParseResults<TrainArgs>) =
     for flag, given in [ "--seed", args.Contains TrainArgs.Seed; "--resume", args.Contains TrainArgs.Resume; "--stop-after", args.Contains TrainArgs.Stop_After ] do
-        if given then fail "%s does not go with --seeds (a sweep always continues the runs it finds)" flag
+        if given then misuse "%s does not go with --seeds (a sweep always continues the runs it finds)" flag
     let seeds = Sweep.parseSeeds (args.GetResult TrainArgs.Seeds)
     let probe = args.GetResult(TrainArgs.Probe, Defaults.probe)
     let keep = args.GetResult(TrainArgs.Keep, Defaults.keep)
@@ -200,7 +201,7 @@ let private sweep (args: ParseResults<TrainArgs>) =
     if perLaunch < 1 then fail "--models-per-launch must be at least 1"
     let shard = args.TryGetResult TrainArgs.Shard |> Option.map Shards.parse
     let finishing = args.Contains TrainArgs.Finish
-    if finishing && shard.IsNone then fail "--finish goes with --shard i/n (the second pass of a sharded sweep)"
+    if finishing && shard.IsNone then misuse "--finish goes with --shard i/n (the second pass of a sharded sweep)"
     let mine = match shard with Some s -> Shards.assigned s seeds | None -> seeds
     let first = trainConfig args None (Some seeds.Head)
     // refused before the sweep's folder is made (each cohort's run checks it again)
@@ -319,7 +320,7 @@ let train (args: ParseResults<TrainArgs>) =
         for flag, given in [ "--probe", args.Contains TrainArgs.Probe; "--keep", args.Contains TrainArgs.Keep
                              "--models-per-launch", args.Contains TrainArgs.Models_Per_Launch; "--shard", args.Contains TrainArgs.Shard
                              "--finish", args.Contains TrainArgs.Finish; "--merge", args.Contains TrainArgs.Merge ] do
-            if given then fail "%s applies to a sweep (--seeds) only" flag
+            if given then misuse "%s applies to a sweep (--seeds) only" flag
         let launch = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
         let runDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (presetText args) (args.GetResult(TrainArgs.Seed, (Hyperparameters.defaults "train" ModelConfig.Preset311).Seed))))
         let resume = args.Contains TrainArgs.Resume
@@ -335,16 +336,16 @@ let finetune (args: ParseResults<FinetuneArgs>) =
     let runDir = args.GetResult(FinetuneArgs.Out, Path.Combine("runs", sprintf "ft-%s-lr%g-s%d" name lr seed))
     let resume = args.Contains FinetuneArgs.Resume
     if resume && args.Contains FinetuneArgs.Targeted then
-        fail "--resume does not continue a targeted fine-tune; start a new one from a round's best.safetensors"
+        misuse "--resume does not continue a targeted fine-tune; start a new one from a round's best.safetensors"
     let launch = launchOf (args.TryGetResult FinetuneArgs.Device) (args.TryGetResult FinetuneArgs.Threads)
     let config = runConfig "finetune" start.Model.Config (readSaved resume runDir) (args.GetAllResults()) (fun _ -> false)
     let config = { config with StartCheckpoint = Some(Path.GetFullPath checkpoint) }
     let targetedOnly = [ "--rounds", args.Contains FinetuneArgs.Rounds; "--mine", args.Contains FinetuneArgs.Mine; "--mix", args.Contains FinetuneArgs.Mix ]
     if not (args.Contains FinetuneArgs.Targeted) then
-        for flag, given in targetedOnly do if given then fail "%s belongs to --targeted" flag
+        for flag, given in targetedOnly do if given then misuse "%s belongs to --targeted" flag
         execute launch config runDir resume (args.Contains FinetuneArgs.Quiet) (args.TryGetResult FinetuneArgs.Stop_After)
     else
-        if args.Contains FinetuneArgs.Stop_After then fail "--stop-after does not apply to --targeted (use --rounds and --steps)"
+        if args.Contains FinetuneArgs.Stop_After then misuse "--stop-after does not apply to --targeted (use --rounds and --steps)"
         let settings: Targeted.Settings =
             { Round = Hyperparameters.validate config
               Rounds = args.GetResult(FinetuneArgs.Rounds, Defaults.targetedRounds)
@@ -363,7 +364,7 @@ let finetune (args: ParseResults<FinetuneArgs>) =
 
 let plot (args: ParseResults<PlotArgs>) =
     let runDirs = args.GetResult PlotArgs.Run
-    if runDirs.IsEmpty then fail "plot: no run folder given"
+    if runDirs.IsEmpty then misuse "plot: no run folder given"
     for runDir in runDirs do if not (Directory.Exists runDir) then fail "run folder not found: %s" runDir
     let output = args.GetResult(PlotArgs.Output, Path.Combine(runDirs.Head, "curves.png"))
     Plotting.plot runDirs output

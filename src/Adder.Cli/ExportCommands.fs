@@ -7,6 +7,7 @@ open Argu
 open Adder.Core
 open Adder.Pipeline
 open Adder.Cli.Arguments
+open Adder.Cli.CommandLine
 
 let private fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
 
@@ -26,7 +27,7 @@ let export (args: ParseResults<ExportArgs>) =
     let format = args.GetResult ExportArgs.Format
     if format = Pt then
         for flag, given in [ "--name", args.Contains ExportArgs.Name; "--author", args.Contains ExportArgs.Author; "--tricks", args.Contains ExportArgs.Tricks ] do
-            if given then fail "%s applies to --format adderboard only" flag
+            if given then misuse "%s applies to --format adderboard only" flag
     checkOutput "-o" output (Some input)
     let ckpt = Checkpoint.Load input
     let model = ckpt.Model

@@ -6,6 +6,7 @@ open Argu
 open Adder.Core
 open Adder.Pipeline
 open Adder.Cli.Arguments
+open Adder.Cli.CommandLine
 
 /// The project's own model, shipped beside the executable (models/), used when --checkpoint is not given.
 let defaultCheckpointName = Defaults.checkpointName
@@ -104,11 +105,11 @@ let eval (args: ParseResults<EvalArgs>) =
     let sets =
         match suite with
         | Suite.Reference ->
-            if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then fail "--count and --seed apply to --suite random only"
+            if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then misuse "--count and --seed apply to --suite random only"
             Evaluation.referenceSets ()
         | Suite.Random -> Evaluation.randomSet (args.GetResult(EvalArgs.Count, Defaults.count)) (args.GetResult(EvalArgs.Seed, 0L))
         | Suite.Adderboard ->
-            if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then fail "--count and --seed apply to --suite random only"
+            if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then misuse "--count and --seed apply to --suite random only"
             AdderBoard.sets ()
     let model = loadModel path
     printfn "checkpoint %s: %d parameters, %s" path model.Layout.Count (model.Config.Describe())
@@ -124,15 +125,15 @@ let predict (args: ParseResults<PredictArgs>) =
     // "predict -- -1 2": Argu passes the "--" on as an operand
     let operands = match args.GetResult(PredictArgs.Operands, []) with "--" :: rest -> rest | all -> all
     match args.TryGetResult PredictArgs.File, operands with
-    | Some _, _ :: _ -> fail "give either two operands or --file, not both"
+    | Some _, _ :: _ -> misuse "give either two operands or --file, not both"
     | None, [ a; b ] ->
         let a = Tokens.ParseOperand a
         let b = Tokens.ParseOperand b
         use backend = backendFor (args.TryGetResult PredictArgs.Device) (args.TryGetResult PredictArgs.Threads) (loadModel path)
         printfn "%s" (Prediction.predictBatch backend [| a |] [| b |]).[0]
         0
-    | None, [] -> fail "nothing to add: give two operands or --file PAIRS"
-    | None, _ -> fail "expected exactly two operands, got %d" operands.Length
+    | None, [] -> misuse "nothing to add: give two operands or --file PAIRS"
+    | None, _ -> misuse "expected exactly two operands, got %d" operands.Length
     | Some file, [] ->
         let reader =
             if file = "-" then new StreamReader(Console.OpenStandardInput()) :> TextReader
@@ -153,7 +154,7 @@ let bench (args: ParseResults<BenchArgs>) =
     let config = ModelConfig.Preset(presetName (args.GetResult(BenchArgs.Preset, P311)))
     let models = args.GetResult(BenchArgs.Models, 1)
     if models < 1 then fail "--models must be at least 1"
-    if models > 1 && args.GetResult BenchArgs.What = BenchWhat.Eval then fail "--models applies to bench train only"
+    if models > 1 && args.GetResult BenchArgs.What = BenchWhat.Eval then misuse "--models applies to bench train only"
     use backend =
         let device, cpu = Commands.launchOf (args.TryGetResult BenchArgs.Device) (args.TryGetResult BenchArgs.Threads)
         Backends.create device config models cpu
@@ -236,7 +237,7 @@ let run (argv: string[]) =
     | [ Selftest a ] -> selftest a
     | [ Version ] -> printfn "adder %s" (string (Reflection.Assembly.GetExecutingAssembly().GetName().Version)); 0
     | [] -> printfn "%s" (parser.PrintUsage()); 2
-    | _ -> fail "give one command (see adder --help)"
+    | _ -> misuse "give one command"
 
 /// An error as one line of reasonable length, whatever the input it quotes.
 let private oneLine (message: string) =
@@ -255,7 +256,7 @@ let main argv =
         let first = e.Message.Split('\n') |> Array.tryHead |> Option.defaultValue e.Message
         eprintfn "adder: %s (see --help)" (oneLine (first.Replace("ERROR: ", "")))
         2
-    | NumberParsing.CommandLineError message ->
+    | CommandLineError message ->
         eprintfn "adder: %s (see --help)" (oneLine message)
         2
     | :? AdderException as e ->
