@@ -239,10 +239,16 @@ let run (argv: string[]) =
     | [] -> printfn "%s" (parser.PrintUsage()); 2
     | _ -> misuse "give one command"
 
-/// An error as one line of reasonable length, whatever the input it quotes.
+/// An error as one line of reasonable length, whatever the input it quotes; control characters that got into
+/// it (a path holding an ESC, say) are escaped, so the line cannot drive the terminal.
 let private oneLine (message: string) =
-    let first = message.Split('\n').[0].Trim()
+    let first = Limits.EscapeControls(message.Split('\n').[0].Trim())
     if first.Length <= 300 then first else first.Substring(0, 300) + "…"
+
+/// Argu quotes what it was given in full ("unrecognized argument: '...'"): each quoted text as Limits.Echo
+/// shows user text.
+let private echoQuoted (message: string) =
+    Text.RegularExpressions.Regex.Replace(message, "'([^']*)'", fun m -> "'" + Limits.Echo m.Groups.[1].Value + "'")
 
 [<EntryPoint>]
 let main argv =
@@ -254,7 +260,7 @@ let main argv =
         0
     | :? ArguParseException as e ->
         let first = e.Message.Split('\n') |> Array.tryHead |> Option.defaultValue e.Message
-        eprintfn "adder: %s (see --help)" (oneLine (first.Replace("ERROR: ", "")))
+        eprintfn "adder: %s (see --help)" (oneLine (echoQuoted (first.Replace("ERROR: ", ""))))
         2
     | CommandLineError message ->
         eprintfn "adder: %s (see --help)" (oneLine message)
@@ -270,5 +276,5 @@ let main argv =
         eprintfn "adder: I/O error: %s" (oneLine e.Message)
         1
     | e when Environment.GetEnvironmentVariable "ADDER_DEBUG" <> "1" ->
-        eprintfn "adder: internal error: %s: %s (set ADDER_DEBUG=1 for details)" (e.GetType().Name) (e.Message.Split('\n').[0])
+        eprintfn "adder: internal error: %s: %s (set ADDER_DEBUG=1 for details)" (e.GetType().Name) (oneLine e.Message)
         70
