@@ -120,6 +120,12 @@ let eval (args: ParseResults<EvalArgs>) =
     json |> Option.iter (fun p -> Files.writeJsonAtomic p report; printfn "report written to %s" p)
     0
 
+/// Standard output as a file stream on descriptor 1. .NET's console stream drops a write that fails with EPIPE,
+/// so once `| head -1` had gone, predict --file would go on reading its input (forever from `yes`) and exit 0;
+/// this stream's failed write ends the command.
+let private openStandardOutput () =
+    new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(nativeint 1, false), FileAccess.Write, 1)
+
 let predict (args: ParseResults<PredictArgs>) =
     let path = resolveCheckpoint (args.TryGetResult PredictArgs.Checkpoint)
     // "predict -- -1 2": Argu passes the "--" on as an operand
@@ -144,9 +150,14 @@ let predict (args: ParseResults<PredictArgs>) =
                 // a FIFO or /dev/stdin is read as a stream like any file
                 | _ -> new StreamReader(file) :> TextReader
         use backend = backendFor (args.TryGetResult PredictArgs.Device) (args.TryGetResult PredictArgs.Threads) (loadModel path)
-        use out = new StreamWriter(Console.OpenStandardOutput(), Text.UTF8Encoding(false), 1 <<< 16)
-        Prediction.predictStream backend reader out 8192 |> ignore
-        0
+        let out = new StreamWriter(openStandardOutput (), Text.UTF8Encoding(false), 1 <<< 16)
+        try
+            Prediction.predictStream backend reader out 8192 |> ignore
+            0
+        finally
+            // after a failed write the writer still holds what it could not write: closing it must not raise a
+            // second error over the first
+            try out.Dispose() with :? IOException -> ()
 
 let bench (args: ParseResults<BenchArgs>) =
     let windows = args.GetResult(BenchArgs.Windows, Defaults.windows)

@@ -39,7 +39,8 @@ let predictBatch (backend: IBackend) (a: int64[]) (b: int64[]) = predictBatchFro
 /// Streams a pairs file: reads up to batchSize pairs, prints their sums, and goes on, so memory stays
 /// bounded whatever the input's size. A line longer than Limits.MaxLineLength is an error found without
 /// reading the rest of it; a bad line stops the run (the sums of the batches before it are already printed).
-/// Blank lines and lines starting with '#' are skipped.
+/// Blank lines and lines starting with '#' are skipped. An output that fails (a closed pipe: `| head -1`)
+/// ends the stream with an error at once, rather than reading the rest of an input that may never end.
 let predictStream (backend: IBackend) (input: TextReader) (output: TextWriter) (batchSize: int) =
     let a = Array.zeroCreate<int64> batchSize
     let b = Array.zeroCreate<int64> batchSize
@@ -49,8 +50,11 @@ let predictStream (backend: IBackend) (input: TextReader) (output: TextWriter) (
     let flush () =
         if count > 0 then
             // the whole batch is decoded before any of it is printed: a bad answer stops the output after the batches before it
-            for s in predictBatchFrom backend a.[.. count - 1] b.[.. count - 1] (fun i -> sprintf "line %d: " lines.[i]) do output.WriteLine s
-            output.Flush()
+            let sums = predictBatchFrom backend a.[.. count - 1] b.[.. count - 1] (fun i -> sprintf "line %d: " lines.[i])
+            try
+                for s in sums do output.WriteLine s
+                output.Flush()
+            with :? IOException as e -> fail "cannot write the sums: %s" e.Message
             total <- total + count
             count <- 0
     let line = Text.StringBuilder()
