@@ -47,6 +47,7 @@ let info (args: ParseResults<InfoArgs>) =
 let convert (args: ParseResults<ConvertArgs>) =
     let input = args.GetResult ConvertArgs.Input
     let output = args.GetResult ConvertArgs.Output
+    SafeFiles.CheckNotAnInput(output, "-o", input, "the checkpoint")
     SafeFiles.CheckWritable(output, "-o")
     let loaded = Checkpoint.Load input
     let ckpt =
@@ -64,6 +65,7 @@ let truncate (args: ParseResults<TruncateArgs>) =
     let ranksText = args.GetResult TruncateArgs.Ranks
     let ranks = Truncate.parseRanks ranksText
     // checked before the work, like convert's -o (an empty path, a folder, a missing folder)
+    SafeFiles.CheckNotAnInput(output, "-o", input, "the checkpoint")
     SafeFiles.CheckWritable(output, "-o")
     let source = (Checkpoint.Load input).Model
     let model, reports = Truncate.truncate source ranks
@@ -101,7 +103,7 @@ let eval (args: ParseResults<EvalArgs>) =
     if showFailures < 0 then fail "--show-failures must not be negative"
     let json = args.TryGetResult EvalArgs.Json
     // checked before the evaluation runs, so a bad path fails at once
-    json |> Option.iter (fun p -> SafeFiles.CheckWritable(p, "--json"))
+    json |> Option.iter (fun p -> SafeFiles.CheckNotAnInput(p, "--json", path, "the checkpoint"); SafeFiles.CheckWritable(p, "--json"))
     let sets =
         match suite with
         | Suite.Reference ->
