@@ -21,8 +21,10 @@ type Preset =
     | [<CustomCommandLine "67p">] P67
     | [<CustomCommandLine "57p">] P57
 
+// Argu matches a closed choice by its label against the given text lowercased with '_' made '-' (so a label
+// with a capital or an underscore can never match): "sharea-tiekv" accepts shareA_tieKV, the config's spelling.
 type TieQkv =
-    | [<CustomCommandLine "shareA_tieKV">] ShareA_TieKV
+    | [<CustomCommandLine "sharea-tiekv">] ShareA_TieKV
     | [<CustomCommandLine "none">] Untied
 
 type BenchWhat =
@@ -228,7 +230,7 @@ type TrainArgs =
             | Qkv_Rank _ -> "q/k/v rank (0 = full)"
             | Attn_Out_Rank _ -> "attention output rank (0 = full)"
             | Ffn_Rank _ -> "MLP rank (0 = full)"
-            | Tie_Qkv _ -> "shareA_tieKV (default) or none"
+            | Tie_Qkv _ -> "sharea-tiekv (the default; also written shareA_tieKV, in any case) or none"
             | Layernorm -> "LayerNorm instead of RMSNorm"
             | Seeds _ -> "a seed sweep: seeds like 1-12,15, one run each in --out/s<seed> (default --out runs/sweep-<preset>)"
             | Probe _ -> sprintf "sweep: train every seed to this step first (default %d)" Defaults.probe

@@ -9,6 +9,7 @@ open Adder.Pipeline
 open Adder.Pipeline.Hyperparameters
 open Adder.Pipeline.Training
 open Adder.Cli.Arguments
+open Adder.Cli.CommandLine
 
 /// 2.00e-02 rather than .NET's 2.00e-002.
 let sci (x: float) = x.ToString("0.00e+00", Globalization.CultureInfo.InvariantCulture)
@@ -25,20 +26,38 @@ let private reporter (quiet: bool) =
     fun (p: Progress) ->
         let eta =
             if p.StepsPerSecond > 0.0 then formatSpan (TimeSpan.FromSeconds(float (p.Steps - p.Step) / p.StepsPerSecond)) else "?"
-        let line =
-            sprintf "step %d/%d  loss %.4f  lr %s  |g| %.3f  %.0f steps/s  ETA %s  best val %.2f%%" p.Step p.Steps p.Loss (sci p.Lr)
-                p.GradNorm p.StepsPerSecond eta (100.0 * max p.BestValExact 0.0)
+        // in display order, each with its importance: on a narrow terminal the step and the ETA stay
+        let fields =
+            [ sprintf "step %d/%d" p.Step p.Steps, 0
+              sprintf "loss %.4f" p.Loss, 2
+              sprintf "lr %s" (sci p.Lr), 6
+              sprintf "|g| %.3f" p.GradNorm, 5
+              sprintf "%.0f steps/s" p.StepsPerSecond, 4
+              sprintf "ETA %s" eta, 1
+              sprintf "best val %.2f%%" (100.0 * max p.BestValExact 0.0), 3 ]
         let who = if p.Members > 1 then sprintf "seed %-4d " p.Seed else ""
         match p.ValExact with
         | Some e ->
-            if live then Console.Write("\r" + String(' ', Console.WindowWidth - 1) + "\r")
+            if live then Console.Write(ProgressLine.blank (ProgressLine.columns (ProgressLine.windowWidth ())))
             printfn "%sstep %7d  loss %.5f  val exact %6.2f%%  token acc %6.2f%%  lr %s  %.0f steps/s  %s elapsed" who p.Step p.Loss
                 (100.0 * e) (100.0 * p.ValTokenAccuracy.Value) (sci p.Lr) p.StepsPerSecond (formatSpan p.Elapsed)
         | None when live && p.Member = 0 && (DateTime.UtcNow - lastDraw).TotalMilliseconds > 250.0 ->
             lastDraw <- DateTime.UtcNow
-            let width = max 20 (Console.WindowWidth - 1)
-            Console.Write("\r" + (if line.Length > width then line.Substring(0, width) else line.PadRight width))
+            let columns = ProgressLine.columns (ProgressLine.windowWidth ())
+            Console.Write("\r" + (ProgressLine.fit columns fields).PadRight columns)
         | None -> ()
+
+let private warn (message: string) = eprintfn "adder: warning: %s" message
+
+/// Wraps reporters so that the first report of any of them prints the warnings first: once a run has really
+/// started, so a command refused at its start (a bad folder, a resume that does not match, a shard's missing
+/// probes) ends with its one-line error alone.
+let private warningsAtStart (warnings: string list) =
+    let pending = ref warnings
+    fun (report: Progress -> unit) (p: Progress) ->
+        for w in pending.Value do warn w
+        pending.Value <- []
+        report p
 
 // Registrations must stay reachable: a collected registration stops handling its signal.
 let mutable private signalRegistrations: Runtime.InteropServices.PosixSignalRegistration list = []
@@ -70,7 +89,8 @@ let private execute (launch: Backends.Device * CpuOptions) (config: RunConfig) (
     printfn "steps %d, batch %d, lr %g, warm-up %d, floor %g, weight decay %g, clip %g, seed %d, curriculum %O" config.Steps config.Batch
         config.Lr config.Warmup config.Floor config.WeightDecay config.Clip config.Seed config.Curriculum
     stopAfter |> Option.iter (fun n -> if n < 1 then fail "--stop-after must be at least 1")
-    let outcome = Training.run (fst launch) (snd launch) config runDir resume (reporter quiet) (cancellation stopAfter)
+    let report = warningsAtStart (Hyperparameters.shortfalls config) (reporter quiet)
+    let outcome = Training.run (fst launch) (snd launch) config runDir resume report (cancellation stopAfter)
     if outcome.Completed then
         printfn "done: %d steps; best validation exact match %.2f%% at step %d" outcome.LastStep (100.0 * outcome.BestValExact) outcome.BestStep
         printfn "best: %s" (Path.Combine(runDir, "best.safetensors"))
@@ -109,7 +129,7 @@ let private runConfig (kind: string) (model: ModelConfig) (saved: RunConfig opti
 let private trainConfig (args: ParseResults<TrainArgs>) (saved: RunConfig option) (seedOverride: int option) =
     let shape =
         match args.TryGetResult TrainArgs.Arch, args.TryGetResult TrainArgs.Preset, saved with
-        | Some _, Some _, _ -> fail "give --preset or --arch, not both"
+        | Some _, Some _, _ -> CommandLine.misuse "give --preset or --arch, not both"
         | Some file, None, _ -> Architectures.file file
         | None, Some p, _ -> Architectures.preset (presetName p)
         | None, None, Some c -> c.Model
@@ -121,7 +141,7 @@ let private trainConfig (args: ParseResults<TrainArgs>) (saved: RunConfig option
             | TrainArgs.Attn_Out_Rank _ | TrainArgs.Ffn_Rank _ | TrainArgs.Layernorm | TrainArgs.Tie_Qkv _ -> true
             | _ -> false)
     if not (isNull shape.General) && not shapeOptions.IsEmpty then
-        fail "the shape options (--d-model, --qkv-rank, ...) change the seed's family only; architecture %s is changed in its file (adder info --preset %s shows it)" shape.General.Name shape.General.Name
+        CommandLine.misuse "the shape options (--d-model, --qkv-rank, ...) change the seed's family only; architecture %s is changed in its file (adder info --preset %s shows it)" shape.General.Name shape.General.Name
     let model =
       if not (isNull shape.General) then shape else
         ModelConfig(
@@ -169,7 +189,7 @@ let private printSummary (summary: Sweep.SeedSummary list) =
 let private mergeShards (args: ParseResults<TrainArgs>) =
     let seeds = Sweep.parseSeeds (args.GetResult TrainArgs.Seeds)
     let count = args.GetResult TrainArgs.Merge
-    if args.Contains TrainArgs.Shard || args.Contains TrainArgs.Finish then fail "--merge combines all shards; leave out --shard and --finish"
+    if args.Contains TrainArgs.Shard || args.Contains TrainArgs.Finish then misuse "--merge combines all shards; leave out --shard and --finish"
     if count < 1 then fail "--merge must be at least 1 (the number of shards)"
     let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (presetText args)))
     if not (Directory.Exists sweepDir) then fail "sweep folder not found: %s" sweepDir
@@ -183,7 +203,7 @@ let private mergeShards (args: ParseResults<TrainArgs>) =
 /// seeds only, in two passes (the probe, then --finish; see Shards).
 let private sweep (args: ParseResults<TrainArgs>) =
     for flag, given in [ "--seed", args.Contains TrainArgs.Seed; "--resume", args.Contains TrainArgs.Resume; "--stop-after", args.Contains TrainArgs.Stop_After ] do
-        if given then fail "%s does not go with --seeds (a sweep always continues the runs it finds)" flag
+        if given then misuse "%s does not go with --seeds (a sweep always continues the runs it finds)" flag
     let seeds = Sweep.parseSeeds (args.GetResult TrainArgs.Seeds)
     let probe = args.GetResult(TrainArgs.Probe, Defaults.probe)
     let keep = args.GetResult(TrainArgs.Keep, Defaults.keep)
@@ -195,7 +215,7 @@ let private sweep (args: ParseResults<TrainArgs>) =
     if perLaunch < 1 then fail "--models-per-launch must be at least 1"
     let shard = args.TryGetResult TrainArgs.Shard |> Option.map Shards.parse
     let finishing = args.Contains TrainArgs.Finish
-    if finishing && shard.IsNone then fail "--finish goes with --shard i/n (the second pass of a sharded sweep)"
+    if finishing && shard.IsNone then misuse "--finish goes with --shard i/n (the second pass of a sharded sweep)"
     let mine = match shard with Some s -> Shards.assigned s seeds | None -> seeds
     let first = trainConfig args None (Some seeds.Head)
     // refused before the sweep's folder is made (each cohort's run checks it again)
@@ -215,6 +235,11 @@ let private sweep (args: ParseResults<TrainArgs>) =
     printfn "sweep of %d seeds%s -> %s: each to step %d, then the best %d to step %d" seeds.Length part sweepDir probe keep first.Steps
     printfn "%s; batch %d, lr %g, warm-up %d, floor %g, curriculum %O" (first.Model.Describe()) first.Batch first.Lr first.Warmup
         first.Floor first.Curriculum
+    let withWarnings =
+        warningsAtStart
+            [ if probe >= first.Steps then
+                  yield sprintf "--probe %d is not before --steps %d: every seed trains to the end, and --keep chooses none to finish" probe first.Steps
+              yield! Hyperparameters.shortfalls first ]
     let signalled = cancellation None
     let interrupted () =
         printfn "interrupted: run the same command again to continue the sweep"
@@ -264,7 +289,7 @@ let private sweep (args: ParseResults<TrainArgs>) =
     | _ -> ()
     for cohort in cohorts perLaunch sweepDir (if finishing then [] else mine) do
         if not stopped then
-            for seed, outcome in runCohort cohort (Some probe) ignore do
+            for seed, outcome in runCohort cohort (Some probe) (withWarnings ignore) do
                 if signalled outcome.LastStep then stopped <- true
                 else
                     match Sweep.probeOf seed (Metrics.read (runDirOf seed)) probe with
@@ -289,7 +314,7 @@ let private sweep (args: ParseResults<TrainArgs>) =
                 if not stopped then
                     for p in finalists |> List.filter (fun p -> List.contains p.Seed cohort) do
                         printfn "finishing seed %d (val exact %.2f%%, loss %.4f at step %d)" p.Seed (100.0 * p.ValExact) p.Loss p.Step
-                    for _, outcome in runCohort cohort None (reporter (args.Contains TrainArgs.Quiet)) do
+                    for _, outcome in runCohort cohort None (withWarnings (reporter (args.Contains TrainArgs.Quiet))) do
                         if not outcome.Completed then stopped <- true
         if stopped then interrupted ()
         else
@@ -309,7 +334,7 @@ let train (args: ParseResults<TrainArgs>) =
         for flag, given in [ "--probe", args.Contains TrainArgs.Probe; "--keep", args.Contains TrainArgs.Keep
                              "--models-per-launch", args.Contains TrainArgs.Models_Per_Launch; "--shard", args.Contains TrainArgs.Shard
                              "--finish", args.Contains TrainArgs.Finish; "--merge", args.Contains TrainArgs.Merge ] do
-            if given then fail "%s applies to a sweep (--seeds) only" flag
+            if given then misuse "%s applies to a sweep (--seeds) only" flag
         let launch = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
         let runDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (presetText args) (args.GetResult(TrainArgs.Seed, (Hyperparameters.defaults "train" ModelConfig.Preset311).Seed))))
         let resume = args.Contains TrainArgs.Resume
@@ -325,16 +350,16 @@ let finetune (args: ParseResults<FinetuneArgs>) =
     let runDir = args.GetResult(FinetuneArgs.Out, Path.Combine("runs", sprintf "ft-%s-lr%g-s%d" name lr seed))
     let resume = args.Contains FinetuneArgs.Resume
     if resume && args.Contains FinetuneArgs.Targeted then
-        fail "--resume does not continue a targeted fine-tune; start a new one from a round's best.safetensors"
+        misuse "--resume does not continue a targeted fine-tune; start a new one from a round's best.safetensors"
     let launch = launchOf (args.TryGetResult FinetuneArgs.Device) (args.TryGetResult FinetuneArgs.Threads)
     let config = runConfig "finetune" start.Model.Config (readSaved resume runDir) (args.GetAllResults()) (fun _ -> false)
     let config = { config with StartCheckpoint = Some(Path.GetFullPath checkpoint) }
     let targetedOnly = [ "--rounds", args.Contains FinetuneArgs.Rounds; "--mine", args.Contains FinetuneArgs.Mine; "--mix", args.Contains FinetuneArgs.Mix ]
     if not (args.Contains FinetuneArgs.Targeted) then
-        for flag, given in targetedOnly do if given then fail "%s belongs to --targeted" flag
+        for flag, given in targetedOnly do if given then misuse "%s belongs to --targeted" flag
         execute launch config runDir resume (args.Contains FinetuneArgs.Quiet) (args.TryGetResult FinetuneArgs.Stop_After)
     else
-        if args.Contains FinetuneArgs.Stop_After then fail "--stop-after does not apply to --targeted (use --rounds and --steps)"
+        if args.Contains FinetuneArgs.Stop_After then misuse "--stop-after does not apply to --targeted (use --rounds and --steps)"
         let settings: Targeted.Settings =
             { Round = Hyperparameters.validate config
               Rounds = args.GetResult(FinetuneArgs.Rounds, Defaults.targetedRounds)
@@ -342,7 +367,8 @@ let finetune (args: ParseResults<FinetuneArgs>) =
               Mix = args.GetResult(FinetuneArgs.Mix, Defaults.targetedMix) }
         printfn "targeted finetune %s -> %s: up to %d rounds of %d steps (lr %g, seed %d), mining %d pairs per generator, %g of each batch from failures"
             (config.Model.Describe()) runDir settings.Rounds config.Steps config.Lr config.Seed settings.Mine settings.Mix
-        let reports, finished = Targeted.run (fst launch) (snd launch) settings checkpoint runDir (printfn "%s") (reporter (args.Contains FinetuneArgs.Quiet)) (cancellation None)
+        let report = warningsAtStart (Hyperparameters.shortfalls config) (reporter (args.Contains FinetuneArgs.Quiet))
+        let reports, finished = Targeted.run (fst launch) (snd launch) settings checkpoint runDir (printfn "%s") report (cancellation None)
         if finished then
             printfn "rounds: %s; result: %s" (Path.Combine(runDir, "targeted.csv")) (Path.Combine(runDir, "best.safetensors"))
             0
@@ -352,7 +378,7 @@ let finetune (args: ParseResults<FinetuneArgs>) =
 
 let plot (args: ParseResults<PlotArgs>) =
     let runDirs = args.GetResult PlotArgs.Run
-    if runDirs.IsEmpty then fail "plot: no run folder given"
+    if runDirs.IsEmpty then misuse "plot: no run folder given"
     for runDir in runDirs do if not (Directory.Exists runDir) then fail "run folder not found: %s" runDir
     let output = args.GetResult(PlotArgs.Output, Path.Combine(runDirs.Head, "curves.png"))
     Plotting.plot runDirs output

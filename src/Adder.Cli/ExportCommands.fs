@@ -7,18 +7,16 @@ open Argu
 open Adder.Core
 open Adder.Pipeline
 open Adder.Cli.Arguments
+open Adder.Cli.CommandLine
 
 let private fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
 
-/// An output path must name a file in an existing folder, and not the input itself.
-let private checkOutput (flag: string) (output: string) (input: string option) =
+/// An output path must name a file in an existing folder, and not the checkpoint being read (links followed).
+let private checkOutput (flag: string) (output: string) (checkpoint: string) =
+    SafeFiles.CheckNotAnInput(output, flag, checkpoint, "the checkpoint")
     if Directory.Exists output then fail "%s %s is a folder; give a file name" flag output
     let dir = Path.GetDirectoryName(Path.GetFullPath output)
     if not (Directory.Exists dir) then fail "output folder does not exist: %s" dir
-    match input with
-    | Some i when String.Equals(Path.GetFullPath i, Path.GetFullPath output, StringComparison.Ordinal) ->
-        fail "%s %s is the checkpoint being read; write to another file" flag output
-    | _ -> ()
 
 let export (args: ParseResults<ExportArgs>) =
     let input = args.GetResult ExportArgs.Checkpoint
@@ -26,8 +24,8 @@ let export (args: ParseResults<ExportArgs>) =
     let format = args.GetResult ExportArgs.Format
     if format = Pt then
         for flag, given in [ "--name", args.Contains ExportArgs.Name; "--author", args.Contains ExportArgs.Author; "--tricks", args.Contains ExportArgs.Tricks ] do
-            if given then fail "%s applies to --format adderboard only" flag
-    checkOutput "-o" output (Some input)
+            if given then misuse "%s applies to --format adderboard only" flag
+    checkOutput "-o" output input
     let ckpt = Checkpoint.Load input
     let model = ckpt.Model
     match format with
@@ -76,7 +74,7 @@ let verify (path: string) (args: ParseResults<VerifyArgs>) =
     let maxRate = args.TryGetResult VerifyArgs.Max_Error_Rate
     maxRate |> Option.iter (fun r -> if Double.IsNaN r || r < 0.0 || r > 1.0 then fail "--max-error-rate must be a fraction in [0, 1], got %g" r)
     let json = args.TryGetResult VerifyArgs.Json
-    json |> Option.iter (fun p -> checkOutput "--json" p None)
+    json |> Option.iter (fun p -> checkOutput "--json" p path)
     let model = (Checkpoint.Load path).Model
     printfn "checkpoint %s: %d parameters, %s" path model.Layout.Count (model.Config.Describe())
     printfn "property: greedy decoding gives a + b; seed %d, %d examples per sampled generator" seed count

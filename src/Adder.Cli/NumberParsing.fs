@@ -7,9 +7,7 @@ open System
 open System.Globalization
 open Microsoft.FSharp.Reflection
 open Adder.Core
-
-/// A malformed command line: main reports it like Argu's own errors (exit 2).
-exception CommandLineError of string
+open Adder.Cli.CommandLine
 
 /// Invariant culture, an optional sign, digits, a decimal point and an exponent; no group separators.
 let tryParseFloat (text: string) =

@@ -6,6 +6,7 @@ open Argu
 open Adder.Core
 open Adder.Pipeline
 open Adder.Cli.Arguments
+open Adder.Cli.CommandLine
 
 /// The project's own model, shipped beside the executable (models/), used when --checkpoint is not given.
 let defaultCheckpointName = Defaults.checkpointName
@@ -39,11 +40,12 @@ let info (args: ParseResults<InfoArgs>) =
         0
     | None, Some p, None -> show (Architectures.preset (presetName p)); 0
     | None, None, Some file -> show (Architectures.file file); 0
-    | _ -> raise (NumberParsing.CommandLineError "info takes one of: a checkpoint, --preset P, --arch FILE")
+    | _ -> CommandLine.misuse "info takes one of: a checkpoint, --preset P, --arch FILE"
 
 let convert (args: ParseResults<ConvertArgs>) =
     let input = args.GetResult ConvertArgs.Input
     let output = args.GetResult ConvertArgs.Output
+    SafeFiles.CheckNotAnInput(output, "-o", input, "the checkpoint")
     SafeFiles.CheckWritable(output, "-o")
     let loaded = Checkpoint.Load input
     let ckpt =
@@ -61,6 +63,7 @@ let truncate (args: ParseResults<TruncateArgs>) =
     let ranksText = args.GetResult TruncateArgs.Ranks
     let ranks = Truncate.parseRanks ranksText
     // checked before the work, like convert's -o (an empty path, a folder, a missing folder)
+    SafeFiles.CheckNotAnInput(output, "-o", input, "the checkpoint")
     SafeFiles.CheckWritable(output, "-o")
     let source = (Checkpoint.Load input).Model
     let model, reports = Truncate.truncate source ranks
@@ -98,15 +101,15 @@ let eval (args: ParseResults<EvalArgs>) =
     if showFailures < 0 then fail "--show-failures must not be negative"
     let json = args.TryGetResult EvalArgs.Json
     // checked before the evaluation runs, so a bad path fails at once
-    json |> Option.iter (fun p -> SafeFiles.CheckWritable(p, "--json"))
+    json |> Option.iter (fun p -> SafeFiles.CheckNotAnInput(p, "--json", path, "the checkpoint"); SafeFiles.CheckWritable(p, "--json"))
     let sets =
         match suite with
         | Suite.Reference ->
-            if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then fail "--count and --seed apply to --suite random only"
+            if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then misuse "--count and --seed apply to --suite random only"
             Evaluation.referenceSets ()
         | Suite.Random -> Evaluation.randomSet (args.GetResult(EvalArgs.Count, Defaults.count)) (args.GetResult(EvalArgs.Seed, 0L))
         | Suite.Adderboard ->
-            if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then fail "--count and --seed apply to --suite random only"
+            if args.Contains EvalArgs.Count || args.Contains EvalArgs.Seed then misuse "--count and --seed apply to --suite random only"
             AdderBoard.sets ()
     let model = loadModel path
     printfn "checkpoint %s: %d parameters, %s" path model.Layout.Count (model.Config.Describe())
@@ -117,20 +120,26 @@ let eval (args: ParseResults<EvalArgs>) =
     json |> Option.iter (fun p -> Files.writeJsonAtomic p report; printfn "report written to %s" p)
     0
 
+/// Standard output as a file stream on descriptor 1. .NET's console stream drops a write that fails with EPIPE,
+/// so once `| head -1` had gone, predict --file would go on reading its input (forever from `yes`) and exit 0;
+/// this stream's failed write ends the command.
+let private openStandardOutput () =
+    new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(nativeint 1, false), FileAccess.Write, 1)
+
 let predict (args: ParseResults<PredictArgs>) =
     let path = resolveCheckpoint (args.TryGetResult PredictArgs.Checkpoint)
     // "predict -- -1 2": Argu passes the "--" on as an operand
     let operands = match args.GetResult(PredictArgs.Operands, []) with "--" :: rest -> rest | all -> all
     match args.TryGetResult PredictArgs.File, operands with
-    | Some _, _ :: _ -> fail "give either two operands or --file, not both"
+    | Some _, _ :: _ -> misuse "give either two operands or --file, not both"
     | None, [ a; b ] ->
         let a = Tokens.ParseOperand a
         let b = Tokens.ParseOperand b
         use backend = backendFor (args.TryGetResult PredictArgs.Device) (args.TryGetResult PredictArgs.Threads) (loadModel path)
         printfn "%s" (Prediction.predictBatch backend [| a |] [| b |]).[0]
         0
-    | None, [] -> fail "nothing to add: give two operands or --file PAIRS"
-    | None, _ -> fail "expected exactly two operands, got %d" operands.Length
+    | None, [] -> misuse "nothing to add: give two operands or --file PAIRS"
+    | None, _ -> misuse "expected exactly two operands, got %d" operands.Length
     | Some file, [] ->
         let reader =
             if file = "-" then new StreamReader(Console.OpenStandardInput()) :> TextReader
@@ -141,9 +150,14 @@ let predict (args: ParseResults<PredictArgs>) =
                 // a FIFO or /dev/stdin is read as a stream like any file
                 | _ -> new StreamReader(file) :> TextReader
         use backend = backendFor (args.TryGetResult PredictArgs.Device) (args.TryGetResult PredictArgs.Threads) (loadModel path)
-        use out = new StreamWriter(Console.OpenStandardOutput(), Text.UTF8Encoding(false), 1 <<< 16)
-        Prediction.predictStream backend reader out 8192 |> ignore
-        0
+        let out = new StreamWriter(openStandardOutput (), Text.UTF8Encoding(false), 1 <<< 16)
+        try
+            Prediction.predictStream backend reader out 8192 |> ignore
+            0
+        finally
+            // after a failed write the writer still holds what it could not write: closing it must not raise a
+            // second error over the first
+            try out.Dispose() with :? IOException -> ()
 
 let bench (args: ParseResults<BenchArgs>) =
     let windows = args.GetResult(BenchArgs.Windows, Defaults.windows)
@@ -151,7 +165,7 @@ let bench (args: ParseResults<BenchArgs>) =
     let config = Architectures.preset (presetName (args.GetResult(BenchArgs.Preset, P311)))
     let models = args.GetResult(BenchArgs.Models, 1)
     if models < 1 then fail "--models must be at least 1"
-    if models > 1 && args.GetResult BenchArgs.What = BenchWhat.Eval then fail "--models applies to bench train only"
+    if models > 1 && args.GetResult BenchArgs.What = BenchWhat.Eval then misuse "--models applies to bench train only"
     use backend =
         let device, cpu = Commands.launchOf (args.TryGetResult BenchArgs.Device) (args.TryGetResult BenchArgs.Threads)
         Backends.create device config models cpu
@@ -234,12 +248,18 @@ let run (argv: string[]) =
     | [ Selftest a ] -> selftest a
     | [ Version ] -> printfn "adder %s" (string (Reflection.Assembly.GetExecutingAssembly().GetName().Version)); 0
     | [] -> printfn "%s" (parser.PrintUsage()); 2
-    | _ -> fail "give one command (see adder --help)"
+    | _ -> misuse "give one command"
 
-/// An error as one line of reasonable length, whatever the input it quotes.
+/// An error as one line of reasonable length, whatever the input it quotes; control characters that got into
+/// it (a path holding an ESC, say) are escaped, so the line cannot drive the terminal.
 let private oneLine (message: string) =
-    let first = message.Split('\n').[0].Trim()
+    let first = Limits.EscapeControls(message.Split('\n').[0].Trim())
     if first.Length <= 300 then first else first.Substring(0, 300) + "…"
+
+/// Argu quotes what it was given in full ("unrecognized argument: '...'"): each quoted text as Limits.Echo
+/// shows user text.
+let private echoQuoted (message: string) =
+    Text.RegularExpressions.Regex.Replace(message, "'([^']*)'", fun m -> "'" + Limits.Echo m.Groups.[1].Value + "'")
 
 [<EntryPoint>]
 let main argv =
@@ -251,9 +271,9 @@ let main argv =
         0
     | :? ArguParseException as e ->
         let first = e.Message.Split('\n') |> Array.tryHead |> Option.defaultValue e.Message
-        eprintfn "adder: %s (see --help)" (oneLine (first.Replace("ERROR: ", "")))
+        eprintfn "adder: %s (see --help)" (oneLine (echoQuoted (first.Replace("ERROR: ", ""))))
         2
-    | NumberParsing.CommandLineError message ->
+    | CommandLineError message ->
         eprintfn "adder: %s (see --help)" (oneLine message)
         2
     | :? AdderException as e ->
@@ -267,5 +287,5 @@ let main argv =
         eprintfn "adder: I/O error: %s" (oneLine e.Message)
         1
     | e when Environment.GetEnvironmentVariable "ADDER_DEBUG" <> "1" ->
-        eprintfn "adder: internal error: %s: %s (set ADDER_DEBUG=1 for details)" (e.GetType().Name) (e.Message.Split('\n').[0])
+        eprintfn "adder: internal error: %s: %s (set ADDER_DEBUG=1 for details)" (e.GetType().Name) (oneLine e.Message)
         70

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 
 namespace Adder.Core;
 
@@ -27,8 +28,27 @@ public static class Limits
     /// <summary>Characters of an operand or a line echoed in an error message.</summary>
     public const int EchoLength = 20;
 
-    /// <summary>Text from the user as an error message shows it: at most EchoLength characters, then "…".</summary>
-    public static string Echo(string text) => text.Length <= EchoLength ? text : text[..EchoLength] + "…";
+    /// <summary>Text from the user as an error message shows it: at most EchoLength characters, then "…", its
+    /// control characters escaped (EscapeControls).</summary>
+    public static string Echo(string text)
+    {
+        if (text.Length <= EchoLength) return EscapeControls(text);
+        // a character outside the BMP is two chars: cut before it rather than through it
+        int keep = char.IsHighSurrogate(text[EchoLength - 1]) ? EchoLength - 1 : EchoLength;
+        return EscapeControls(text[..keep]) + "…";
+    }
+
+    /// <summary>Control characters (ESC, CR, NUL, …) written as \xNN: text quoted in an error cannot move the
+    /// terminal's cursor, change its colours or hide the rest of the line.</summary>
+    public static string EscapeControls(string text)
+    {
+        if (!text.Any(char.IsControl)) return text;
+        var escaped = new StringBuilder(text.Length + 8);
+        foreach (char c in text)
+            if (char.IsControl(c)) escaped.Append(CultureInfo.InvariantCulture, $"\\x{(int)c:x2}");
+            else escaped.Append(c);
+        return escaped.ToString();
+    }
 
     public static void CheckThreads(int threads)
     {

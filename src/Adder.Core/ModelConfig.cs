@@ -50,7 +50,7 @@ public sealed record ModelConfig(
         "275p" => new ModelConfig(QkvRank: 2, FfnRank: 2),
         // A wider sibling (full rank, two heads) that learns in minutes on a CPU.
         "wide" => new ModelConfig(DModel: 8, DFf: 16, NHead: 2, PosRank: 0, QkvRank: 0, AttnOutRank: 0, FfnRank: 0, TieQkv: TieModes.None),
-        _ => throw new AdderException($"unknown model preset '{name}' (known: 311p, 275p, wide)"),
+        _ => throw new AdderException($"unknown model preset '{Limits.Echo(name)}' (known: 311p, 275p, wide)"),
     };
 
     /// <summary>Throws an AdderException naming the first option this code does not support.</summary>
@@ -66,7 +66,7 @@ public sealed record ModelConfig(
         Require(DFf >= 1 && DFf <= 4096, $"d_ff {DFf}");
         foreach (var (name, r) in new[] { ("pos_rank", PosRank), ("qkv_rank", QkvRank), ("attn_out_rank", AttnOutRank), ("ffn_rank", FfnRank) })
             Require(r >= 0 && r <= 4096, $"{name} {r}");
-        Require(TieQkv is TieModes.ShareATieKV or TieModes.None, $"tie_qkv '{TieQkv}' (supported: {TieModes.ShareATieKV}, {TieModes.None})");
+        Require(TieQkv is TieModes.ShareATieKV or TieModes.None, $"tie_qkv '{Limits.Echo(TieQkv)}' (supported: {TieModes.ShareATieKV}, {TieModes.None})");
         Require(TieQkv != TieModes.ShareATieKV || QkvRank > 0, "tie_qkv shareA_tieKV needs qkv_rank > 0");
         return this;
     }

@@ -65,6 +65,52 @@ public static class SafeFiles
         if (KindOf(dir, followLinks: true) != Kind.Directory) throw new AdderException($"output folder does not exist: {dir}");
     }
 
+    /// <summary>The path with every symbolic link in it resolved, as realpath(3) does, for a path that need not
+    /// exist (its missing part is kept as written): two paths that name the same file give the same string.</summary>
+    public static string ResolvedPath(string path)
+    {
+        // not Path.GetFullPath: it drops "link/.." as text, where the kernel goes to the link target's parent
+        var full = Path.IsPathRooted(path) ? path : Path.Combine(Directory.GetCurrentDirectory(), path);
+        var root = Path.GetPathRoot(full)!;
+        var pending = new Stack<string>(full[root.Length..].Split('/', StringSplitOptions.RemoveEmptyEntries).Reverse());
+        var resolved = root;
+        int links = 0;
+        while (pending.Count > 0)
+        {
+            var part = pending.Pop();
+            if (part == ".") continue;
+            if (part == "..") { resolved = Path.GetDirectoryName(resolved) ?? root; continue; }
+            var next = Path.Combine(resolved, part);
+            string? target;
+            try { target = new FileInfo(next).LinkTarget; }
+            catch (IOException) { target = null; }
+            if (target is null) { resolved = next; continue; }
+            // as the kernel does (ELOOP): a cycle of links has no end
+            if (++links > 40) throw new AdderException($"cannot resolve {path}: too many levels of symbolic links");
+            var parts = target.Split('/', StringSplitOptions.RemoveEmptyEntries);
+            for (int i = parts.Length - 1; i >= 0; i--) pending.Push(parts[i]);
+            if (Path.IsPathRooted(target)) resolved = root;
+        }
+        return resolved;
+    }
+
+    /// <summary>Refuses an output that names one of the command's inputs (role: what it is, e.g. "the checkpoint"),
+    /// after resolving links: the output is written over its target, so the command would replace what it reads.</summary>
+    public static void CheckNotAnInput(string output, string what, params (string Path, string Role)[] inputs)
+    {
+        // an empty path or one with a NUL names no file: CheckOutputPath says so
+        static bool names(string p) => !string.IsNullOrWhiteSpace(p) && !p.Contains('\0');
+        if (!names(output)) return;
+        var target = ResolvedPath(output);
+        foreach (var (input, role) in inputs)
+            if (names(input) && string.Equals(target, ResolvedPath(input), StringComparison.Ordinal))
+                throw new AdderException($"{what} {output} is {role} being read; write to another file");
+    }
+
+    /// <summary>CheckNotAnInput for a command that reads one file.</summary>
+    public static void CheckNotAnInput(string output, string what, string input, string role) =>
+        CheckNotAnInput(output, what, (input, role));
+
     /// <summary>The path a symbolic link chain ends at (the path itself when it is not a link).</summary>
     internal static string FinalTarget(string path)
     {

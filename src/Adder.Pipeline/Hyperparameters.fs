@@ -147,6 +147,23 @@ let validate (c: RunConfig) =
     c.Model.Validate() |> ignore
     c
 
+/// What a run's options leave out without being wrong, one line each, for a warning as the run starts: the
+/// curriculum's phases that start at or after its last step (so their digit counts are never trained on),
+/// and a warm-up longer than the run (its lr never reaches --lr).
+let shortfalls (c: RunConfig) =
+    let reached, unreached = c.Curriculum.Phases |> Array.partition (fun p -> p.Start < c.Steps)
+    let phase (p: CurriculumPhase) = sprintf "%d:%d-%d" p.Start p.MinDigits p.MaxDigits
+    let widest (phases: CurriculumPhase[]) = phases |> Array.map (fun p -> p.MaxDigits) |> Array.fold max 0
+    [ if unreached.Length > 0 then
+          let never =
+              if widest unreached > widest reached then
+                  sprintf ": the run never trains on operands of more than %d digits" (widest reached)
+              else ""
+          yield sprintf "--steps %d ends before the curriculum's phase%s %s starts (--curriculum %O)%s" c.Steps
+                    (if unreached.Length = 1 then "" else "s") (unreached |> Array.map phase |> String.concat ", ") c.Curriculum never
+      if c.Warmup > c.Steps then
+          yield sprintf "--warmup %d is longer than --steps %d: the learning rate never reaches --lr %s" c.Warmup c.Steps (text (Float c.Lr)) ]
+
 let toJson (c: RunConfig) =
     let o = JsonObject()
     o.["kind"] <- JsonValue.Create c.Kind

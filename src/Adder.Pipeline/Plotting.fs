@@ -15,6 +15,13 @@ let private runsIn (dir: string) =
         Directory.GetDirectories(dir, "round-*") |> Array.sortBy number |> List.ofArray
     else [ dir ]
 
+/// The files a plot of these folders reads: each run's metrics.csv, and a targeted fine-tune's targeted.csv.
+let private inputsOf (dirs: string list) =
+    [| for dir in dirs do
+         let targeted = Path.Combine(dir, "targeted.csv")
+         if File.Exists targeted then yield struct (targeted, "the fine-tune's targeted.csv")
+         for run in runsIn dir -> struct (Metrics.pathIn run, "a run's metrics.csv") |]
+
 /// The curves of runs drawn one after another (fine-tuning rounds): each run's steps follow the previous run's last.
 let curves (dirs: string list) =
     let runs = dirs |> List.collect runsIn
@@ -41,6 +48,7 @@ let plot (runDirs: string list) (output: string) =
     match Array.tryFindIndex (fun l -> not (Double.IsFinite l)) c.Loss with
     | Some i -> fail "%s: the loss at step %g is %g; cannot plot a non-finite loss" (Metrics.pathIn runDir) c.Steps.[i] c.Loss.[i]
     | None -> ()
+    SafeFiles.CheckNotAnInput(output, "-o", inputsOf runDirs)
     SafeFiles.CheckWritable(output, "-o")
     use plt = new ScottPlot.Plot()
     let logLoss = c.Loss |> Array.map (fun l -> Math.Log10(max l 1e-12))

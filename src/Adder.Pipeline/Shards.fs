@@ -21,7 +21,7 @@ type Shard = { Index: int; Count: int }
 
 /// Parses "i/n", e.g. 0/4 (Slurm's $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).
 let parse (text: string) =
-    let bad () = fail "bad --shard '%s' (expected i/n with 0 <= i < n, e.g. 0/4)" text
+    let bad () = fail "bad --shard '%s' (expected i/n with 0 <= i < n, e.g. 0/4)" (Limits.Echo text)
     match text.Split('/') with
     | [| i; n |] ->
         match Int32.TryParse(i.Trim()), Int32.TryParse(n.Trim()) with

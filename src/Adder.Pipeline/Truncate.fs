@@ -38,7 +38,7 @@ let private families = [ Pos; Qkv; AttnOut; Ffn ]
 
 /// Parses "qkv=2,ffn=2" (families pos, qkv, attn_out, ffn; ranks at least 1).
 let parseRanks (text: string) =
-    let bad () = fail "bad --ranks '%s' (expected FAMILY=RANK,..., e.g. qkv=2,ffn=2; families: pos, qkv, attn_out, ffn)" text
+    let bad () = fail "bad --ranks '%s' (expected FAMILY=RANK,..., e.g. qkv=2,ffn=2; families: pos, qkv, attn_out, ffn)" (Limits.Echo text)
     let parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
     if parts.Length = 0 then bad ()
     let ranks =

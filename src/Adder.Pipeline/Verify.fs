@@ -94,7 +94,7 @@ let parseGenerators (text: string) =
     [ for n in names ->
         match generators |> List.tryFind (fun g -> g.Name = n) with
         | Some g -> g
-        | None -> raise (AdderException(sprintf "unknown generator '%s' (known: %s)" n (String.concat ", " generatorNames))) ]
+        | None -> raise (AdderException(sprintf "unknown generator '%s' (known: %s)" (Limits.Echo n) (String.concat ", " generatorNames))) ]
     |> List.distinctBy (fun g -> g.Name)
 
 /// Wilson score interval for a binomial proportion at 95% (z = 1.96).

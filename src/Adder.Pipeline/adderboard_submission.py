@@ -17,9 +17,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-CONFIG = json.loads(r'__CONFIG__')
-TENSORS = json.loads(r'__TENSORS__')  # [name, shape] in the order of WEIGHTS
-METADATA = json.loads(r'__METADATA__')
+CONFIG = json.loads(__CONFIG__)
+TENSORS = json.loads(__TENSORS__)  # [name, shape] in the order of WEIGHTS
+METADATA = json.loads(__METADATA__)
 WEIGHTS = (
 __WEIGHTS__
 )

@@ -94,7 +94,7 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
             byName.Remove(spec.Name, out var t);
             t!.Data.CopyTo(model.Parameters, spec.Offset);
         }
-        if (byName.Count > 0) throw new AdderException($"{path}: unexpected tensor '{byName.Keys.First()}' for config {config.Describe()}");
+        if (byName.Count > 0) throw new AdderException($"{path}: unexpected tensor '{Limits.Echo(byName.Keys.First())}' for config {config.Describe()}");
         foreach (var x in model.Parameters)
             if (!float.IsFinite(x)) throw new AdderException($"{path}: parameters contain NaN or infinity");
         return model;

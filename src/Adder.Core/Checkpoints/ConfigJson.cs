@@ -61,15 +61,15 @@ public static class ConfigJson
                 long l => throw new AdderException($"{source}: unsupported model config: {key} {l} (out of range)"),
                 double x when x == Math.Floor(x) && x >= int.MinValue && x <= int.MaxValue => (int)x,
                 double x when x == Math.Floor(x) => throw new AdderException($"{source}: unsupported model config: {key} {x.ToString("R", System.Globalization.CultureInfo.InvariantCulture)} (out of range)"),
-                _ => throw new AdderException($"{source}: model_config '{key}' is not an integer ({v})"),
+                _ => throw new AdderException($"{source}: model_config '{key}' is not an integer ({Limits.Echo(v.ToString()!)})"),
             };
         }
         bool Bool(string key, bool fallback) =>
             !values.TryGetValue(key, out var v) || v is null ? fallback
-            : v is bool b ? b : throw new AdderException($"{source}: model_config '{key}' is not a boolean ({v})");
+            : v is bool b ? b : throw new AdderException($"{source}: model_config '{key}' is not a boolean ({Limits.Echo(v.ToString()!)})");
         string Str(string key, string fallback) =>
             !values.TryGetValue(key, out var v) || v is null ? fallback
-            : v as string ?? throw new AdderException($"{source}: model_config '{key}' is not a string ({v})");
+            : v as string ?? throw new AdderException($"{source}: model_config '{key}' is not a string ({Limits.Echo(v.ToString()!)})");
         var config = new ModelConfig(
             NLayer: Int("n_layer", d.NLayer), DModel: Int("d_model", d.DModel), NHead: Int("n_head", d.NHead),
             DFf: Int("d_ff", d.DFf), MaxSeqLen: Int("max_seq_len", d.MaxSeqLen), VocabSize: Int("vocab_size", d.VocabSize),

@@ -68,14 +68,14 @@ public static class Safetensors
             {
                 if (node is not JsonObject m) throw Bad("__metadata__ is not an object");
                 foreach (var (k, v) in m)
-                    metadata[k] = v is JsonValue jv && jv.TryGetValue<string>(out var s) ? s : throw Bad($"metadata '{k}' is not a string");
+                    metadata[k] = v is JsonValue jv && jv.TryGetValue<string>(out var s) ? s : throw Bad($"metadata '{Limits.Echo(k)}' is not a string");
                 continue;
             }
-            if (node is not JsonObject t) throw Bad($"entry '{name}' is not an object");
+            if (node is not JsonObject t) throw Bad($"entry '{Limits.Echo(name)}' is not an object");
             var dtype = (t["dtype"] as JsonValue)?.GetValue<string>();
-            if (dtype != "F32") throw Bad($"tensor '{name}' has dtype {dtype ?? "(none)"}; only F32 is supported");
+            if (dtype != "F32") throw Bad($"tensor '{Limits.Echo(name)}' has dtype {(dtype is null ? "(none)" : Limits.Echo(dtype))}; only F32 is supported");
             if (t["shape"] is not JsonArray shapeNode || t["data_offsets"] is not JsonArray offsets || offsets.Count != 2)
-                throw Bad($"tensor '{name}' lacks shape or data_offsets");
+                throw Bad($"tensor '{Limits.Echo(name)}' lacks shape or data_offsets");
             int[] shape;
             long begin, end;
             try
@@ -86,12 +86,12 @@ public static class Safetensors
             }
             catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException)
             {
-                throw Bad($"tensor '{name}' has a malformed shape or data_offsets");
+                throw Bad($"tensor '{Limits.Echo(name)}' has a malformed shape or data_offsets");
             }
             long count = shape.Aggregate(1L, (a, b) => b < 0 ? -1 : a * b);
-            if (count < 0) throw Bad($"tensor '{name}' has a negative dimension");
-            if (begin < 0 || end < begin || end > dataLength) throw Bad($"tensor '{name}' data [{begin}, {end}) lies outside the {dataLength} data bytes");
-            if (end - begin != 4 * count) throw Bad($"tensor '{name}' has {end - begin} bytes for shape [{string.Join(", ", shape)}]");
+            if (count < 0) throw Bad($"tensor '{Limits.Echo(name)}' has a negative dimension");
+            if (begin < 0 || end < begin || end > dataLength) throw Bad($"tensor '{Limits.Echo(name)}' data [{begin}, {end}) lies outside the {dataLength} data bytes");
+            if (end - begin != 4 * count) throw Bad($"tensor '{Limits.Echo(name)}' has {end - begin} bytes for shape [{string.Join(", ", shape)}]");
             var data = new float[count];
             MemoryMarshal.Cast<byte, float>(file.AsSpan(dataStart + (int)begin, (int)(end - begin))).CopyTo(data);
             tensors.Add(new StoredTensor(name, shape, data));
@@ -99,7 +99,7 @@ public static class Safetensors
         }
         ranges.Sort();
         for (int i = 1; i < ranges.Count; i++)
-            if (ranges[i].Begin < ranges[i - 1].End) throw Bad($"tensors '{ranges[i - 1].Name}' and '{ranges[i].Name}' overlap");
+            if (ranges[i].Begin < ranges[i - 1].End) throw Bad($"tensors '{Limits.Echo(ranges[i - 1].Name)}' and '{Limits.Echo(ranges[i].Name)}' overlap");
         return (tensors, metadata);
     }
 }

@@ -125,20 +125,20 @@ public static class TorchCheckpoint
             foreach (DictionaryEntry entry in state)
             {
                 string name = entry.Key.ToString()!;
-                if (entry.Value is not TensorRef t) throw Bad($"model_state['{name}'] is not a tensor");
-                if (t.Storage.Type != "torch.FloatStorage") throw Bad($"tensor '{name}' is stored as {t.Storage.Type}; only float32 is supported");
-                var dataEntry = zip.GetEntry(prefix + "data/" + t.Storage.Key) ?? throw Bad($"storage data/{t.Storage.Key} of '{name}' is missing");
-                if (t.Storage.Count < 0 || t.Storage.Count > Limits.MaxCheckpointBytes / 4) throw Bad($"storage data/{t.Storage.Key} of '{name}' claims {t.Storage.Count} values");
+                if (entry.Value is not TensorRef t) throw Bad($"model_state['{Limits.Echo(name)}'] is not a tensor");
+                if (t.Storage.Type != "torch.FloatStorage") throw Bad($"tensor '{Limits.Echo(name)}' is stored as {Limits.Echo(t.Storage.Type)}; only float32 is supported");
+                var dataEntry = zip.GetEntry(prefix + "data/" + t.Storage.Key) ?? throw Bad($"storage data/{Limits.Echo(t.Storage.Key)} of '{Limits.Echo(name)}' is missing");
+                if (t.Storage.Count < 0 || t.Storage.Count > Limits.MaxCheckpointBytes / 4) throw Bad($"storage data/{Limits.Echo(t.Storage.Key)} of '{Limits.Echo(name)}' claims {t.Storage.Count} values");
                 var bytes = ReadEntry(dataEntry, 4 * t.Storage.Count);
-                if (bytes.Length != 4 * t.Storage.Count) throw Bad($"storage data/{t.Storage.Key} has {bytes.Length} bytes, expected {4 * t.Storage.Count}");
+                if (bytes.Length != 4 * t.Storage.Count) throw Bad($"storage data/{Limits.Echo(t.Storage.Key)} has {bytes.Length} bytes, expected {4 * t.Storage.Count}");
                 long count = t.Shape.Aggregate(1L, (a, b) => a * b);
                 long expectedStride = 1;
                 for (int d = t.Shape.Length - 1; d >= 0; d--)
                 {
-                    if (t.Shape[d] != 1 && t.Stride[d] != expectedStride) throw Bad($"tensor '{name}' is not contiguous");
+                    if (t.Shape[d] != 1 && t.Stride[d] != expectedStride) throw Bad($"tensor '{Limits.Echo(name)}' is not contiguous");
                     expectedStride *= t.Shape[d];
                 }
-                if (t.Offset < 0 || t.Offset + count > t.Storage.Count) throw Bad($"tensor '{name}' runs past its storage");
+                if (t.Offset < 0 || t.Offset + count > t.Storage.Count) throw Bad($"tensor '{Limits.Echo(name)}' runs past its storage");
                 var data = new float[count];
                 MemoryMarshal.Cast<byte, float>(bytes.AsSpan((int)(4 * t.Offset), (int)(4 * count))).CopyTo(data);
                 tensors.Add(new StoredTensor(name, t.Shape, data));

@@ -36,7 +36,7 @@ public sealed class Curriculum
             var range = fields.Length == 2 ? fields[1].Split('-') : [];
             if (range.Length != 2 || !int.TryParse(fields[0], out int start) || start < 0
                 || !int.TryParse(range[0], out int lo) || !int.TryParse(range[1], out int hi))
-                throw new AdderException($"bad curriculum phase '{part}' (expected STEP:MIN-MAX, e.g. 2000:1-6)");
+                throw new AdderException($"bad curriculum phase '{Limits.Echo(part)}' (expected STEP:MIN-MAX, e.g. 2000:1-6)");
             phases.Add(new CurriculumPhase(start, lo, hi));
         }
         if (phases.Count == 0) throw new AdderException("empty curriculum");
