@@ -53,10 +53,18 @@ public abstract class TokenFormat
         return tokens;
     }
 
-    /// <summary>Writes x's `count` digits least significant first.</summary>
+    /// <summary>Writes x's digits least significant first (up to 15 of them), in 5-digit groups of int
+    /// arithmetic: a long division per digit made encoding a visible part of a training step.</summary>
     protected static void WriteDigitsLsbFirst(long x, Span<int> digits)
     {
-        for (int i = 0; i < digits.Length; i++) { digits[i] = (int)(x % 10); x /= 10; }
+        int i = 0;
+        while (i < digits.Length)
+        {
+            long high = x / 100_000;
+            int group = (int)(x - high * 100_000);
+            for (int k = 0; k < 5 && i < digits.Length; k++, i++) { int q = group / 10; digits[i] = group - q * 10; group = q; }
+            x = high;
+        }
     }
 
     /// <summary>The seed's format (SPEC section 1): 14 tokens, operands most significant first, '+', '=', the
