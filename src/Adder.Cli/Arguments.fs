@@ -204,6 +204,9 @@ type TrainArgs =
     | [<Unique>] Eps of float
     | [<Unique>] Grokfast_Alpha of float
     | [<Unique>] Grokfast_Lambda of float
+    | [<Unique>] Carry_Mix of float
+    | [<Unique>] Carry_Mix_Fade_Start of int
+    | [<Unique>] Carry_Mix_Fade_End of int
     | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
     | [<Unique>] Models_Per_Launch of n: int
@@ -260,6 +263,9 @@ type FinetuneArgs =
     | [<Unique>] Eps of float
     | [<Unique>] Grokfast_Alpha of float
     | [<Unique>] Grokfast_Lambda of float
+    | [<Unique>] Carry_Mix of float
+    | [<Unique>] Carry_Mix_Fade_Start of int
+    | [<Unique>] Carry_Mix_Fade_End of int
     | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
     | [<Unique>] Resume

@@ -30,7 +30,8 @@ type RunConfig =
       Beta2: float
       Eps: float
       GrokfastAlpha: float
-      GrokfastLambda: float }
+      GrokfastLambda: float
+      CarryMix: CarryMix }
 
 type Value =
     | Int of int
@@ -112,7 +113,14 @@ let all: Hyperparameter list =
       float "grokfast_alpha" "Grokfast-EMA: the gradient average's decay" (Some Grokfast.DefaultAlpha) (Some Grokfast.DefaultAlpha) unitOpen
           (fun c -> c.GrokfastAlpha) (fun c x -> { c with GrokfastAlpha = x })
       float "grokfast_lambda" "Grokfast-EMA: how much of the average is added to the gradient (0: off, the published recipe; on --device cuda checked on the CPU harness, not yet on a GPU)"
-          (Some Grokfast.DefaultLambda) (Some Grokfast.DefaultLambda) notNegative (fun c -> c.GrokfastLambda) (fun c x -> { c with GrokfastLambda = x }) ]
+          (Some Grokfast.DefaultLambda) (Some Grokfast.DefaultLambda) notNegative (fun c -> c.GrokfastLambda) (fun c x -> { c with GrokfastLambda = x })
+      float "carry_mix" "carry-mix: the probability that an example is replaced by a carry pattern (single, chain, place, boundary; 0: off)"
+          (Some 0.0) (Some 0.0) ((fun x -> x >= 0.0 && x <= 1.0), "must be in [0, 1]")
+          (fun c -> c.CarryMix.Probability) (fun c x -> { c with CarryMix = CarryMix(x, c.CarryMix.FadeStart, c.CarryMix.FadeEnd) })
+      int "carry_mix_fade_start" "carry-mix: the step from which its probability falls linearly" (Some 0) (Some 0) (atLeast 0)
+          (fun c -> c.CarryMix.FadeStart) (fun c x -> { c with CarryMix = CarryMix(c.CarryMix.Probability, x, c.CarryMix.FadeEnd) })
+      int "carry_mix_fade_end" "carry-mix: the step at which its probability reaches 0 (at or after the fade's start)" (Some 0) (Some 0) (atLeast 0)
+          (fun c -> c.CarryMix.FadeEnd) (fun c x -> { c with CarryMix = CarryMix(c.CarryMix.Probability, c.CarryMix.FadeStart, x) }) ]
 
 let tryFind (name: string) = all |> List.tryFind (fun h -> h.Name = name)
 
@@ -134,7 +142,7 @@ let defaults (kind: string) (model: ModelConfig) =
         { Kind = kind; Model = model; StartCheckpoint = None; Seed = 0; InitSeed = 0; Steps = 1; Batch = 1; Lr = 1.0
           Warmup = 0; Floor = 0.0; WeightDecay = 0.0; Clip = 1.0; EvalInterval = 1; Curriculum = Curriculum.Full
           Beta1 = AdamW.DefaultBeta1; Beta2 = AdamW.DefaultBeta2; Eps = AdamW.DefaultEps
-          GrokfastAlpha = Grokfast.DefaultAlpha; GrokfastLambda = Grokfast.DefaultLambda }
+          GrokfastAlpha = Grokfast.DefaultAlpha; GrokfastLambda = Grokfast.DefaultLambda; CarryMix = CarryMix.Off }
     let c = all |> List.fold (fun c h -> match h.Default kind with Some v -> h.Set c v | None -> c) blank
     { c with InitSeed = c.Seed }
 
@@ -144,6 +152,8 @@ let validate (c: RunConfig) =
     for h in all do h.Set c (h.Get c) |> ignore
     // the batch's operands and tokens are held in full
     if c.Batch > Limits.MaxBatch then fail "--batch %d is more than the limit of %d" c.Batch Limits.MaxBatch
+    // a fade that ends before it starts (each value alone is fine)
+    if c.CarryMix.Active then c.CarryMix.Validate() |> ignore
     c.Model.Validate() |> ignore
     c
 
