@@ -172,6 +172,7 @@ type TrainArgs =
     | [<AltCommandLine("-o"); Unique>] Out of dir: string
     | [<Unique>] Preset of Preset
     | [<Unique>] Arch of file: string
+    | [<Unique>] Recipe of file: string
     | [<Unique>] D_Model of int
     | [<Unique>] D_Ff of int
     | [<Unique>] N_Head of int
@@ -225,6 +226,7 @@ type TrainArgs =
             | Out _ -> "run folder to write (default runs/<preset>-s<seed>)"
             | Preset _ -> "model preset: " + presetsText + "; for the seed's family the shape options below override it"
             | Arch _ -> "an architecture file (the schema of architectures/*.json: stored parameters, roles derived from them, token format)"
+            | Recipe _ -> "a recipe file (recipes/*.json): a model and stages of run hyperparameters, each stage starting from the last one's best or last checkpoint; the same command continues it"
             | D_Model _ -> "d_model"
             | D_Ff _ -> "d_ff"
             | N_Head _ -> "attention heads"

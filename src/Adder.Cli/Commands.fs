@@ -327,8 +327,35 @@ let private sweep (args: ParseResults<TrainArgs>) =
             printfn "summary: %s; best checkpoints: %s" csv (Path.Combine(sweepDir, "s<seed>", "best.safetensors"))
             failures ()
 
+/// `train --recipe FILE`: every stage checked first, then run one after another in --out/stage-K-NAME.
+let private trainRecipe (args: ParseResults<TrainArgs>) (file: string) =
+    for a in args.GetAllResults() do
+        match a with
+        | TrainArgs.Recipe _ | TrainArgs.Out _ | TrainArgs.Device _ | TrainArgs.Threads _ | TrainArgs.Quiet -> ()
+        | other -> misuse "--recipe sets the model and every stage's options; %s goes in the recipe file" ((string other).Split(' ').[0].ToLowerInvariant().Replace('_', '-') |> sprintf "--%s")
+    let recipe = Recipes.load file
+    let outDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", Path.GetFileNameWithoutExtension file))
+    let launch = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
+    printfn "recipe %s: %s, %d stage%s -> %s" file (recipe.Model.Describe()) recipe.Stages.Length (if recipe.Stages.Length = 1 then "" else "s") outDir
+    let announce (i: int) (stage: Recipes.Stage) (dir: string) =
+        let c = stage.Config
+        printfn "stage %d (%s): steps %d, batch %d, lr %g, warm-up %d, floor %g, weight decay %g, curriculum %O, carry-mix %g -> %s"
+            (i + 1) stage.Name c.Steps c.Batch c.Lr c.Warmup c.Floor c.WeightDecay c.Curriculum c.CarryMix.Probability dir
+    let results = Recipes.run (fst launch) (snd launch) recipe outDir announce (reporter (args.Contains TrainArgs.Quiet)) (cancellation None)
+    for stage, dir, outcome in results do
+        printfn "stage %s: %s; best validation exact match %.2f%% at step %d (%s)" stage.Name
+            (if outcome.Completed then "done" else sprintf "stopped at step %d" outcome.LastStep) (100.0 * outcome.BestValExact) outcome.BestStep dir
+    if results.Length = recipe.Stages.Length && (let _, _, o = List.last results in o.Completed) then
+        let _, dir, _ = List.last results
+        printfn "best: %s" (Path.Combine(dir, "best.safetensors"))
+        0
+    else
+        printfn "continue with the same command"
+        130
+
 let train (args: ParseResults<TrainArgs>) =
-    if args.Contains TrainArgs.Seeds then
+    if args.Contains TrainArgs.Recipe then trainRecipe args (args.GetResult TrainArgs.Recipe)
+    elif args.Contains TrainArgs.Seeds then
         if args.Contains TrainArgs.Merge then mergeShards args else sweep args
     else
         for flag, given in [ "--probe", args.Contains TrainArgs.Probe; "--keep", args.Contains TrainArgs.Keep

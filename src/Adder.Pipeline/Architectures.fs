@@ -10,7 +10,7 @@ let preset (name: string) =
     match name.ToLowerInvariant() with
     | "311p" | "275p" | "wide" -> ModelConfig.Preset name
     | n when ArchitecturePresets.IsPreset n -> ModelConfig.Of(ArchitecturePresets.Load n)
-    | _ -> ModelConfig.Preset name   // its one-line error lists the names
+    | _ -> fail "unknown model preset '%s' (known: 311p, 275p, wide, %s)" (Limits.Echo name) (String.concat ", " (ArchitecturePresets.Names |> Array.filter ((<>) "311p")))
 
 /// An architecture file (`--arch FILE`).
 let file (path: string) = ModelConfig.Of(ArchitecturePresets.FromFile path)
