@@ -77,36 +77,13 @@ public static class Tokens
     }
 
     /// <summary>The full sequences of a batch, [count][34]: what a backend trains and scores on.</summary>
-    public static int[] EncodeFullBatch(long[] a, long[] b) => EncodeBatch(a, b, FullLength);
+    public static int[] EncodeFullBatch(long[] a, long[] b) => TokenFormat.Seed.EncodeFullBatch(a, b);
 
     /// <summary>EncodeFullBatch into a buffer (a training step's batch: small, encoded on this thread).</summary>
-    public static void EncodeFullBatch(ReadOnlySpan<long> a, ReadOnlySpan<long> b, Span<int> tokens)
-    {
-        if (b.Length != a.Length || tokens.Length < a.Length * FullLength) throw new ArgumentException("batch sizes differ");
-        for (int i = 0; i < a.Length; i++) EncodeFull(a[i], b[i], tokens.Slice(i * FullLength, FullLength));
-    }
+    public static void EncodeFullBatch(ReadOnlySpan<long> a, ReadOnlySpan<long> b, Span<int> tokens) => TokenFormat.Seed.EncodeFullBatch(a, b, tokens);
 
     /// <summary>The prompts of a batch, [count][22]: what a backend decodes from.</summary>
-    public static int[] EncodePromptBatch(long[] a, long[] b) => EncodeBatch(a, b, PromptLength);
-
-    /// <summary>Encodes examples of `length` tokens; a large batch (an evaluation suite) on all cores.</summary>
-    static int[] EncodeBatch(long[] a, long[] b, int length)
-    {
-        if (b.Length != a.Length) throw new ArgumentException("batch sizes differ");
-        var tokens = new int[a.Length * length];
-        const int Block = 8192;
-        void Encode(int first, int end)
-        {
-            for (int i = first; i < end; i++)
-            {
-                var example = tokens.AsSpan(i * length, length);
-                if (length == FullLength) EncodeFull(a[i], b[i], example); else EncodePrompt(a[i], b[i], example);
-            }
-        }
-        if (a.Length < 2 * Block) Encode(0, a.Length);
-        else Parallel.For(0, (a.Length + Block - 1) / Block, k => Encode(k * Block, Math.Min(a.Length, (k + 1) * Block)));
-        return tokens;
-    }
+    public static int[] EncodePromptBatch(long[] a, long[] b) => TokenFormat.Seed.EncodePromptBatch(a, b);
 
     /// <summary>Reads a sum back from its reversed digits (least significant first); -1 if any token is not a digit.</summary>
     public static long DecodeReversedSum(ReadOnlySpan<int> reversedDigits)

@@ -10,11 +10,7 @@ open System.Text.Json
 open System.Text.RegularExpressions
 open Adder.Core
 
-let private template =
-    lazy
-        (use stream = Reflection.Assembly.GetExecutingAssembly().GetManifestResourceStream "adderboard_submission.py"
-         use reader = new StreamReader(stream)
-         reader.ReadToEnd())
+let private template = lazy (PythonSource.embedded "adderboard_submission.py")
 
 /// What the submission says about itself (AdderBoard's metadata dict).
 type Metadata = { Name: string; Author: string; Architecture: string; Tricks: string list }
@@ -40,31 +36,6 @@ let defaultTricks (c: ModelConfig) =
       if c.TieQkv = TieModes.ShareATieKV then yield "shared Q/K/V bottleneck with keys = values"
       yield "reversed (least significant first) sum digits" ]
 
-/// Text as the inside of a Python string literal, quoted with ' or with """: backslashes and both quotes
-/// escaped, and every character outside printable ASCII written as \xNN, \uNNNN or \UNNNNNNNN, so that no
-/// text (a newline, a NUL, a line separator, a lone surrogate) can end the literal or the line.
-let pythonEscape (text: string) =
-    let escaped = StringBuilder(text.Length + 16)
-    let mutable i = 0
-    while i < text.Length do
-        let c = text.[i]
-        match c with
-        | '\\' -> escaped.Append @"\\" |> ignore
-        | '\'' -> escaped.Append @"\'" |> ignore
-        | '"' -> escaped.Append "\\\"" |> ignore
-        | '\n' -> escaped.Append @"\n" |> ignore
-        | c when c >= ' ' && c <= '~' -> escaped.Append c |> ignore
-        | c when Char.IsHighSurrogate c && i + 1 < text.Length && Char.IsLowSurrogate text.[i + 1] ->
-            escaped.AppendFormat(@"\U{0:x8}", Char.ConvertToUtf32(c, text.[i + 1])) |> ignore
-            i <- i + 1
-        | c when int c < 0x100 -> escaped.AppendFormat(@"\x{0:x2}", int c) |> ignore
-        | c -> escaped.AppendFormat(@"\u{0:x4}", int c) |> ignore
-        i <- i + 1
-    escaped.ToString()
-
-/// A Python string literal holding the text.
-let pythonString (text: string) = "'" + pythonEscape text + "'"
-
 /// The Python source of the submission.
 let render (model: Model) (metadata: Metadata) =
   if not (isNull model.Config.General) then
@@ -75,16 +46,13 @@ let render (model: Model) (metadata: Metadata) =
     let meta =
         dict [ "name", box metadata.Name; "author", box metadata.Author; "params", box layout.Count
                "architecture", box metadata.Architecture; "tricks", box (List.toArray metadata.Tricks) ]
-    if not BitConverter.IsLittleEndian then raise (PlatformNotSupportedException "big-endian host")
-    let b64 = Convert.ToBase64String(MemoryMarshal.AsBytes(ReadOnlySpan(model.Parameters)))
-    let lines = [ for i in 0 .. 76 .. b64.Length - 1 -> sprintf "    \"%s\"" (b64.Substring(i, min 76 (b64.Length - i))) ]
     let values =
-        dict [ "CONFIG", pythonString (ConfigJson.Write model.Config)
-               "TENSORS", pythonString (JsonSerializer.Serialize tensors)
-               "METADATA", pythonString (JsonSerializer.Serialize meta)
-               "WEIGHTS", String.Join("\n", lines)
+        dict [ "CONFIG", PythonSource.literal (ConfigJson.Write model.Config)
+               "TENSORS", PythonSource.literal (JsonSerializer.Serialize tensors)
+               "METADATA", PythonSource.literal (JsonSerializer.Serialize meta)
+               "WEIGHTS", PythonSource.weights model.Parameters
                // in the module's docstring, a """ literal
-               "NAME", pythonEscape metadata.Name ]
+               "NAME", PythonSource.escape metadata.Name ]
     // one pass over the template: text put in (a name "__WEIGHTS__", an author "by __NAME__") is never substituted again
     Regex.Replace(template.Value, "__(CONFIG|TENSORS|METADATA|WEIGHTS|NAME)__", fun m -> values.[m.Groups.[1].Value])
 

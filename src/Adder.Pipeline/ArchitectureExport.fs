@@ -10,14 +10,9 @@ open System.Text.Json
 open System.Text.RegularExpressions
 open Adder.Core
 
-let private template =
-    lazy
-        (use stream = Reflection.Assembly.GetExecutingAssembly().GetManifestResourceStream "adderboard_architecture.py"
-         use reader = new StreamReader(stream)
-         reader.ReadToEnd())
+let private template = lazy (PythonSource.embedded "adderboard_architecture.py")
 
-/// A Python string literal holding the text (JSON's string escapes are Python's).
-let private pythonString (text: string) = JsonSerializer.Serialize text
+let private pythonString = PythonSource.literal
 
 /// The roles' PyTorch code: one assignment a tape node, then R = {role: node}.
 let private rolesCode (arch: CompiledArchitecture) =
@@ -38,14 +33,11 @@ let render (model: Model) (name: string) (author: string) (architectureText: str
     let meta =
         dict [ "name", box name; "author", box author; "params", box arch.Count
                "architecture", box architectureText; "tricks", box (List.toArray tricks) ]
-    if not BitConverter.IsLittleEndian then raise (PlatformNotSupportedException "big-endian host")
-    let b64 = Convert.ToBase64String(MemoryMarshal.AsBytes(ReadOnlySpan(model.Parameters)))
-    let weights = String.Join("\n", [ for i in 0 .. 76 .. b64.Length - 1 -> sprintf "    \"%s\"" (b64.Substring(i, min 76 (b64.Length - i))) ])
     let values =
         dict [ "__ARCHITECTURE__", pythonString (arch.ToJson())
                "__PARAMETERS__", pythonString (JsonSerializer.Serialize parameters)
                "__METADATA__", pythonString (JsonSerializer.Serialize meta)
-               "__WEIGHTS__", weights
+               "__WEIGHTS__", PythonSource.weights model.Parameters
                "__ROLES__", rolesCode compiled ]
     Regex.Replace(template.Value, "__[A-Z]+__", fun m -> match values.TryGetValue m.Value with | true, v -> v | _ -> m.Value)
 

@@ -65,4 +65,4 @@ let ``names, authors and tricks with quotes, placeholders, control and non-ASCII
 
 [<Fact>]
 let ``pythonEscape writes what a Python literal needs`` () =
-    Assert.Equal(@"it\'s \""q\"" \\ \n\x0d\x00\x1b \u2028 \U0001f600 \xeb", AdderBoardExport.pythonEscape "it's \"q\" \\ \n\r\u0000\u001b \u2028 😀 ë")
+    Assert.Equal(@"it\'s \""q\"" \\ \n\x0d\x00\x1b \u2028 \U0001f600 \xeb", Adder.Pipeline.PythonSource.escape "it's \"q\" \\ \n\r\u0000\u001b \u2028 😀 ë")

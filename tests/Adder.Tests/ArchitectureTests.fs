@@ -251,3 +251,12 @@ let ``the float32 lanes that train and decode agree with the float64 reference b
             // a near tie may go either way in float32
             if sorted.[0] - sorted.[1] > 1e-3 then Assert.Equal(best, decoded.[s * TokenFormat.SumDigits + k])
             ws.Tokens.[t + 1] <- decoded.[s * TokenFormat.SumDigits + k]
+
+[<Fact>]
+let ``a model_config key this version does not know is refused, not dropped`` () =
+    let e = Assert.Throws<AdderException>(fun () -> ConfigJson.Read("""{"d_model": 4, "n_heads": 2}""", "ckpt") |> ignore)
+    Assert.Contains("unknown model_config key 'n_heads'", e.Message)
+    let mixed = Assert.Throws<AdderException>(fun () -> ConfigJson.Read("""{"architecture": {}, "d_model": 4}""", "ckpt") |> ignore)
+    Assert.Contains("an architecture and other keys", mixed.Message)
+    // every key the seed's config writes reads back
+    Assert.Equal(ModelConfig.Preset311, ConfigJson.Read(ConfigJson.Write ModelConfig.Preset311, "ckpt"))

@@ -25,7 +25,6 @@ let ``a two-stage recipe runs each stage from the last with its own options, and
     let dir = tempDir ()
     let recipe = write dir twoStages
     let out = Path.Combine(dir, "run")
-    // stopped inside the first stage? interrupting needs a signal; instead the second stage is run twice
     let r = run [ "train"; "--recipe"; recipe; "--out"; out; "--quiet" ]
     Assert.True((r.Code = 0), sprintf "exit %d\n%s%s" r.Code r.Out r.Err)
     let stage1, stage2 = Path.Combine(out, "stage-1-base"), Path.Combine(out, "stage-2-polish")

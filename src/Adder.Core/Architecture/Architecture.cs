@@ -63,7 +63,6 @@ public sealed class Architecture
 
     string? canonical;
     public string ToJson() => canonical ??= ToJsonObject().ToJsonString();
-    public string ToJsonIndented() => ToJsonObject().ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     public override bool Equals(object? obj) => obj is Architecture a && a.ToJson() == ToJson();
     public override int GetHashCode() => ToJson().GetHashCode();
 

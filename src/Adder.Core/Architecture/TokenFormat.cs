@@ -23,9 +23,6 @@ public abstract class TokenFormat
     /// <summary>The sum read from its generated digits (least significant first); -1 if a token is not a digit.</summary>
     public long DecodeSum(ReadOnlySpan<int> digits) => Tokens.DecodeReversedSum(digits);
 
-    public string TokenName(int token) => token is >= 0 and <= 9 ? ((char)('0' + token)).ToString() : SpecialName(token);
-    protected virtual string SpecialName(int token) => $"<{token}>";
-
     public int[] EncodeFullBatch(long[] a, long[] b) => EncodeBatch(a, b, FullLength, full: true);
     public int[] EncodePromptBatch(long[] a, long[] b) => EncodeBatch(a, b, PromptLength, full: false);
 
@@ -89,7 +86,6 @@ public abstract class TokenFormat
         public override int TargetLength => Tokens.TargetLength;
         public override void EncodePrompt(long a, long b, Span<int> prompt) => Tokens.EncodePrompt(a, b, prompt);
         public override void EncodeFull(long a, long b, Span<int> full) => Tokens.EncodeFull(a, b, full);
-        protected override string SpecialName(int token) => Tokens.Name(token);
     }
 
     sealed class LsbFirstFormat : TokenFormat

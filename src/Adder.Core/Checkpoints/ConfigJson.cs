@@ -50,6 +50,10 @@ public static class ConfigJson
     /// <summary>Maps option names to a config; a missing option takes the 311p value, a wrong type is an error.</summary>
     public static ModelConfig FromDictionary(IReadOnlyDictionary<string, object?> values, string source)
     {
+        // a key this version does not know would be silently dropped, and the model computed as something else
+        foreach (var key in values.Keys)
+            if (!SeedKeys.Contains(key))
+                throw new AdderException($"{source}: unknown model_config key '{Limits.Echo(key)}' (known: {string.Join(", ", SeedKeys)}, or {ArchitectureKey} alone)");
         var d = ModelConfig.Preset311;
         int Int(string key, int fallback)
         {

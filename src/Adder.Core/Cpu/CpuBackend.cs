@@ -13,9 +13,7 @@ public sealed class CpuBackend : IBackend
     public int Models { get; }
     public int Threads { get; }
 
-    readonly float[][] parameters;
-    readonly AdamW[] optimizers;
-    readonly float[]?[] grokfastEmas;   // per model; allocated at its first filtered step
+    readonly HostModels models;
     readonly float[] grad;
     readonly Activations[] activations;
     readonly Transformer.Gradients[] gradients;
@@ -45,14 +43,7 @@ public sealed class CpuBackend : IBackend
         Layout = new ParameterLayout(config);
         Models = models;
         Threads = options.WorkerThreads;
-        parameters = new float[models][];
-        optimizers = new AdamW[models];
-        grokfastEmas = new float[]?[models];
-        for (int m = 0; m < models; m++)
-        {
-            parameters[m] = new float[Layout.Count];
-            optimizers[m] = new AdamW(Layout.Count);
-        }
+        this.models = new HostModels(models, Layout.Count);
         grad = new float[Layout.Count];
         activations = new Activations[Math.Max(Threads, GradientPartitions)];
         for (int i = 0; i < activations.Length; i++) activations[i] = new Activations(config);
@@ -70,34 +61,15 @@ public sealed class CpuBackend : IBackend
 
     public void Dispose() { }
 
-    float[] Model(int model) =>
-        model >= 0 && model < Models ? parameters[model] : throw new ArgumentOutOfRangeException(nameof(model), $"model {model} of {Models}");
+    float[] Model(int model) => models.Parameters(model);
 
-    public void SetParameters(int model, ReadOnlySpan<float> values)
-    {
-        if (values.Length != Layout.Count) throw new ArgumentException($"expected {Layout.Count} parameters, got {values.Length}");
-        values.CopyTo(Model(model));
-    }
+    public void SetParameters(int model, ReadOnlySpan<float> values) => models.Set(model, values);
 
     public void GetParameters(int model, Span<float> values) => Model(model).CopyTo(values);
 
-    public void SetOptimizer(int model, OptimizerState state)
-    {
-        Model(model);
-        if (state.M.Length != Layout.Count || state.V.Length != Layout.Count)
-            throw new AdderException($"optimizer state has {state.M.Length} values, the model {Layout.Count}");
-        if (state.GrokfastEma is { } ema && ema.Length != Layout.Count)
-            throw new AdderException($"Grokfast state has {ema.Length} values, the model {Layout.Count}");
-        optimizers[model] = new AdamW(state.Step, (float[])state.M.Clone(), (float[])state.V.Clone());
-        grokfastEmas[model] = (float[]?)state.GrokfastEma?.Clone();
-    }
+    public void SetOptimizer(int model, OptimizerState state) => models.SetOptimizer(model, state);
 
-    public OptimizerState GetOptimizer(int model)
-    {
-        Model(model);
-        var o = optimizers[model];
-        return new OptimizerState(o.Step, (float[])o.M.Clone(), (float[])o.V.Clone(), (float[]?)grokfastEmas[model]?.Clone());
-    }
+    public OptimizerState GetOptimizer(int model) => models.GetOptimizer(model);
 
     /// <summary>SPEC section 7's step for each model in turn: loss and gradient (fixed partitions), the Grokfast
     /// filter when asked for, global-norm clipping, AdamW, all on the host arrays.</summary>
@@ -109,13 +81,7 @@ public sealed class CpuBackend : IBackend
         for (int m = 0; m < Models; m++)
         {
             float loss = LossAndGradient(m, tokens.Slice(m * per, per), batch, grad);
-            if (settings.GrokfastLambda != 0)
-                Grokfast.Apply(grad, grokfastEmas[m] ??= new float[Layout.Count], settings.GrokfastAlpha, settings.GrokfastLambda);
-            double norm = GradClip.Apply(grad, settings.Clip).Norm;
-            var o = optimizers[m];
-            if (o.Beta1 != settings.Beta1 || o.Beta2 != settings.Beta2 || o.Eps != settings.Eps)
-                o = optimizers[m] = new AdamW(o.Step, o.M, o.V) { Beta1 = settings.Beta1, Beta2 = settings.Beta2, Eps = settings.Eps };
-            o.Update(parameters[m], grad, settings.Lr, settings.WeightDecay);
+            double norm = models.Update(m, grad, settings);
             results[m] = new StepResult(loss, norm);
         }
     }

@@ -17,9 +17,7 @@ public sealed class GeneralBackend : IBackend
     readonly CompiledArchitecture arch;
     readonly GeneralBlock block;
     readonly TokenFormat format;
-    readonly float[][] parameters;
-    readonly AdamW[] optimizers;
-    readonly float[]?[] grokfastEmas;
+    readonly HostModels models;
     readonly float[] grad;
     readonly GeneralBlock.RoleSet[] partitionGrads;
     readonly GeneralBlock.Workspace[] partitionWorkspaces;
@@ -30,7 +28,6 @@ public sealed class GeneralBackend : IBackend
 
     public GeneralBackend(ModelConfig config, int models, CpuOptions options)
     {
-        if (models < 1) throw new AdderException($"a backend holds at least one model, got {models}");
         var general = config.General ?? throw new AdderException("the general backend needs an architecture");
         Config = config;
         Layout = new ParameterLayout(config);
@@ -39,10 +36,7 @@ public sealed class GeneralBackend : IBackend
         format = general.Format;
         Models = models;
         Threads = options.WorkerThreads;
-        parameters = new float[models][];
-        optimizers = new AdamW[models];
-        grokfastEmas = new float[]?[models];
-        for (int m = 0; m < models; m++) { parameters[m] = new float[Layout.Count]; optimizers[m] = new AdamW(Layout.Count); }
+        this.models = new HostModels(models, Layout.Count);
         grad = new float[Layout.Count];
         partitionGrads = new GeneralBlock.RoleSet[GradientPartitions];
         partitionWorkspaces = new GeneralBlock.Workspace[GradientPartitions];
@@ -55,34 +49,15 @@ public sealed class GeneralBackend : IBackend
 
     public void Dispose() { }
 
-    float[] Model(int model) =>
-        model >= 0 && model < Models ? parameters[model] : throw new ArgumentOutOfRangeException(nameof(model), $"model {model} of {Models}");
+    float[] Model(int model) => models.Parameters(model);
 
-    public void SetParameters(int model, ReadOnlySpan<float> values)
-    {
-        if (values.Length != Layout.Count) throw new ArgumentException($"expected {Layout.Count} parameters, got {values.Length}");
-        values.CopyTo(Model(model));
-    }
+    public void SetParameters(int model, ReadOnlySpan<float> values) => models.Set(model, values);
 
     public void GetParameters(int model, Span<float> values) => Model(model).CopyTo(values);
 
-    public void SetOptimizer(int model, OptimizerState state)
-    {
-        Model(model);
-        if (state.M.Length != Layout.Count || state.V.Length != Layout.Count)
-            throw new AdderException($"optimizer state has {state.M.Length} values, the model {Layout.Count}");
-        if (state.GrokfastEma is { } ema && ema.Length != Layout.Count)
-            throw new AdderException($"Grokfast state has {ema.Length} values, the model {Layout.Count}");
-        optimizers[model] = new AdamW(state.Step, (float[])state.M.Clone(), (float[])state.V.Clone());
-        grokfastEmas[model] = (float[]?)state.GrokfastEma?.Clone();
-    }
+    public void SetOptimizer(int model, OptimizerState state) => models.SetOptimizer(model, state);
 
-    public OptimizerState GetOptimizer(int model)
-    {
-        Model(model);
-        var o = optimizers[model];
-        return new OptimizerState(o.Step, (float[])o.M.Clone(), (float[])o.V.Clone(), (float[]?)grokfastEmas[model]?.Clone());
-    }
+    public OptimizerState GetOptimizer(int model) => models.GetOptimizer(model);
 
     public void TrainStep(ReadOnlySpan<int> tokens, int batch, in StepSettings settings, Span<StepResult> results)
     {
@@ -92,13 +67,7 @@ public sealed class GeneralBackend : IBackend
         for (int m = 0; m < Models; m++)
         {
             float loss = LossAndGradient(m, tokens.Slice(m * per, per), batch, grad);
-            if (settings.GrokfastLambda != 0)
-                Grokfast.Apply(grad, grokfastEmas[m] ??= new float[Layout.Count], settings.GrokfastAlpha, settings.GrokfastLambda);
-            double norm = GradClip.Apply(grad, settings.Clip).Norm;
-            var o = optimizers[m];
-            if (o.Beta1 != settings.Beta1 || o.Beta2 != settings.Beta2 || o.Eps != settings.Eps)
-                o = optimizers[m] = new AdamW(o.Step, o.M, o.V) { Beta1 = settings.Beta1, Beta2 = settings.Beta2, Eps = settings.Eps };
-            o.Update(parameters[m], grad, settings.Lr, settings.WeightDecay);
+            double norm = models.Update(m, grad, settings);
             results[m] = new StepResult(loss, norm);
         }
     }
