@@ -99,7 +99,7 @@ let all: Hyperparameter list =
       float "weight_decay" "AdamW weight decay" (Some 0.01) (Some 0.01) notNegative (fun c -> c.WeightDecay) (fun c x -> { c with WeightDecay = x })
       float "clip" "gradient clipping global norm" (Some 1.0) (Some 1.0) positive (fun c -> c.Clip) (fun c x -> { c with Clip = x })
       int "eval_interval" "validate every N steps" (Some 1000) (Some 500) (atLeast 1) (fun c -> c.EvalInterval) (fun c x -> { c with EvalInterval = x })
-      { Name = "curriculum"; Description = "phases 'step:min-max,...'"
+      { Name = "curriculum"; Description = "phases 'step:min-max,...' (digit counts: a count drawn, then the operands below 10^count) or 'step:low..high,...' (operands uniform on a value range)"
         Default = byKind (Some(string Curriculum.Base)) (Some(string Curriculum.Full)) Text
         Get = fun c -> Text(string c.Curriculum)
         Set = fun c v -> match v with
@@ -162,7 +162,7 @@ let validate (c: RunConfig) =
 /// and a warm-up longer than the run (its lr never reaches --lr).
 let shortfalls (c: RunConfig) =
     let reached, unreached = c.Curriculum.Phases |> Array.partition (fun p -> p.Start < c.Steps)
-    let phase (p: CurriculumPhase) = sprintf "%d:%d-%d" p.Start p.MinDigits p.MaxDigits
+    let phase (p: CurriculumPhase) = string p
     let widest (phases: CurriculumPhase[]) = phases |> Array.map (fun p -> p.MaxDigits) |> Array.fold max 0
     [ if unreached.Length > 0 then
           let never =

@@ -108,3 +108,27 @@ let ``reserved pairs are redrawn with the same digit count`` () =
     let b = Array.zeroCreate<int64> 50
     s.NextBatch(0, a, b)
     Assert.All(Array.zip a b, fun (x, y) -> Assert.Equal((9L, 9L), (x, y)))
+
+[<Fact>]
+let ``a value-range curriculum draws each operand uniformly from its range`` () =
+    let c = Curriculum.Parse "0:0..999,2000:0..999999,7000:0..9999999999"
+    Assert.Equal("0:0..999,2000:0..999999,7000:0..9999999999", string c)
+    Assert.Equal(c, Curriculum.Parse(string c))
+    Assert.Equal(3, c.At(1999).MaxDigits)
+    Assert.Equal(10, c.At(7000).MaxDigits)
+    let s = Sampler(5L, Holdout.Build(40, 10, 5L), c)
+    let a = Array.zeroCreate<int64> 20000
+    let b = Array.zeroCreate<int64> 20000
+    s.NextBatch(100, a, b)
+    Assert.All(Array.append a b, fun x -> Assert.InRange(x, 0L, 999L))
+    s.NextBatch(8000, a, b)
+    Assert.All(Array.append a b, fun x -> Assert.InRange(x, 0L, 9_999_999_999L))
+    // uniform on values: about 90% of the operands have all 10 digits (a digit-count draw would give about 10%)
+    let tenDigits = Array.append a b |> Array.filter (fun x -> x >= 1_000_000_000L) |> Array.length
+    Assert.InRange(float tenDigits / 40000.0, 0.88, 0.92)
+
+[<Fact>]
+let ``a malformed value range is refused in one line`` () =
+    for bad in [ "0:5..3"; "0:0..10000000000"; "0:-1..5"; "0:0...5"; "0:0..x" ] do
+        let e = Assert.Throws<AdderException>(fun () -> Curriculum.Parse bad |> ignore)
+        Assert.DoesNotContain("\n", e.Message)
