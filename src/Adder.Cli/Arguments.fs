@@ -260,6 +260,7 @@ type FinetuneArgs =
     | [<Unique>] Weight_Decay of float
     | [<Unique>] Clip of float
     | [<Unique>] Eval_Interval of int
+    | [<Unique>] Curriculum of spec: string
     | [<Unique>] Beta1 of float
     | [<Unique>] Beta2 of float
     | [<Unique>] Eps of float

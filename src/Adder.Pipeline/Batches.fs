@@ -13,12 +13,14 @@ type BatchMix = int -> int -> int64[] -> int64[] -> unit
 
 let noMix: BatchMix = fun _ _ _ _ -> ()
 
-/// Carry-mix's replacements first (stream i from its run's seed), then `mix` (targeted fine-tuning's failures).
-let withCarryMix (carry: CarryMix) (seeds: int[]) (mix: BatchMix) : BatchMix =
+/// Carry-mix's replacements first (stream i from its run's seed, as wide as the curriculum's phase at the step),
+/// then `mix` (targeted fine-tuning's failures).
+let withCarryMix (carry: CarryMix) (curriculum: Curriculum) (seeds: int[]) (mix: BatchMix) : BatchMix =
     if not carry.Active then mix
     else
         fun i step a b ->
-            carry.Apply(int64 seeds.[i], step, i, Span a, Span b)
+            let phase = curriculum.At step
+            carry.Apply(int64 seeds.[i], step, i, phase.MinDigits, phase.MaxDigits, Span a, Span b)
             mix i step a b
 
 /// A run's reserved pairs (SPEC section 6): 5,000 validation and 10,000 test pairs, drawn from the run's seed.

@@ -134,7 +134,7 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
         Array.blit parameters 0 seat.Parameters 0 count
     let metrics = seats |> Array.map (fun seat -> new StreamWriter(Metrics.pathIn seat.Member.RunDir, true))
     try
-        let mix = Batches.withCarryMix config.CarryMix (seats |> Array.map (fun s -> s.Member.Config.Seed)) mix
+        let mix = Batches.withCarryMix config.CarryMix config.Curriculum (seats |> Array.map (fun s -> s.Member.Config.Seed)) mix
         let streams = Batches.Streams(config.Model.Format, seats |> Array.map (fun s -> s.Sampler), config.Batch, mix)
         // two token buffers: a step trains on one while the next step's batches are drawn into the other
         let tokens = Array.init 2 (fun _ -> Array.zeroCreate<int> streams.TokenCount)

@@ -14,21 +14,32 @@ let digits (x: int64) = [| for i in 0 .. 9 -> int ((x / pown 10L i) % 10L) |]
 let ``each pattern makes the sums it is named for, inside the operand range`` () =
     let mutable rng = SplitMix64 42UL
     for _ in 1 .. 2000 do
-        let struct (a, b) = CarryMix.Draw(CarryMix.Pattern.Single, &rng)
+        let struct (a, b) = CarryMix.Draw(CarryMix.Pattern.Single, 1, 10, &rng)
         let da, db = digits a, digits b
         // exactly one place where both digits are 5..9 (a carry is born there); elsewhere both 0..4
         Assert.Equal(1, Array.map2 (fun x y -> x >= 5 && y >= 5) da db |> Array.filter id |> Array.length)
         Assert.True(Array.forall2 (fun x y -> (x >= 5 && y >= 5) || (x <= 4 && y <= 4)) da db)
-        let struct (a, b) = CarryMix.Draw(CarryMix.Pattern.Chain, &rng)
+        let struct (a, b) = CarryMix.Draw(CarryMix.Pattern.Chain, 1, 10, &rng)
         Assert.True(a > 0L && (a + 1L) % 10L = 0L && (string a |> Seq.forall ((=) '9')), sprintf "chain a %d" a)
         Assert.True(b >= 1L && b <= 1000L)
-        let struct (a, b) = CarryMix.Draw(CarryMix.Pattern.Place, &rng)
+        let struct (a, b) = CarryMix.Draw(CarryMix.Pattern.Place, 1, 10, &rng)
         Assert.True(a >= 0L && a <= Tokens.MaxOperand)
         Assert.True(b > 0L && (string b).TrimEnd('0').Length = 1, sprintf "place b %d" b)
-        let struct (a, b) = CarryMix.Draw(CarryMix.Pattern.Boundary, &rng)
+        let struct (a, b) = CarryMix.Draw(CarryMix.Pattern.Boundary, 1, 10, &rng)
         Assert.True(a >= 0L && a <= Tokens.MaxOperand && b >= 1L && b <= 20L)
         let power = pown 10L (string (a + 10L)).Length
         Assert.True(power / 10L - a <= 10L || power - a <= 10L, sprintf "boundary a %d" a)
+
+[<Fact>]
+let ``every pattern stays within the curriculum's digits: none wider than the phase allows`` () =
+    let mutable rng = SplitMix64 7UL
+    let width (x: int64) = (string x).Length
+    for pattern in [ CarryMix.Pattern.Single; CarryMix.Pattern.Chain; CarryMix.Pattern.Place; CarryMix.Pattern.Boundary ] do
+        let widths = [| for _ in 1 .. 3000 -> let struct (a, b) = CarryMix.Draw(pattern, 1, 3, &rng) in width a, width b |]
+        // a chain's b may be 10^3 itself (four digits), as in MicroAdder's sampler
+        Assert.All(widths, fun (wa, wb) -> Assert.True(wa <= 3 && wb <= 4, sprintf "%A: widths %d, %d" pattern wa wb))
+        // every allowed width comes up
+        Assert.Equal<int[]>([| 1; 2; 3 |], widths |> Array.map fst |> Array.distinct |> Array.sort)
 
 [<Fact>]
 let ``the probability holds, fades linearly and stops; a step's replacements depend only on seed, step and stream`` () =
@@ -40,7 +51,7 @@ let ``the probability holds, fades linearly and stops; a step's replacements dep
     let batch seed step stream =
         let a = Array.init 512 int64
         let b = Array.init 512 (fun i -> int64 (1000 + i))
-        mix.Apply(seed, step, stream, Span a, Span b)
+        mix.Apply(seed, step, stream, 1, 10, Span a, Span b)
         a, b
     Assert.Equal(batch 7L 50 0, batch 7L 50 0)
     Assert.NotEqual(batch 7L 50 0, batch 7L 51 0)

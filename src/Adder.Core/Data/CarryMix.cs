@@ -2,7 +2,8 @@ namespace Adder.Core;
 
 /// <summary>Carry-mix (MicroAdder's recipe, ../shared/reference/FRONTIER.md §B): each example of a batch is
 /// replaced, with a probability that holds until FadeStart and falls linearly to 0 at FadeEnd, by a sum chosen
-/// uniformly among four carry patterns. The draws come from a generator seeded by (run seed, step, stream), so a
+/// uniformly among four carry patterns, each as wide as the curriculum allows at that step (a digit count
+/// drawn from the phase's range, as MicroAdder's sampler does). The draws come from a generator seeded by (run seed, step, stream), so a
 /// step's batch does not depend on what came before and a resumed run gets the same batches.</summary>
 public sealed record CarryMix(double Probability, int FadeStart, int FadeEnd)
 {
@@ -26,32 +27,37 @@ public sealed record CarryMix(double Probability, int FadeStart, int FadeEnd)
         : step >= FadeEnd ? 0
         : Probability * (FadeEnd - step) / (double)(FadeEnd - FadeStart);
 
-    /// <summary>Replaces examples of one stream's batch in place.</summary>
-    public void Apply(long seed, int step, int stream, Span<long> a, Span<long> b)
+    /// <summary>Replaces examples of one stream's batch in place, with patterns of minDigits..maxDigits digits
+    /// (the curriculum's phase at this step).</summary>
+    public void Apply(long seed, int step, int stream, int minDigits, int maxDigits, Span<long> a, Span<long> b)
     {
+        if (minDigits < 1 || maxDigits > Tokens.OperandDigits || minDigits > maxDigits)
+            throw new ArgumentOutOfRangeException(nameof(minDigits), $"digits {minDigits}..{maxDigits}");
         double p = At(step);
         if (p <= 0) return;
         var rng = new SplitMix64(Hash(seed, step, stream));
         for (int i = 0; i < a.Length; i++)
         {
             if (rng.NextDouble() >= p) continue;
-            (a[i], b[i]) = Draw((Pattern)rng.Below(4), ref rng);
+            (a[i], b[i]) = Draw((Pattern)rng.Below(4), minDigits, maxDigits, ref rng);
         }
     }
 
     static long Pow10(int n) { long x = 1; for (int i = 0; i < n; i++) x *= 10; return x; }
 
-    /// <summary>One example of a pattern (a ≤ 10^10 − 1 and b ≤ 10^10 − 1 always).</summary>
-    public static (long A, long B) Draw(Pattern pattern, ref SplitMix64 rng)
+    /// <summary>One example of a pattern with n digits, n uniform in minDigits..maxDigits (a ≤ 10^10 − 1 and
+    /// b ≤ 10^10 − 1 always).</summary>
+    public static (long A, long B) Draw(Pattern pattern, int minDigits, int maxDigits, ref SplitMix64 rng)
     {
+        int n = minDigits + rng.Below(maxDigits - minDigits + 1);
         switch (pattern)
         {
             case Pattern.Single:
             {
                 // one position where both digits are 5..9 (a carry is born there), 0..4 elsewhere
-                int at = rng.Below(10);
+                int at = rng.Below(n);
                 long a = 0, b = 0;
-                for (int i = 9; i >= 0; i--)
+                for (int i = n - 1; i >= 0; i--)
                 {
                     int da = i == at ? 5 + rng.Below(5) : rng.Below(5), db = i == at ? 5 + rng.Below(5) : rng.Below(5);
                     a = a * 10 + da; b = b * 10 + db;
@@ -61,20 +67,18 @@ public sealed record CarryMix(double Probability, int FadeStart, int FadeEnd)
             case Pattern.Chain:
             {
                 // a run of 9s that a small b's carry travels through
-                int n = 1 + rng.Below(10);
                 return (Pow10(n) - 1, 1 + rng.BelowLong(Pow10(Math.Min(n, 3))));
             }
             case Pattern.Place:
             {
-                // a random n-digit a plus one digit k at place p
-                int n = 1 + rng.Below(10);
-                long a = n == 1 ? rng.BelowLong(10) : Pow10(n - 1) + rng.BelowLong(Pow10(n) - Pow10(n - 1));
-                return (a, (1 + rng.Below(9)) * Pow10(rng.Below(10)));
+                // a random n-digit a plus one digit k at a place p below n
+                long a = Pow10(n - 1) + rng.BelowLong(Pow10(n) - Pow10(n - 1));
+                return (a, (1 + rng.Below(9)) * Pow10(rng.Below(n)));
             }
             default:
             {
-                // just below a power of ten, plus a little
-                int power = 1 + rng.Below(10);
+                // just below a power of ten (its exponent drawn afresh from the range), plus a little
+                int power = minDigits + rng.Below(maxDigits - minDigits + 1);
                 long r = 1 + rng.Below(10);
                 return (Pow10(power) - r, 1 + rng.Below(20));
             }
