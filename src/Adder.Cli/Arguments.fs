@@ -208,6 +208,7 @@ type TrainArgs =
     | [<Unique>] Carry_Mix of float
     | [<Unique>] Carry_Mix_Fade_Start of int
     | [<Unique>] Carry_Mix_Fade_End of int
+    | [<Unique>] Weight_Decay_Cuts of spec: string
     | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
     | [<Unique>] Models_Per_Launch of n: int
@@ -269,6 +270,7 @@ type FinetuneArgs =
     | [<Unique>] Carry_Mix of float
     | [<Unique>] Carry_Mix_Fade_Start of int
     | [<Unique>] Carry_Mix_Fade_End of int
+    | [<Unique>] Weight_Decay_Cuts of spec: string
     | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
     | [<Unique>] Resume

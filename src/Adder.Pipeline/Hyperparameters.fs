@@ -31,7 +31,8 @@ type RunConfig =
       Eps: float
       GrokfastAlpha: float
       GrokfastLambda: float
-      CarryMix: CarryMix }
+      CarryMix: CarryMix
+      WeightDecayCuts: WeightDecayCuts }
 
 type Value =
     | Int of int
@@ -120,7 +121,16 @@ let all: Hyperparameter list =
       int "carry_mix_fade_start" "carry-mix: the step from which its probability falls linearly" (Some 0) (Some 0) (atLeast 0)
           (fun c -> c.CarryMix.FadeStart) (fun c x -> { c with CarryMix = CarryMix(c.CarryMix.Probability, x, c.CarryMix.FadeEnd) })
       int "carry_mix_fade_end" "carry-mix: the step at which its probability reaches 0 (at or after the fade's start)" (Some 0) (Some 0) (atLeast 0)
-          (fun c -> c.CarryMix.FadeEnd) (fun c x -> { c with CarryMix = CarryMix(c.CarryMix.Probability, c.CarryMix.FadeStart, x) }) ]
+          (fun c -> c.CarryMix.FadeEnd) (fun c x -> { c with CarryMix = CarryMix(c.CarryMix.Probability, c.CarryMix.FadeStart, x) })
+      { Name = "weight_decay_cuts"
+        Description = "adaptive weight decay: 'THRESHOLD:FACTOR,...': the decay is multiplied by FACTOR once the best validation exact match exceeds THRESHOLD (a fraction; the 44p's recipe: 0.01:0.1,0.05:0.01); empty: off"
+        Default = byKind (Some "") (Some "") Text
+        Get = fun c -> Text(string c.WeightDecayCuts)
+        Set = fun c v -> match v with
+                         | Text s -> { c with WeightDecayCuts = WeightDecayCuts.Parse s }
+                         | _ -> fail "--weight-decay-cuts must be text"
+        Read = fun e -> Text(e.GetString())
+        Write = fun v -> JsonValue.Create(text v) } ]
 
 let tryFind (name: string) = all |> List.tryFind (fun h -> h.Name = name)
 
@@ -142,7 +152,8 @@ let defaults (kind: string) (model: ModelConfig) =
         { Kind = kind; Model = model; StartCheckpoint = None; Seed = 0; InitSeed = 0; Steps = 1; Batch = 1; Lr = 1.0
           Warmup = 0; Floor = 0.0; WeightDecay = 0.0; Clip = 1.0; EvalInterval = 1; Curriculum = Curriculum.Full
           Beta1 = AdamW.DefaultBeta1; Beta2 = AdamW.DefaultBeta2; Eps = AdamW.DefaultEps
-          GrokfastAlpha = Grokfast.DefaultAlpha; GrokfastLambda = Grokfast.DefaultLambda; CarryMix = CarryMix.Off }
+          GrokfastAlpha = Grokfast.DefaultAlpha; GrokfastLambda = Grokfast.DefaultLambda; CarryMix = CarryMix.Off
+          WeightDecayCuts = WeightDecayCuts.None }
     let c = all |> List.fold (fun c h -> match h.Default kind with Some v -> h.Set c v | None -> c) blank
     { c with InitSeed = c.Seed }
 

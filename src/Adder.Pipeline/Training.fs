@@ -122,6 +122,9 @@ let noMix = Batches.noMix
 /// The cohort's loop, its folders claimed, in a backend holding one model a member.
 let private train (backend: IBackend) (config: RunConfig) (members: Member list) (mix: BatchMix) (report: Progress -> unit) (stop: int -> bool) =
     let count = ParameterLayout(config.Model).Count
+    // one StepSettings serves the whole cohort, and the cut depends on each run's own validation
+    if config.WeightDecayCuts.Active && members.Length > 1 then
+        fail "--weight-decay-cuts needs one model a launch (--models-per-launch 1), since each run's decay follows its own validation"
     let seats = members |> List.mapi (fun i m -> Seat(m, i, count, config.Model.Format)) |> Array.ofList
     let starts = seats |> Array.map start
     let startStep = let _, _, s = starts.[0] in s
@@ -175,7 +178,8 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
             // the host idle, and drawing even one model's batch is a good part of a GPU step: BENCHMARKS).
             let next, nextStep = 1 - current, step + 1
             let drawing = if nextStep < config.Steps then Threading.Tasks.Task.Run(fun () -> streams.Draw(tokens.[next], nextStep)) else null
-            let settings = StepSettings(lr, config.WeightDecay, config.Clip, config.Beta1, config.Beta2, config.Eps,
+            let decay = config.WeightDecay * config.WeightDecayCuts.Factor(seats.[0].BestVal)
+            let settings = StepSettings(lr, decay, config.Clip, config.Beta1, config.Beta2, config.Eps,
                                         config.GrokfastAlpha, config.GrokfastLambda)
             try backend.TrainStep(ReadOnlySpan tokens.[current], config.Batch, &settings, Span results)
             finally
