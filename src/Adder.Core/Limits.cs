@@ -15,6 +15,17 @@ public static class Limits
     public const long MaxCheckpointBytes = 1L << 30;
     /// <summary>A .pt's data.pkl (the pickle describing the tensors).</summary>
     public const long MaxPickleBytes = 16L << 20;
+    /// <summary>Values a .pt's data.pkl may push (objects created, memo fetches, marks: this bounds the stack's depth and
+    /// every container's size too), and entries it may put in its memo: 16 MiB of opcodes could otherwise build
+    /// gigabytes of empty dicts. The published checkpoint pushes fewer than a thousand.</summary>
+    public const int MaxPickleValues = 1 << 18;
+    /// <summary>Bytes of an integer in a .pt's data.pkl (as many decimal digits for a text one): converting a longer
+    /// one takes time quadratic in its length.</summary>
+    public const int MaxPickleIntegerBytes = 16;
+    /// <summary>Entries of a safetensors header (tensors and metadata keys), and the JSON tokens it may hold in all:
+    /// a parsed header is some 30 times its text.</summary>
+    public const int MaxSafetensorsEntries = 4096;
+    public const int MaxSafetensorsTokens = 64 * MaxSafetensorsEntries;
     /// <summary>config.json, metrics.csv and golden files.</summary>
     public const long MaxTextFileBytes = 64L << 20;
     /// <summary>A line of a pairs file (predict --file); longer is an error, found without reading the rest.</summary>

@@ -29,7 +29,7 @@ let private peakKb (pid: int) =
 let private heapCap = "0x40000000"   // 1 GiB
 
 /// Runs adder with a heap cap, polling its peak resident set every 10 ms; returns the run and the peak in MB.
-let private adderMeasured (stdin: string option) (args: string list) =
+let adderMeasured (stdin: string option) (args: string list) =
     let info = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false)
     info.ArgumentList.Add(adderDll ())
     for a in args do info.ArgumentList.Add a
@@ -44,7 +44,10 @@ let private adderMeasured (stdin: string option) (args: string list) =
         (match stdin with Some text -> p.StandardInput.Write text | None -> ())
         p.StandardInput.Close()
     with :? IOException -> ()
-    Assert.True(p.WaitForExit 120_000, "adder did not finish within 2 minutes")
+    if not (p.WaitForExit 120_000) then
+        // a runaway child would keep the shared machine busy long after the test
+        p.Kill true
+        Assert.Fail "adder did not finish within 2 minutes"
     poller.Wait()
     { Code = p.ExitCode; Out = out.Result; Err = err.Result }, float peak / 1024.0
 
@@ -151,7 +154,7 @@ let ``D5 standard output on /dev/full or closed is a one-line error, exit 1`` ()
 // ---- D2: memory stays bounded ----
 
 /// A bad input refused with a one-line error, the child's peak resident set under boundMb.
-let private refusedWithin (boundMb: float) (fragment: string) (stdin: string option) (args: string list) =
+let refusedWithin (boundMb: float) (fragment: string) (stdin: string option) (args: string list) =
     let r, peak = adderMeasured stdin args
     r |> assertOneLineError fragment
     Assert.Equal(1, r.Code)

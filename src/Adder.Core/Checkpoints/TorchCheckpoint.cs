@@ -107,8 +107,10 @@ public static class TorchCheckpoint
             object root;
             try
             {
+                byte[] pickle = ReadEntry(pkl, Limits.MaxPickleBytes);
+                if (PickleBounds.Problem(pickle) is { } problem) throw Bad($"data.pkl is refused: {problem}");
                 using var unpickler = new CheckpointUnpickler();
-                root = unpickler.loads(ReadEntry(pkl, Limits.MaxPickleBytes));
+                root = unpickler.loads(pickle);
             }
             catch (Exception e) when (e is PickleException or InvalidOpcodeException or InvalidCastException or IOException
                                           or ArgumentException or IndexOutOfRangeException or FormatException or OverflowException)
