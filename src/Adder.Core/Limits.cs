@@ -15,6 +15,17 @@ public static class Limits
     public const long MaxCheckpointBytes = 1L << 30;
     /// <summary>A .pt's data.pkl (the pickle describing the tensors).</summary>
     public const long MaxPickleBytes = 16L << 20;
+    /// <summary>Values a .pt's data.pkl may push (objects created, memo fetches, marks: this bounds the stack's depth and
+    /// every container's size too), and entries it may put in its memo: 16 MiB of opcodes could otherwise build
+    /// gigabytes of empty dicts. The published checkpoint pushes fewer than a thousand.</summary>
+    public const int MaxPickleValues = 1 << 18;
+    /// <summary>Bytes of an integer in a .pt's data.pkl (as many decimal digits for a text one): converting a longer
+    /// one takes time quadratic in its length.</summary>
+    public const int MaxPickleIntegerBytes = 16;
+    /// <summary>Entries of a safetensors header (tensors and metadata keys), and the JSON tokens it may hold in all:
+    /// a parsed header is some 30 times its text.</summary>
+    public const int MaxSafetensorsEntries = 4096;
+    public const int MaxSafetensorsTokens = 64 * MaxSafetensorsEntries;
     /// <summary>config.json, metrics.csv and golden files.</summary>
     public const long MaxTextFileBytes = 64L << 20;
     /// <summary>A line of a pairs file (predict --file); longer is an error, found without reading the rest.</summary>
@@ -25,6 +36,9 @@ public static class Limits
     public const int MaxBatch = 1 << 20;
     /// <summary>Pairs of eval --suite random: the pairs and their decoded digits are held in full (about 60 bytes each).</summary>
     public const int MaxEvalCount = 10_000_000;
+    /// <summary>Failures a targeted fine-tune keeps for mixing in (the newest); a mining pass keeps at most as many,
+    /// split evenly over its generators, and counts the rest: a weak model fails nearly every mined sum.</summary>
+    public const int MaxFailurePool = 1 << 18;
     /// <summary>Characters of an operand or a line echoed in an error message.</summary>
     public const int EchoLength = 20;
 
@@ -94,6 +108,33 @@ public static class Limits
             throw new AdderException(
                 $"--batch {batch} with {models} model(s) side by side needs about {Gib(bytes)} GiB of token buffers, more than the " +
                 $"limit of {Gib(MaxBackendBytes)} GiB; use a smaller --batch or --models-per-launch");
+    }
+
+    /// <summary>Bytes a run holds per model outside the backend: its holdout (the pairs, the set its sampler asks and
+    /// that set's filter), the validation operands and their encoded prompts, and its stream's pair arrays. About
+    /// 1.3 MB for SPEC's 5,000 + 10,000 pairs (1.27 MB measured); an estimate.</summary>
+    public static long HoldoutBytes(int validation, int test, int promptLength, int batch) =>
+        PairSetBytes(validation + test) + (1 << 17) / 8 + 16L * validation + 4L * validation * promptLength + 16L * batch;
+
+    /// <summary>Pairs held in an array and a hash set of them: 16 bytes in the array, about 36 in the set.</summary>
+    public static long PairSetBytes(long pairs) => 52 * pairs;
+
+    /// <summary>A targeted fine-tune's failures at most, besides the pairs it never mines: the pool (a queue of
+    /// boxed pairs, the set that keeps it distinct, the copy a round mixes from) and the kept failures of three
+    /// mining passes (a round's start, its best and its last checkpoint).</summary>
+    public static long FailurePoolBytes(long heldOutPairs) => MaxFailurePool * (40L + 40 + 8 + 3 * 40) + PairSetBytes(heldOutPairs);
+
+    /// <summary>Refuses a run whose estimated memory is more than MaxBackendBytes: `backend` bytes (the CPU backend's;
+    /// 0 on a GPU), the token buffers of `models` models, their holdouts, and `other` bytes (a targeted run's failures).</summary>
+    public static void CheckRunMemory(long backend, int models, int batch, long holdoutPerModel, long other)
+    {
+        long holdouts = models * holdoutPerModel;
+        long bytes = backend + TokenBufferBytes(models, batch) + holdouts + other;
+        if (bytes > MaxBackendBytes)
+            throw new AdderException(
+                $"{models} model(s) side by side need about {Gib(bytes)} GiB ({Gib(holdouts)} GiB of it their held-out pairs" +
+                (other > 0 ? $", {Gib(other)} GiB mined failures" : "") + $"), more than the limit of {Gib(MaxBackendBytes)} GiB; " +
+                "train fewer models side by side (--models-per-launch) or use a smaller --batch");
     }
 
     static string Gib(long bytes) => (bytes / (double)(1L << 30)).ToString("0.#", CultureInfo.InvariantCulture);

@@ -24,7 +24,9 @@ let withCarryMix (carry: CarryMix) (curriculum: Curriculum) (seeds: int[]) (mix:
             mix i step a b
 
 /// A run's reserved pairs (SPEC section 6): 5,000 validation and 10,000 test pairs, drawn from the run's seed.
-let holdout (seed: int) = Holdout.Build(5000, 10000, seed)
+let validationPairs, testPairs = 5000, 10000
+
+let holdout (seed: int) = Holdout.Build(validationPairs, testPairs, seed)
 
 /// A run's data stream: its sampler, seeded with the run's seed + 1337, never drawing the reserved pairs.
 let sampler (seed: int) (reserved: Holdout) (curriculum: Curriculum) = Sampler(int64 seed + 1337L, reserved, curriculum)

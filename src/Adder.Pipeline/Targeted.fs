@@ -14,25 +14,33 @@ open Adder.Core
 /// The generators mined (verify's, each sampled with the round's mining seed).
 let miningGenerators = [ "uniform"; "mixed-length"; "carry-chain"; "nine-pairs" ]
 
-type Mined = { Generator: string; Examples: int; Failures: (int64 * int64)[] }
+/// A generator's mining pass: every failure counted (Found), the first keptPerGenerator of them kept.
+type Mined = { Generator: string; Examples: int; Found: int; Failures: (int64 * int64)[] }
+
+/// Failures a mining pass keeps of each generator: together at most the pool's size, whatever --mine is.
+let keptPerGenerator = Limits.MaxFailurePool / miningGenerators.Length
 
 /// Round r's mining seed: far from the small seeds a user gives `adder verify --seed`, so a verify run
 /// afterwards checks the model on sums that mining did not see.
 let miningSeed (seed: int) (round: int) = 0x5EED_0000_0000L + int64 seed * 1_000L + int64 round
 
 /// Decodes `count` fresh pairs of each mining generator with the backend's model 0; returns each generator's
-/// failing pairs, less those `excluded` (held-out pairs never enter training).
+/// failing pairs, less those `excluded` (held-out pairs never enter training): all of them counted, the first
+/// keptPerGenerator kept (a uniform sample: the pairs are drawn at random).
 let mine (backend: IBackend) (count: int) (seed: int64) (excluded: int64 * int64 -> bool) =
     [ for name in miningGenerators ->
         let index = Verify.generators |> List.findIndex (fun g -> g.Name = name)
         let gen = (Verify.generators.[index]).Gen |> Option.get
         let failures = ResizeArray<int64 * int64>()
+        let mutable found = 0
         for block in 0 .. (count - 1) / Verify.blockSize do
             let pairs = Verify.sample gen seed index block (min Verify.blockSize (count - block * Verify.blockSize))
             let result = Evaluation.evaluateSet backend 0 name (Array.map fst pairs) (Array.map snd pairs)
             for f in result.Failures do
-                if not (excluded (f.A, f.B)) then failures.Add((f.A, f.B))
-        { Generator = name; Examples = count; Failures = failures.ToArray() } ]
+                if not (excluded (f.A, f.B)) then
+                    found <- found + 1
+                    if failures.Count < keptPerGenerator then failures.Add((f.A, f.B))
+        { Generator = name; Examples = count; Found = found; Failures = failures.ToArray() } ]
 
 let private splitMix (x: uint64) =
     let mutable z = x + 0x9E3779B97F4A7C15UL
@@ -53,9 +61,6 @@ let mixer (pool: (int64 * int64)[]) (fraction: float) (seed: int) : Training.Bat
                 a.[i] <- x
                 b.[i] <- y
 
-/// The most failures kept for mixing in (the newest).
-let maxPool = 1 <<< 18
-
 type Settings =
     { /// the round's fine-tuning options (kind finetune; its seed gives the holdout and the data stream)
       Round: Hyperparameters.RunConfig
@@ -72,7 +77,7 @@ type RoundReport =
       Checkpoint: string
       /// failures per mining generator, of Settings.Mine pairs each
       Failures: (string * int) list
-      /// failures in the pool after this pass (at most maxPool)
+      /// failures in the pool after this pass (at most Limits.MaxFailurePool)
       Pool: int
       BestValExact: float }
 
@@ -84,6 +89,8 @@ let private csvRow (mine: int) (r: RoundReport) =
 
 /// Pairs a targeted run must never train on: its own validation and test pairs and the reference suite's
 /// (Evaluation.referenceSets: the test parts of the ten reference holdouts).
+let private heldOutCount = Batches.validationPairs + Batches.testPairs + Holdout.ReferenceSuiteSeeds.Length * Batches.testPairs
+
 let private heldOut (seed: int) =
     let set = Collections.Generic.HashSet<int64 * int64>()
     let add (h: Holdout) = for p in Array.append h.Validation h.Test do set.Add((p.A, p.B)) |> ignore
@@ -100,6 +107,8 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
     if settings.Rounds < 1 then fail "--rounds must be at least 1, got %d" settings.Rounds
     if settings.Mine < 1 || settings.Mine > Limits.MaxEvalCount then fail "--mine must be in 1..%d, got %d" Limits.MaxEvalCount settings.Mine
     if not (settings.Mix > 0.0 && settings.Mix < 1.0) then fail "--mix must be in (0, 1), got %g" settings.Mix
+    // the round's run with the failures beside it, refused before the folder is made
+    Training.checkMemory device cpu settings.Round 1 (Limits.FailurePoolBytes heldOutCount)
     if File.Exists outDir then fail "--out %s is a file, not a folder" outDir
     if Directory.Exists outDir && SafeFiles.HoldsFiles outDir then
         fail "--out %s is not empty; a targeted fine-tune starts in a new or empty folder" outDir
@@ -117,22 +126,24 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
         use backend = Backends.create device model.Config 1 cpu
         backend.SetParameters(0, model.Parameters)
         mine backend settings.Mine (miningSeed config.Seed round) excluded
-    let failureCounts (mined: Mined list) = [ for m in mined -> m.Generator, m.Failures.Length ]
-    let total (mined: Mined list) = mined |> List.sumBy (fun m -> m.Failures.Length)
+    let failureCounts (mined: Mined list) = [ for m in mined -> m.Generator, m.Found ]
+    let total (mined: Mined list) = mined |> List.sumBy (fun m -> m.Found)
     let describe (mined: Mined list) =
-        String.Join(", ", [ for m in mined -> sprintf "%s %d" m.Generator m.Failures.Length ])
+        let counts = String.Join(", ", [ for m in mined -> sprintf "%s %d" m.Generator m.Found ])
+        if mined |> List.exists (fun m -> m.Found > m.Failures.Length) then
+            sprintf "%s (the first %d of a generator's failures kept for the pool)" counts keptPerGenerator
+        else counts
     let record (r: RoundReport) =
         reports.Add r
         rows.Add(csvRow settings.Mine r)
         Files.writeTextAtomic csv (String.Join("\n", rows) + "\n")
-    // the newest failures are the current model's: beyond maxPool the oldest leave (memory stays bounded
-    // when a weak model fails nearly every mined sum)
+    // the newest failures are the current model's: beyond the limit the oldest leave
     let addToPool (mined: Mined list) =
         for m in mined do
             for p in m.Failures do
                 if inPool.Add p then
                     pool.Enqueue p
-                    if pool.Count > maxPool then inPool.Remove(pool.Dequeue()) |> ignore
+                    if pool.Count > Limits.MaxFailurePool then inPool.Remove(pool.Dequeue()) |> ignore
 
     let mutable current = Path.GetFullPath start
     let mutable mined = mineWith current 0

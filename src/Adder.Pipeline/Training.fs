@@ -245,6 +245,19 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
     finally
         for w in metrics do w.Dispose()
 
+/// Refuses, in one line, `models` runs of `config` side by side whose estimated memory is more than the limit:
+/// the CPU backend's buffers, the token buffers, each run's holdout and validation prompts, and `other` bytes (a
+/// targeted run's failures). A caller that makes folders asks before making any.
+let checkMemory (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (models: int) (other: int64) =
+    let backend =
+        if device = Backends.Cpu then
+            Limits.CheckBackendMemory(config.Model, models, cpu.Threads)
+            Limits.BackendBytes(config.Model, models, cpu.Threads)
+        else 0L
+    Limits.CheckTokenBuffers(models, config.Batch)
+    let holdout = Limits.HoldoutBytes(Batches.validationPairs, Batches.testPairs, config.Model.Format.PromptLength, config.Batch)
+    Limits.CheckRunMemory(backend, models, config.Batch, holdout, other)
+
 /// Trains (or resumes) a cohort in one backend of `device` holding its members' models. `report` is called
 /// after every logged step of every member; `stop` is asked after every step (with the number of steps done):
 /// when it says yes, each member's last.safetensors is written and its outcome says the run is incomplete.
@@ -253,8 +266,7 @@ let runCohortMixing (device: Backends.Device) (cpu: CpuOptions) (members: Member
     let members = members |> List.map (fun m -> { m with Config = validate m.Config })
     let config = checkCohort members
     // refused before any folder is touched or any model allocated
-    if device = Backends.Cpu then Limits.CheckBackendMemory(config.Model, members.Length, cpu.Threads)
-    Limits.CheckTokenBuffers(members.Length, config.Batch)
+    checkMemory device cpu config members.Length 0L
     // the backend too (no CUDA device, a config the kernels do not support: one line, no folder touched)
     use backend = Backends.create device config.Model members.Length cpu
     // every folder is claimed before any is written, so a refused member leaves the others untouched

@@ -29,7 +29,7 @@ let private peakKb (pid: int) =
 let private heapCap = "0x40000000"   // 1 GiB
 
 /// Runs adder with a heap cap, polling its peak resident set every 10 ms; returns the run and the peak in MB.
-let private adderMeasured (stdin: string option) (args: string list) =
+let adderMeasured (stdin: string option) (args: string list) =
     let info = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false)
     info.ArgumentList.Add(adderDll ())
     for a in args do info.ArgumentList.Add a
@@ -44,7 +44,10 @@ let private adderMeasured (stdin: string option) (args: string list) =
         (match stdin with Some text -> p.StandardInput.Write text | None -> ())
         p.StandardInput.Close()
     with :? IOException -> ()
-    Assert.True(p.WaitForExit 120_000, "adder did not finish within 2 minutes")
+    if not (p.WaitForExit 120_000) then
+        // a runaway child would keep the shared machine busy long after the test
+        p.Kill true
+        Assert.Fail "adder did not finish within 2 minutes"
     poller.Wait()
     { Code = p.ExitCode; Out = out.Result; Err = err.Result }, float peak / 1024.0
 
@@ -151,7 +154,7 @@ let ``D5 standard output on /dev/full or closed is a one-line error, exit 1`` ()
 // ---- D2: memory stays bounded ----
 
 /// A bad input refused with a one-line error, the child's peak resident set under boundMb.
-let private refusedWithin (boundMb: float) (fragment: string) (stdin: string option) (args: string list) =
+let refusedWithin (boundMb: float) (fragment: string) (stdin: string option) (args: string list) =
     let r, peak = adderMeasured stdin args
     r |> assertOneLineError fragment
     Assert.Equal(1, r.Code)
@@ -413,14 +416,11 @@ let ``D6 pairs with a stray '+' are refused`` () =
     Assert.Equal<string[]>([| "3"; "7"; "11" |], r.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries))
 
 [<Fact>]
-let ``D6 a .pt of another byte order or none, and safetensors of another format, are refused`` () =
+let ``D6 a .pt of another byte order, and safetensors of another format, are refused`` () =
     let dir = tempDir ()
     let big = Path.Combine(dir, "big.pt")
     rewritePt (fun n -> if n = "best/byteorder" then Some(Some(Text.Encoding.ASCII.GetBytes "big")) else None) big
     run [ "info"; big ] |> exit1 "byteorder is 'big'"
-    let none = Path.Combine(dir, "none.pt")
-    rewritePt (fun n -> if n = "best/byteorder" then Some None else None) none
-    run [ "info"; none ] |> exit1 "no byteorder"
     let intact = Path.Combine(dir, "intact.pt")
     rewritePt (fun _ -> None) intact
     Assert.Equal(0, (run [ "info"; intact ]).Code)
@@ -430,6 +430,19 @@ let ``D6 a .pt of another byte order or none, and safetensors of another format,
     let other = Path.Combine(dir, "other.safetensors")
     File.WriteAllBytes(other, Text.Encoding.Latin1.GetBytes(text.Replace("\"format\":\"adder-1\"", "\"format\":\"adder-9\"")))
     run [ "info"; other ] |> exit1 "format 'adder-9'"
+
+[<Fact>]
+let ``a .pt without a byteorder record (a zip from torch 1.6 to 2.0, 1.13 say) reads as little-endian, the same model`` () =
+    let dir = tempDir ()
+    let none = Path.Combine(dir, "none.pt")
+    rewritePt (fun n -> if n = "best/byteorder" then Some None else None) none
+    use zip = ZipFile.OpenRead none
+    Assert.DoesNotContain(zip.Entries, fun e -> e.Name = "byteorder")
+    let original, read = Checkpoint.Load(referenceCheckpoint ()), Checkpoint.Load none
+    Assert.Equal<float32[]>(original.Model.Parameters, read.Model.Parameters)
+    Assert.Equal(original.Model.Config, read.Model.Config)
+    let r = run [ "eval"; "-c"; none; "--suite"; "random"; "--count"; "1000" ]
+    Assert.True((r.Code = 0), r.Err)
 
 [<Fact>]
 let ``D6 plot refuses NaN losses, and a config number beyond int is reported exactly`` () =

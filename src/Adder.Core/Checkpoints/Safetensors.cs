@@ -54,7 +54,9 @@ public static class Safetensors
         JsonObject header;
         try
         {
-            header = JsonNode.Parse(file.AsSpan(8, (int)headerLength)) as JsonObject ?? throw Bad("header is not a JSON object");
+            var text = file.AsSpan(8, (int)headerLength);
+            if (HeaderProblem(text) is { } problem) throw Bad(problem);
+            header = JsonNode.Parse(text) as JsonObject ?? throw Bad("header is not a JSON object");
         }
         catch (JsonException e) { throw Bad($"header is not valid JSON ({e.Message})"); }
         int dataStart = 8 + (int)headerLength;
@@ -101,5 +103,24 @@ public static class Safetensors
         for (int i = 1; i < ranges.Count; i++)
             if (ranges[i].Begin < ranges[i - 1].End) throw Bad($"tensors '{Limits.Echo(ranges[i - 1].Name)}' and '{Limits.Echo(ranges[i].Name)}' overlap");
         return (tensors, metadata);
+    }
+
+    /// <summary>Counts a header's entries (tensors and metadata keys) and tokens before it is parsed into
+    /// objects; null when both are within the limits. Malformed JSON is left for the parser to report.</summary>
+    static string? HeaderProblem(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json);
+        long entries = 0, tokens = 0;
+        bool inMetadata = false;
+        while (reader.Read())
+        {
+            if (reader.TokenType is JsonTokenType.EndObject or JsonTokenType.EndArray) continue;
+            if (++tokens > Limits.MaxSafetensorsTokens) return $"header holds more than {Limits.MaxSafetensorsTokens} JSON tokens";
+            if (reader.TokenType != JsonTokenType.PropertyName) continue;
+            if (reader.CurrentDepth == 1) inMetadata = reader.ValueTextEquals("__metadata__");
+            if ((reader.CurrentDepth == 1 && !inMetadata) || (reader.CurrentDepth == 2 && inMetadata))
+                if (++entries > Limits.MaxSafetensorsEntries) return $"header lists more than {Limits.MaxSafetensorsEntries} entries (tensors and metadata keys)";
+        }
+        return null;
     }
 }

@@ -100,15 +100,18 @@ public static class TorchCheckpoint
                 }
                 catch (InvalidDataException e) { throw Bad($"cannot read {entry.FullName} ({e.Message})"); }
             }
-            // torch writes the byte order of the storages; we read little-endian data only
-            var byteorder = zip.GetEntry(prefix + "byteorder") ?? throw Bad("no byteorder record (a torch file older than 1.10?); only little-endian checkpoints with one are read");
-            var order = System.Text.Encoding.ASCII.GetString(ReadEntry(byteorder, 16)).Trim();
+            // torch records the storages' byte order since 2.1; a zip from an earlier torch (1.6 to 2.0) has none,
+            // and torch reads such a file as little-endian too
+            var byteorder = zip.GetEntry(prefix + "byteorder");
+            var order = byteorder is null ? "little" : System.Text.Encoding.ASCII.GetString(ReadEntry(byteorder, 16)).Trim();
             if (order != "little") throw Bad($"byteorder is '{Limits.Echo(order)}'; only little-endian checkpoints are read");
             object root;
             try
             {
+                byte[] pickle = ReadEntry(pkl, Limits.MaxPickleBytes);
+                if (PickleBounds.Problem(pickle) is { } problem) throw Bad($"data.pkl is refused: {problem}");
                 using var unpickler = new CheckpointUnpickler();
-                root = unpickler.loads(ReadEntry(pkl, Limits.MaxPickleBytes));
+                root = unpickler.loads(pickle);
             }
             catch (Exception e) when (e is PickleException or InvalidOpcodeException or InvalidCastException or IOException
                                           or ArgumentException or IndexOutOfRangeException or FormatException or OverflowException)
