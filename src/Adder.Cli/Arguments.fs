@@ -309,13 +309,15 @@ type TruncateArgs =
             | Output _ -> "safetensors file to write (weights only)"
 
 type PlotArgs =
-    | [<MainCommand; ExactlyOnce>] Run of dirs: string list
+    | [<MainCommand; Unique>] Run of dirs: string list
+    | [<Unique>] Overlay of dirs: string list
     | [<AltCommandLine("-o"); Unique>] Output of path: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Run _ -> "run folder (holding metrics.csv) or a finetune --targeted folder (its rounds); several: drawn one after another, as fine-tuning rounds"
-            | Output _ -> "PNG to write (default: the first RUN's curves.png)"
+            | Run _ -> "run folder (metrics.csv), finetune --targeted folder (its rounds) or recipe folder (its stages); several: drawn one after another; a sweep folder alone: its seeds side by side"
+            | Overlay _ -> "run or sweep folders drawn side by side, one colour each (a sweep folder: each of its seeds)"
+            | Output _ -> "PNG or SVG (a name ending in .svg) to write (default: the first folder's curves.png)"
 
 type BenchArgs =
     | [<MainCommand; ExactlyOnce>] What of BenchWhat

@@ -404,10 +404,13 @@ let finetune (args: ParseResults<FinetuneArgs>) =
             130
 
 let plot (args: ParseResults<PlotArgs>) =
-    let runDirs = args.GetResult PlotArgs.Run
+    let overlay = args.Contains PlotArgs.Overlay
+    if overlay && args.Contains PlotArgs.Run then
+        misuse "plot: give the folders either one after another (as operands) or side by side (after --overlay), not both"
+    let runDirs = if overlay then args.GetResult PlotArgs.Overlay else args.GetResult(PlotArgs.Run, [])
     if runDirs.IsEmpty then misuse "plot: no run folder given"
     for runDir in runDirs do if not (Directory.Exists runDir) then fail "run folder not found: %s" runDir
     let output = args.GetResult(PlotArgs.Output, Path.Combine(runDirs.Head, "curves.png"))
-    Plotting.plot runDirs output
+    Plotting.plot runDirs overlay output
     printfn "wrote %s" output
     0

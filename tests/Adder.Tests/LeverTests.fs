@@ -111,8 +111,8 @@ let ``finetune --targeted runs rounds into one folder; its options are refused w
     Assert.Equal(0, (run [ "plot"; out; "-o"; png ]).Code)
     Assert.Equal(0, (run [ "plot"; Path.Combine(out, "round-1"); out; "-o"; Path.Combine(root, "chain.png") ]).Code)
     Assert.Equal<byte[]>([| 0x89uy; byte 'P'; byte 'N'; byte 'G' |], (File.ReadAllBytes png).[0..3])
-    let rounds = Plotting.curves [ out ]
-    let first = Plotting.curves [ Path.Combine(out, "round-1") ]
+    let rounds = PlotData.curves [ out ]
+    let first = PlotData.curves [ Path.Combine(out, "round-1") ]
     Assert.True(rounds.Steps.Length > first.Steps.Length)
     Assert.Equal(first.Steps.[first.Steps.Length - 1] + first.Steps.[0], rounds.Steps.[first.Steps.Length])
     // a used folder, options without --targeted, --resume and bad shares are one-line errors
