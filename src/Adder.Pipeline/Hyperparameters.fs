@@ -218,6 +218,10 @@ let checkResume (saved: RunConfig) (config: RunConfig) =
             (config.Model.Describe()) (saved.Model.Describe())
     for h in all do
         let was, now = h.Get saved, h.Get config
+        // the lr schedule spans the whole run, so more steps would change the steps already taken
+        if was <> now && h.Name = "steps" then
+            fail "--resume: --steps %s differs from the run's %s, and the lr schedule spans the run's steps; to train it further, start a new run from it: adder finetune -c RUN/last.safetensors --steps N --lr LR (or a recipe's next stage)"
+                (text now) (text was)
         if was <> now then
             fail "--resume: %s %s differs from the run's %s in config.json; leave it out to continue the run as it was"
                 (option h.Name) (text now) (text was)

@@ -1,5 +1,6 @@
 /// A run whose options leave something out (a curriculum phase after its last step, a warm-up longer than the
-/// run, a sweep's probe at or after the end) says so in one line on stderr as it starts; it is not refused.
+/// run, a sweep's probe at or after the end) says so in one line on stderr as it starts; it is not refused. A resume
+/// that would change a finished run's length is refused, naming the way.
 module Adder.Tests.RunWarningTests
 
 open System.IO
@@ -51,3 +52,16 @@ let ``a warm-up longer than the run and a sweep probing at its end warn, and the
     // a run refused at its start ends with its error alone, no warning before it
     File.WriteAllText(Path.Combine(root, "a-file"), "")
     run [ "train"; "--steps"; "10"; "--out"; Path.Combine(root, "a-file") ] |> assertOneLineError "not a run folder"
+
+[<Fact>]
+let ``resuming a finished run with more steps is refused in one line that names the way to train it further`` () =
+    let dir = tempDir ()
+    let out = Path.Combine(dir, "r")
+    let first = run [ "train"; "--preset"; "67p"; "--steps"; "20"; "--batch"; "16"; "--eval-interval"; "10"; "--quiet"; "--out"; out ]
+    Assert.True((first.Code = 0), first.Err)
+    let r = run [ "train"; "--preset"; "67p"; "--steps"; "40"; "--batch"; "16"; "--eval-interval"; "10"; "--quiet"; "--out"; out; "--resume" ]
+    assertOneLineError "adder finetune -c RUN/last.safetensors --steps N" r
+    // the way works: a finetune from the finished run's last checkpoint
+    let further = run [ "finetune"; "-c"; Path.Combine(out, "last.safetensors"); "--steps"; "20"; "--lr"; "0.001"; "--seed"; "1"
+                        "--batch"; "16"; "--eval-interval"; "10"; "--quiet"; "--out"; Path.Combine(dir, "further") ]
+    Assert.True((further.Code = 0), further.Err)
