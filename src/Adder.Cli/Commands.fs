@@ -219,6 +219,7 @@ let private sweep (args: ParseResults<TrainArgs>) =
     let mine = match shard with Some s -> Shards.assigned s seeds | None -> seeds
     let first = trainConfig args None (Some seeds.Head)
     // refused before the sweep's folder is made (each cohort's run checks it again)
+    Training.checkCohortOptions first (min perLaunch (max 1 mine.Length))
     Training.checkMemory device cpu first (min perLaunch (max 1 mine.Length)) 0L
     let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (presetText args)))
     if String.IsNullOrWhiteSpace sweepDir then fail "--out: the path is empty"

@@ -122,9 +122,6 @@ let noMix = Batches.noMix
 /// The cohort's loop, its folders claimed, in a backend holding one model a member.
 let private train (backend: IBackend) (config: RunConfig) (members: Member list) (mix: BatchMix) (report: Progress -> unit) (stop: int -> bool) =
     let count = ParameterLayout(config.Model).Count
-    // one StepSettings serves the whole cohort, and the cut depends on each run's own validation
-    if config.WeightDecayCuts.Active && members.Length > 1 then
-        fail "--weight-decay-cuts needs one model a launch (--models-per-launch 1), since each run's decay follows its own validation"
     let seats = members |> List.mapi (fun i m -> Seat(m, i, count, config.Model.Format)) |> Array.ofList
     let starts = seats |> Array.map start
     let startStep = let _, _, s = starts.[0] in s
@@ -245,6 +242,12 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
     finally
         for w in metrics do w.Dispose()
 
+/// Refuses, in one line, options that `models` runs of `config` cannot take side by side: weight-decay cuts (one
+/// StepSettings serves the whole cohort, and a cut follows each run's own validation). Asked before any folder.
+let checkCohortOptions (config: RunConfig) (models: int) =
+    if config.WeightDecayCuts.Active && models > 1 then
+        fail "--weight-decay-cuts needs one model a launch (--models-per-launch 1), since each run's decay follows its own validation"
+
 /// Refuses, in one line, `models` runs of `config` side by side whose estimated memory is more than the limit:
 /// the CPU backend's buffers, the token buffers, each run's holdout and validation prompts, and `other` bytes (a
 /// targeted run's failures). A caller that makes folders asks before making any.
@@ -266,6 +269,7 @@ let runCohortMixing (device: Backends.Device) (cpu: CpuOptions) (members: Member
     let members = members |> List.map (fun m -> { m with Config = validate m.Config })
     let config = checkCohort members
     // refused before any folder is touched or any model allocated
+    checkCohortOptions config members.Length
     checkMemory device cpu config members.Length 0L
     // the backend too (no CUDA device, a config the kernels do not support: one line, no folder touched)
     use backend = Backends.create device config.Model members.Length cpu

@@ -50,3 +50,12 @@ let ``a run's decay is cut after validation passes the threshold, and not before
     let bad = Path.Combine(dir, "bad")
     assertOneLineError "thresholds must increase" (run [ "train"; "--preset"; "67p"; "--steps"; "10"; "--weight-decay-cuts"; "0.05:0.1,0.01:0.1"; "--out"; bad ])
     Assert.False(Directory.Exists bad)
+
+[<Fact>]
+let ``a sweep of several models a launch with weight-decay cuts is refused in one line before any folder`` () =
+    let dir = tempDir ()
+    let out = Path.Combine(dir, "sweep")
+    assertOneLineError "--weight-decay-cuts needs one model a launch"
+        (run [ "train"; "--preset"; "67p"; "--seeds"; "1-2"; "--models-per-launch"; "2"; "--steps"; "10"; "--probe"; "10"
+               "--weight-decay-cuts"; "0.5:0"; "--out"; out ])
+    Assert.False(Directory.Exists out)

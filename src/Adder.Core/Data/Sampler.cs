@@ -15,7 +15,8 @@ public readonly record struct CurriculumPhase(int Start, int MinDigits, int MaxD
     public static CurriculumPhase Values(int start, long min, long max) =>
         new(start, Digits(min), Digits(max)) { MinValue = min, MaxValue = max };
 
-    static int Digits(long x) => x < 10 ? 1 : 1 + Digits(x / 10);
+    /// <summary>The number of decimal digits of x ≥ 0 (0 has one).</summary>
+    public static int Digits(long x) => x < 10 ? 1 : 1 + Digits(x / 10);
 
     public override string ToString() => ByValue ? $"{Start}:{MinValue}..{MaxValue}" : $"{Start}:{MinDigits}-{MaxDigits}";
 }
@@ -110,7 +111,7 @@ public sealed class Sampler
                 x = rng.RandInt(phase.MinValue, phase.MaxValue + 1);
                 y = rng.RandInt(phase.MinValue, phase.MaxValue + 1);
             } while (reserved.Contains(x, y));
-            return (Math.Max(x, y).ToString().Length, x, y);
+            return (CurriculumPhase.Digits(Math.Max(x, y)), x, y);
         }
         int n = (int)rng.RandInt(phase.MinDigits, phase.MaxDigits + 1);
         long a, b;
