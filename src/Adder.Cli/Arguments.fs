@@ -134,6 +134,8 @@ type ExportArgs =
 
 type VerifyArgs =
     | [<AltCommandLine("-c"); Unique>] Checkpoint of path: string
+    | [<Unique>] Submission of file: string
+    | [<Unique>] Python of path: string
     | [<Unique>] Count of n: int
     | [<Unique>] Seed of seed: int64
     | [<Unique>] Generators of list: string
@@ -145,13 +147,15 @@ type VerifyArgs =
         member a.Usage =
             match a with
             | Checkpoint _ -> "checkpoint to check (.pt or .safetensors; default: the shipped models/" + Defaults.checkpointName + ")"
-            | Count _ -> "examples per sampled generator (default 100000; the edge cases are always all run)"
+            | Submission _ -> "check an AdderBoard submission instead (a Python file with build_model() and add(); it is run, so trust it): its add() answers, through Python, a few hundred sums a second a worker"
+            | Python _ -> "--submission: the Python to run it with (default: python3 on PATH)"
+            | Count _ -> "examples per sampled generator (default 100000, with --submission 2000; the edge cases are always all run)"
             | Seed _ -> "FsCheck seed: the same seed and count give the same pairs (default 0)"
             | Generators _ -> "comma-separated: uniform, mixed-length, carry-chain, nine-pairs, edge (default: all)"
             | Json _ -> "also write the report as JSON to this file"
             | Max_Error_Rate _ -> "exit 1 when any generator's error rate exceeds this fraction (e.g. 0.001)"
             | Show_Failures _ -> "failures per generator to shrink and print (default 5)"
-            | Threads _ -> "worker threads (default: all cores)"
+            | Threads _ -> "worker threads, or with --submission Python processes (default: all cores)"
 
 type PredictArgs =
     | [<AltCommandLine("-c"); Unique>] Checkpoint of path: string

@@ -9,7 +9,6 @@ open Adder.Pipeline
 open Adder.Cli.Arguments
 open Adder.Cli.CommandLine
 
-let private fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
 
 /// An output path must name a file in an existing folder, and not the checkpoint being read (links followed).
 let private checkOutput (flag: string) (output: string) (checkpoint: string) =
@@ -61,10 +60,13 @@ let private progressReporter () =
             let line = sprintf "verify %s: %d / %d (%.0f s)" name doneCount total now
             if live then eprintf "\r%s%s" line (if doneCount = total then "\n" else "") else eprintfn "%s" line
 
-let verify (path: string) (args: ParseResults<VerifyArgs>) =
-    let count = args.GetResult(VerifyArgs.Count, 100_000)
+type private VerifyOptions =
+    { Count: int; Seed: int64; Selected: Verify.Generator list; Show: int; MaxRate: float option; Json: string option }
+
+/// The options both kinds of verify share, checked before any work (the output against the input it would name).
+let private verifyOptions (input: string) (defaultCount: int) (args: ParseResults<VerifyArgs>) =
+    let count = args.GetResult(VerifyArgs.Count, defaultCount)
     if count < 1 then fail "--count must be at least 1, got %d" count
-    let seed = args.GetResult(VerifyArgs.Seed, 0L)
     let selected =
         match args.TryGetResult VerifyArgs.Generators with
         | Some text -> Verify.parseGenerators text
@@ -74,15 +76,11 @@ let verify (path: string) (args: ParseResults<VerifyArgs>) =
     let maxRate = args.TryGetResult VerifyArgs.Max_Error_Rate
     maxRate |> Option.iter (fun r -> if Double.IsNaN r || r < 0.0 || r > 1.0 then fail "--max-error-rate must be a fraction in [0, 1], got %g" r)
     let json = args.TryGetResult VerifyArgs.Json
-    json |> Option.iter (fun p -> checkOutput "--json" p path)
-    let model = (Checkpoint.Load path).Model
-    printfn "checkpoint %s: %d parameters, %s" path model.Layout.Count (model.Config.Describe())
-    printfn "property: greedy decoding gives a + b; seed %d, %d examples per sampled generator" seed count
-    use backend =
-        let device, cpu = Commands.launchOf None (args.TryGetResult VerifyArgs.Threads)
-        Backends.create device model.Config 1 cpu
-    backend.SetParameters(0, ReadOnlySpan model.Parameters)
-    let report = Verify.run path backend selected count seed show (progressReporter ())
+    json |> Option.iter (fun p -> checkOutput "--json" p input)
+    { Count = count; Seed = args.GetResult(VerifyArgs.Seed, 0L); Selected = selected; Show = show; MaxRate = maxRate; Json = json }
+
+let private verifyReport (input: string) (subject: Verify.Subject) (o: VerifyOptions) =
+    let report = Verify.run input subject o.Selected o.Count o.Seed o.Show (progressReporter ())
     printfn ""
     printfn "%-14s %9s %9s %11s  %s" "generator" "examples" "failures" "error rate" "95% interval (Wilson)"
     for g in report.Generators do
@@ -101,8 +99,8 @@ let verify (path: string) (args: ParseResults<VerifyArgs>) =
                 printfn "  %d + %d = %d, model says %s   (shrunk in %d steps from %d + %d, model said %s%s)" a b c.ShrunkExpected
                     c.ShrunkPredicted c.ShrinkSteps c.A c.B c.Predicted
                     (if group.Length > 1 then sprintf "; and %d more failures shrink to it" (group.Length - 1) else "")
-    json |> Option.iter (fun p -> Files.writeJsonAtomic p report; printfn "report written to %s" p)
-    match maxRate with
+    o.Json |> Option.iter (fun p -> Files.writeJsonAtomic p report; printfn "report written to %s" p)
+    match o.MaxRate with
     | Some limit ->
         match report.Generators |> List.tryFind (fun g -> g.ErrorRate > limit) with
         | Some g ->
@@ -110,3 +108,24 @@ let verify (path: string) (args: ParseResults<VerifyArgs>) =
             1
         | None -> 0
     | None -> 0
+
+let verify (path: string) (args: ParseResults<VerifyArgs>) =
+    let o = verifyOptions path 100_000 args
+    let model = (Checkpoint.Load path).Model
+    printfn "checkpoint %s: %d parameters, %s" path model.Layout.Count (model.Config.Describe())
+    printfn "property: greedy decoding gives a + b; seed %d, %d examples per sampled generator" o.Seed o.Count
+    use backend =
+        let device, cpu = Commands.launchOf None (args.TryGetResult VerifyArgs.Threads)
+        Backends.create device model.Config 1 cpu
+    backend.SetParameters(0, ReadOnlySpan model.Parameters)
+    verifyReport path (Verify.ofBackend backend) o
+
+let verifySubmission (file: string) (args: ParseResults<VerifyArgs>) =
+    let o = verifyOptions file 2_000 args
+    let workers = args.GetResult(VerifyArgs.Threads, Environment.ProcessorCount)
+    use session = new Submission.Session(args.GetResult(VerifyArgs.Python, "python3"), file, workers)
+    let m = session.Metadata
+    printfn "submission %s, built in %d Python worker%s: '%s' by %s, %s unique parameters; %s" file workers
+        (if workers = 1 then "" else "s") m.Name m.Author m.Params m.Architecture
+    printfn "property: add(model, a, b) returns a + b; seed %d, %d examples per sampled generator" o.Seed o.Count
+    verifyReport file (Verify.ofSubmission session) o

@@ -238,7 +238,14 @@ let run (argv: string[]) =
     | [ Eval a ] -> eval a
     | [ Predict a ] -> predict a
     | [ Export a ] -> ExportCommands.export a
-    | [ Verify a ] -> ExportCommands.verify (resolveCheckpoint (a.TryGetResult VerifyArgs.Checkpoint)) a
+    | [ Verify a ] ->
+        match a.TryGetResult VerifyArgs.Submission with
+        | Some file ->
+            if a.Contains VerifyArgs.Checkpoint then misuse "give -c CHECKPOINT or --submission FILE, not both"
+            ExportCommands.verifySubmission file a
+        | None ->
+            if a.Contains VerifyArgs.Python then misuse "--python goes with --submission"
+            ExportCommands.verify (resolveCheckpoint (a.TryGetResult VerifyArgs.Checkpoint)) a
     | [ Train a ] -> Commands.train a
     | [ Finetune a ] -> Commands.finetune a
     | [ Truncate a ] -> truncate a

@@ -14,7 +14,6 @@ open System.Globalization
 open System.IO
 open Adder.Core
 
-let private fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
 
 /// Shard Index of Count (0 <= Index < Count).
 type Shard = { Index: int; Count: int }

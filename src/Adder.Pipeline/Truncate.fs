@@ -18,7 +18,6 @@ open System
 open MathNet.Numerics.LinearAlgebra
 open Adder.Core
 
-let private fail fmt = Printf.kprintf (fun s -> raise (AdderException s)) fmt
 
 /// The factorised matrix families of a config, with the reference's option names.
 type Family =

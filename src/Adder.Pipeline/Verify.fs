@@ -164,25 +164,35 @@ let shrinkCandidates (a: int64, b: int64) =
       for y in digitZeroed b -> a, y ]
     |> List.distinct
 
-/// Decodes a batch and returns the failures' (index, predicted text). The one place this module decodes.
-let private failuresOf (backend: IBackend) (pairs: (int64 * int64)[]) =
-    let a = Array.map fst pairs
-    let b = Array.map snd pairs
-    let result = Evaluation.evaluateSet backend 0 "" a b
-    result.Failures
+/// What is checked: something that returns the pairs it gets wrong, in input order, asked at most Chunk pairs
+/// at a time (progress is reported after each).
+type Subject = { Failures: (int64 * int64)[] -> Evaluation.Failure list; Chunk: int }
+
+/// The backend's model 0, decoded a whole block at a time.
+let ofBackend (backend: IBackend) =
+    { Failures =
+        fun pairs -> (Evaluation.evaluateSet backend 0 "" (Array.map fst pairs) (Array.map snd pairs)).Failures
+      Chunk = blockSize }
+
+/// An AdderBoard submission through Python: a few hundred sums a second, so asked in chunks that keep progress moving.
+let ofSubmission (session: Submission.Session) = { Failures = session.Failures; Chunk = 512 }
 
 /// Greedy shrinking: each round decodes all candidates of the current pair in one batch and moves to the first
-/// that still fails; stops when none fails (or after maxRounds).
-let shrinkFailure (backend: IBackend) (a: int64, b: int64) (predicted: string) =
+/// that still fails; stops when none fails (or after maxRounds). Only passing pairs are remembered: a failing
+/// candidate passed over in one round may be the way on from a later one. Every move makes a or b smaller, so
+/// it ends.
+let shrinkFailure (subject: Subject) (a: int64, b: int64) (predicted: string) =
     let maxRounds = 200
-    let tried = Collections.Generic.HashSet<int64 * int64>([ a, b ])
+    let passed = Collections.Generic.HashSet<int64 * int64>()
     let rec go (pair: int64 * int64) (pred: string) (steps: int) =
         if steps >= maxRounds then pair, pred, steps
         else
-            let candidates = shrinkCandidates pair |> List.filter (fun c -> tried.Add c) |> Array.ofList
+            let candidates = shrinkCandidates pair |> List.filter (passed.Contains >> not) |> Array.ofList
             if candidates.Length = 0 then pair, pred, steps
             else
-                let failed = failuresOf backend candidates
+                let failed = subject.Failures candidates
+                let failing = Collections.Generic.HashSet<int64 * int64>([ for f in failed -> f.A, f.B ])
+                for c in candidates do if not (failing.Contains c) then passed.Add c |> ignore
                 // Failures come in input order, so the first is the simplest candidate that fails
                 match failed with
                 | f :: _ -> go (f.A, f.B) f.Predicted (steps + 1)
@@ -192,8 +202,7 @@ let shrinkFailure (backend: IBackend) (a: int64, b: int64) (predicted: string) =
 
 /// Runs the property over each generator: count examples each (the edge cases: all of them), decoded in blocks;
 /// the first maxShown failures of each generator are shrunk. progress gets (generator, done, total) per block.
-/// The backend holds the model as its model 0.
-let run (checkpointName: string) (backend: IBackend) (selected: Generator list) (count: int) (seed: int64) (maxShown: int)
+let run (checkpointName: string) (subject: Subject) (selected: Generator list) (count: int) (seed: int64) (maxShown: int)
         (progress: string -> int -> int -> unit) =
     if count <= 0 then raise (AdderException(sprintf "--count must be positive, got %d" count))
     let watch = Stopwatch.StartNew()
@@ -219,13 +228,15 @@ let run (checkpointName: string) (backend: IBackend) (selected: Generator list) 
             for block in 0 .. blocks - 1 do
                 let pairs = next.Result
                 if block + 1 < blocks then next <- Threading.Tasks.Task.Run(fun () -> pairsOf (block + 1))
-                let failed = failuresOf backend pairs
-                decoded <- decoded + int64 pairs.Length
-                failureCount <- failureCount + failed.Length
-                for f in failed do
-                    if failures.Count < maxShown then failures.Add(f.A, f.B, f.Predicted)
-                doneCount <- doneCount + pairs.Length
-                progress g.Name doneCount total
+                for first in 0 .. subject.Chunk .. pairs.Length - 1 do
+                    let chunk = pairs.[first .. min pairs.Length (first + subject.Chunk) - 1]
+                    let failed = subject.Failures chunk
+                    decoded <- decoded + int64 chunk.Length
+                    failureCount <- failureCount + failed.Length
+                    for f in failed do
+                        if failures.Count < maxShown then failures.Add(f.A, f.B, f.Predicted)
+                    doneCount <- doneCount + chunk.Length
+                    progress g.Name doneCount total
             decodeSeconds <- decodeSeconds + t.Elapsed.TotalSeconds
             let low, high = wilson failureCount total
             { Name = g.Name
@@ -235,7 +246,7 @@ let run (checkpointName: string) (backend: IBackend) (selected: Generator list) 
               ErrorRate = float failureCount / float total
               Low95 = low
               High95 = high
-              Counterexamples = [ for a, b, p in failures -> shrinkFailure backend (a, b) p ] } ]
+              Counterexamples = [ for a, b, p in failures -> shrinkFailure subject (a, b) p ] } ]
     { Checkpoint = checkpointName
       Seed = seed
       Count = count
