@@ -93,7 +93,7 @@ let private execute (launch: Backends.Device * CpuOptions) (config: RunConfig) (
     let outcome = Training.run (fst launch) (snd launch) config runDir resume report (cancellation stopAfter)
     if outcome.Completed then
         printfn "done: %d steps; best validation exact match %.2f%% at step %d" outcome.LastStep (100.0 * outcome.BestValExact) outcome.BestStep
-        printfn "best: %s" (Path.Combine(runDir, "best.safetensors"))
+        printfn "best: %s" (RunFolder.best runDir)
         0
     elif stopAfter |> Option.exists (fun n -> outcome.LastStep >= n) then
         // the stop was asked for: a success, unlike an interrupt
@@ -169,7 +169,7 @@ let private presetText (args: ParseResults<TrainArgs>) =
 /// The seeds' folders grouped into cohorts of at most n that stand at the same step (a cohort trains in lockstep).
 let private cohorts (n: int) (sweepDir: string) (seeds: int list) =
     let stepOf seed =
-        let last = Path.Combine(sweepDir, sprintf "s%d" seed, "last.safetensors")
+        let last = RunFolder.last (RunFolder.ofSeed sweepDir seed)
         if File.Exists last then
             match (Checkpoint.Load last).Metadata.TryGetValue TrainingState.StepKey with
             | true, s -> int s
@@ -245,7 +245,7 @@ let private sweep (args: ParseResults<TrainArgs>) =
     let interrupted () =
         printfn "interrupted: run the same command again to continue the sweep"
         130
-    let runDirOf seed = Path.Combine(sweepDir, sprintf "s%d" seed)
+    let runDirOf seed = RunFolder.ofSeed sweepDir seed
     // a seed whose run fails (it diverged, say) is reported and left out; the sweep goes on
     let failed = ResizeArray<string>()
     let failure seed (message: string) =
@@ -263,10 +263,10 @@ let private sweep (args: ParseResults<TrainArgs>) =
             let members =
                 [ for seed in cohort ->
                     let runDir = runDirOf seed
-                    let resume = File.Exists(Path.Combine(runDir, "last.safetensors"))
+                    let resume = File.Exists(RunFolder.last runDir)
                     // a seed stopped before its first checkpoint left nothing to resume: its files are started again
                     if not resume then
-                        for name in [ "config.json"; "metrics.csv"; "best.safetensors" ] do
+                        for name in [ RunFolder.configName; RunFolder.metricsName; RunFolder.bestName ] do
                             let f = Path.Combine(runDir, name)
                             if File.Exists f then File.Delete f
                     { Config = trainConfig args (readSaved resume runDir) (Some seed); RunDir = runDir; Resume = resume } ]
@@ -325,7 +325,7 @@ let private sweep (args: ParseResults<TrainArgs>) =
             printSummary summary
             let csv = match shard with Some s -> Shards.summaryFile sweepDir s | None -> Path.Combine(sweepDir, "sweep.csv")
             Sweep.writeSummary csv summary
-            printfn "summary: %s; best checkpoints: %s" csv (Path.Combine(sweepDir, "s<seed>", "best.safetensors"))
+            printfn "summary: %s; best checkpoints: %s" csv (RunFolder.best (Path.Combine(sweepDir, "s<seed>")))
             failures ()
 
 /// `train --recipe FILE`: every stage checked first, then run one after another in --out/stage-K-NAME.
@@ -348,7 +348,7 @@ let private trainRecipe (args: ParseResults<TrainArgs>) (file: string) =
             (if outcome.Completed then "done" else sprintf "stopped at step %d" outcome.LastStep) (100.0 * outcome.BestValExact) outcome.BestStep dir
     if results.Length = recipe.Stages.Length && (let _, _, o = List.last results in o.Completed) then
         let _, dir, _ = List.last results
-        printfn "best: %s" (Path.Combine(dir, "best.safetensors"))
+        printfn "best: %s" (RunFolder.best dir)
         0
     else
         printfn "continue with the same command"
@@ -377,13 +377,14 @@ let finetune (args: ParseResults<FinetuneArgs>) =
     let name = Path.GetFileNameWithoutExtension checkpoint
     let runDir = args.GetResult(FinetuneArgs.Out, Path.Combine("runs", sprintf "ft-%s-lr%g-s%d" name lr seed))
     let resume = args.Contains FinetuneArgs.Resume
-    if resume && args.Contains FinetuneArgs.Targeted then
-        misuse "--resume does not continue a targeted fine-tune; start a new one from a round's best.safetensors"
+    let targeted = args.Contains FinetuneArgs.Targeted
     let launch = launchOf (args.TryGetResult FinetuneArgs.Device) (args.TryGetResult FinetuneArgs.Threads)
-    let config = runConfig "finetune" start.Model.Config (readSaved resume runDir) (args.GetAllResults()) (fun _ -> false)
+    // a targeted run's options are in its targeted.json, checked by Targeted.run
+    let saved = if targeted then None else readSaved resume runDir
+    let config = runConfig "finetune" start.Model.Config saved (args.GetAllResults()) (fun _ -> false)
     let config = { config with StartCheckpoint = Some(Path.GetFullPath checkpoint) }
     let targetedOnly = [ "--rounds", args.Contains FinetuneArgs.Rounds; "--mine", args.Contains FinetuneArgs.Mine; "--mix", args.Contains FinetuneArgs.Mix ]
-    if not (args.Contains FinetuneArgs.Targeted) then
+    if not targeted then
         for flag, given in targetedOnly do if given then misuse "%s belongs to --targeted" flag
         execute launch config runDir resume (args.Contains FinetuneArgs.Quiet) (args.TryGetResult FinetuneArgs.Stop_After)
     else
@@ -396,12 +397,12 @@ let finetune (args: ParseResults<FinetuneArgs>) =
         printfn "targeted finetune %s -> %s: up to %d rounds of %d steps (lr %g, seed %d), mining %d pairs per generator, %g of each batch from failures"
             (config.Model.Describe()) runDir settings.Rounds config.Steps config.Lr config.Seed settings.Mine settings.Mix
         let report = warningsAtStart (Hyperparameters.shortfalls config) (reporter (args.Contains FinetuneArgs.Quiet))
-        let reports, finished = Targeted.run (fst launch) (snd launch) settings checkpoint runDir (printfn "%s") report (cancellation None)
+        let reports, finished = Targeted.run (fst launch) (snd launch) settings checkpoint runDir resume (printfn "%s") report (cancellation None)
         if finished then
-            printfn "rounds: %s; result: %s" (Path.Combine(runDir, "targeted.csv")) (Path.Combine(runDir, "best.safetensors"))
+            printfn "rounds: %s; result: %s" (Path.Combine(runDir, Targeted.csvName)) (RunFolder.best runDir)
             0
         else
-            printfn "interrupted in round %d; the finished rounds are in %s (targeted.csv)" reports.Length runDir
+            printfn "interrupted in round %d; the finished rounds are in %s (%s); the same command with --resume goes on" reports.Length runDir Targeted.csvName
             130
 
 let plot (args: ParseResults<PlotArgs>) =

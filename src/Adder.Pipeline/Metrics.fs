@@ -11,7 +11,7 @@ type Row =
 
 let header = "step,loss,lr,grad_norm,val_exact,val_token_acc,elapsed_s"
 
-let pathIn (runDir: string) = Path.Combine(runDir, "metrics.csv")
+let pathIn (runDir: string) = RunFolder.metrics runDir
 
 let inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
 

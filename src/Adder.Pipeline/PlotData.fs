@@ -32,7 +32,7 @@ let private numbered (dir: string) (pattern: string) =
 /// The run folders a folder stands for, one after another: a targeted fine-tune's rounds (round-1, round-2, …),
 /// a recipe's stages (stage-1-NAME, stage-2-NAME, …), or itself.
 let partsOf (dir: string) =
-    if File.Exists(Path.Combine(dir, "targeted.csv")) then numbered dir "^round-([0-9]+)$"
+    if File.Exists(Path.Combine(dir, Targeted.csvName)) then numbered dir "^round-([0-9]+)$"
     elif File.Exists(Metrics.pathIn dir) || not (Directory.Exists dir) then [ dir ]
     else
         match numbered dir "^stage-([0-9]+)-." with
@@ -43,13 +43,13 @@ let partsOf (dir: string) =
 let seedsOf (dir: string) =
     if File.Exists(Metrics.pathIn dir) || not (Directory.Exists dir) then None
     else
-        match numbered dir "^s([0-9]+)$" |> List.filter (fun d -> File.Exists(Metrics.pathIn d)) with
+        match numbered dir RunFolder.seedPattern |> List.filter (fun d -> File.Exists(Metrics.pathIn d)) with
         | [] -> None
         | seeds -> Some seeds
 
 /// The phases of a run's curriculum (its config.json; none without one) that start inside its steps.
 let private phasesOf (runDir: string) (lastStep: int) (offset: int) =
-    if not (File.Exists(Path.Combine(runDir, "config.json"))) then []
+    if not (File.Exists(RunFolder.config runDir)) then []
     else
         [ for p in (Training.readConfig runDir).Curriculum.Phases do
             if p.Start > 0 && p.Start <= lastStep then
@@ -113,9 +113,9 @@ let figure (dirs: string list) (overlay: bool) =
 let inputsOf (dirs: string list) =
     let runs = dirs |> List.collect (fun d -> match seedsOf d with Some seeds -> seeds | None -> [ d ])
     [| for dir in runs do
-         let targeted = Path.Combine(dir, "targeted.csv")
+         let targeted = Path.Combine(dir, Targeted.csvName)
          if File.Exists targeted then yield struct (targeted, "the fine-tune's targeted.csv")
          for run in partsOf dir do
              yield struct (Metrics.pathIn run, "a run's metrics.csv")
-             let config = Path.Combine(run, "config.json")
+             let config = RunFolder.config run
              if File.Exists config then yield struct (config, "a run's config.json") |]

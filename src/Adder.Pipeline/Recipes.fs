@@ -103,7 +103,7 @@ let run (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (outDir: st
                 match previous with
                 | None -> stage.Config
                 | Some(prevDir, _) -> { stage.Config with StartCheckpoint = Some(Path.GetFullPath(Path.Combine(prevDir, stage.Start + ".safetensors"))) }
-            let resume = File.Exists(Path.Combine(dir, "last.safetensors"))
+            let resume = File.Exists(RunFolder.last dir)
             announce i stage dir
             let outcome = Training.run device cpu config dir resume report stop
             let done' = (stage, dir, outcome) :: done'

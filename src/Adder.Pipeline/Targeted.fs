@@ -9,6 +9,8 @@ module Adder.Pipeline.Targeted
 open System
 open System.Globalization
 open System.IO
+open System.Text.Json
+open System.Text.Json.Nodes
 open Adder.Core
 
 /// The generators mined (verify's, each sampled with the round's mining seed).
@@ -87,6 +89,78 @@ let private csvRow (mine: int) (r: RoundReport) =
     let inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
     String.Join(",", [ string r.Round; r.Kept; r.Checkpoint ] @ (r.Failures |> List.map (snd >> string)) @ [ string mine; string r.Pool; inv r.BestValExact ])
 
+/// A targeted run's folder: the rounds' table, its options (what --resume continues with) and the failure pool
+/// in the order the mixer draws from it, rewritten after each mining pass.
+let csvName = "targeted.csv"
+let stateName = "targeted.json"
+let poolName = "pool.txt"
+
+let private stateJson (settings: Settings) (start: string) =
+    let o = JsonObject()
+    o.["start"] <- JsonValue.Create start
+    o.["rounds"] <- JsonValue.Create settings.Rounds
+    o.["mine"] <- JsonValue.Create settings.Mine
+    o.["mix"] <- JsonValue.Create settings.Mix
+    o.["round_config"] <- JsonNode.Parse(Hyperparameters.toJson settings.Round)
+    o.ToJsonString(JsonSerializerOptions(WriteIndented = true)) + "\n"
+
+/// The saved options and start of the run in outDir; a given option that differs from them is refused, as a
+/// plain --resume refuses it.
+let private checkSaved (outDir: string) (settings: Settings) (start: string) =
+    let path = Path.Combine(outDir, stateName)
+    if not (File.Exists path) then fail "nothing to resume: %s not found (it is written when a targeted fine-tune starts)" path
+    let o =
+        try JsonDocument.Parse(SafeFiles.ReadAllText(path, "targeted state")).RootElement
+        with :? JsonException as e -> fail "%s is not a targeted run's state (%s)" path e.Message
+    try
+        let savedStart = o.GetProperty("start").GetString()
+        if savedStart <> start then fail "--resume: -c %s is not the checkpoint the targeted run started from (%s)" start savedStart
+        for name, now in [ "rounds", settings.Rounds; "mine", settings.Mine ] do
+            let was = o.GetProperty(name).GetInt32()
+            if was <> now then fail "--resume: --%s %d differs from the targeted run's %d; leave it out to continue the run as it was" name now was
+        let was = o.GetProperty("mix").GetDouble()
+        if was <> settings.Mix then fail "--resume: --mix %g differs from the targeted run's %g; leave it out to continue the run as it was" settings.Mix was
+        Hyperparameters.checkResume (Hyperparameters.ofJson (o.GetProperty("round_config").GetRawText()) path) settings.Round
+    with
+    | :? Collections.Generic.KeyNotFoundException | :? InvalidOperationException | :? FormatException -> fail "%s is not a targeted run's state" path
+
+let private writePool (outDir: string) (pool: (int64 * int64) seq) =
+    Files.writeTextAtomic (Path.Combine(outDir, poolName)) (String.Join("", [ for a, b in pool -> sprintf "%d %d\n" a b ]))
+
+let private readPool (outDir: string) =
+    let path = Path.Combine(outDir, poolName)
+    if not (File.Exists path) then fail "nothing to resume: %s not found" path
+    let lines = SafeFiles.ReadAllText(path, "failure pool").Split('\n', StringSplitOptions.RemoveEmptyEntries)
+    if lines.Length > Limits.MaxFailurePool then fail "%s holds %d pairs, more than the pool's %d" path lines.Length Limits.MaxFailurePool
+    [| for line in lines ->
+        match line.Split(' ') with
+        | [| a; b |] ->
+            match Int64.TryParse(a, NumberStyles.None, CultureInfo.InvariantCulture), Int64.TryParse(b, NumberStyles.None, CultureInfo.InvariantCulture) with
+            | (true, x), (true, y) when x <= Verify.maxOperand && y <= Verify.maxOperand -> x, y
+            | _ -> fail "%s: '%s' is not a pair of operands" path (Limits.Echo line)
+        | _ -> fail "%s: '%s' is not a pair of operands" path (Limits.Echo line) |]
+
+/// The rounds done so far, from targeted.csv.
+let private readRows (outDir: string) =
+    let path = Path.Combine(outDir, csvName)
+    if not (File.Exists path) then fail "nothing to resume: %s not found" path
+    let lines = SafeFiles.ReadAllText(path, "targeted table").Split('\n', StringSplitOptions.RemoveEmptyEntries)
+    if lines.Length < 2 || lines.[0] <> csvHeader then fail "%s is not a targeted run's table; it cannot be resumed" path
+    let parse (line: string) =
+        let cells = line.Split(',')
+        if cells.Length <> 3 + miningGenerators.Length + 3 then fail "%s: a damaged row ('%s'); it cannot be resumed" path (Limits.Echo line)
+        try
+            { Round = int cells.[0]
+              Kept = cells.[1]
+              Checkpoint = cells.[2]
+              Failures = List.zip miningGenerators [ for i in 3 .. 2 + miningGenerators.Length -> int cells.[i] ]
+              Pool = int cells.[cells.Length - 2]
+              BestValExact = Double.Parse(cells.[cells.Length - 1], CultureInfo.InvariantCulture) }
+        with :? FormatException | :? OverflowException -> fail "%s: a damaged row ('%s'); it cannot be resumed" path (Limits.Echo line)
+    let rows = lines.[1..] |> Array.map parse
+    rows |> Array.iteri (fun i r -> if r.Round <> i then fail "%s: row %d is round %d; it cannot be resumed" path (i + 1) r.Round)
+    List.ofArray lines, List.ofArray rows
+
 /// Pairs a targeted run must never train on: its own validation and test pairs and the reference suite's
 /// (Evaluation.referenceSets: the test parts of the ten reference holdouts).
 let private heldOutCount = Batches.validationPairs + Batches.testPairs + Holdout.ReferenceSuiteSeeds.Length * Batches.testPairs
@@ -101,8 +175,9 @@ let private heldOut (seed: int) =
 
 /// Runs the rounds into outDir (round-1, round-2, ... are ordinary fine-tuning run folders; targeted.csv the
 /// rounds' table; best.safetensors the model that went on from the last round). `say` gets a line per event.
-/// Returns the rounds' reports and whether it ran to its end (false: `stop` interrupted a round).
-let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start: string) (outDir: string)
+/// Returns the rounds' reports and whether it ran to its end (false: `stop` interrupted a round). With resume,
+/// an interrupted run in outDir goes on (its round resumed from its last.safetensors) as if it had not stopped.
+let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start: string) (outDir: string) (resume: bool)
         (say: string -> unit) (report: Training.Progress -> unit) (stop: int -> bool) =
     if settings.Rounds < 1 then fail "--rounds must be at least 1, got %d" settings.Rounds
     if settings.Mine < 1 || settings.Mine > Limits.MaxEvalCount then fail "--mine must be in 1..%d, got %d" Limits.MaxEvalCount settings.Mine
@@ -110,13 +185,19 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
     // the round's run with the failures beside it, refused before the folder is made
     Training.checkMemory device cpu settings.Round 1 (Limits.FailurePoolBytes heldOutCount)
     if File.Exists outDir then fail "--out %s is a file, not a folder" outDir
-    if Directory.Exists outDir && SafeFiles.HoldsFiles outDir then
-        fail "--out %s is not empty; a targeted fine-tune starts in a new or empty folder" outDir
-    try Directory.CreateDirectory outDir |> ignore
-    with :? IOException | :? UnauthorizedAccessException | :? ArgumentException as e -> fail "cannot create folder %s: %s" outDir e.Message
+    let start = Path.GetFullPath start
+    if resume then
+        if not (Directory.Exists outDir) then fail "nothing to resume: folder %s not found" outDir
+        checkSaved outDir settings start
+    else
+        if Directory.Exists outDir && SafeFiles.HoldsFiles outDir then
+            fail "--out %s is not empty; a targeted fine-tune starts in a new or empty folder (--resume continues one)" outDir
+        try Directory.CreateDirectory outDir |> ignore
+        with :? IOException | :? UnauthorizedAccessException | :? ArgumentException as e -> fail "cannot create folder %s: %s" outDir e.Message
+    use _lock = SafeFiles.LockFolder outDir
     let config = settings.Round
     let excluded = heldOut config.Seed
-    let csv = Path.Combine(outDir, "targeted.csv")
+    let csv = Path.Combine(outDir, csvName)
     let rows = ResizeArray<string>([ csvHeader ])
     let reports = ResizeArray<RoundReport>()
     let pool = Collections.Generic.Queue<int64 * int64>()
@@ -144,30 +225,52 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
                 if inPool.Add p then
                     pool.Enqueue p
                     if pool.Count > Limits.MaxFailurePool then inPool.Remove(pool.Dequeue()) |> ignore
+        writePool outDir pool
 
-    let mutable current = Path.GetFullPath start
-    let mutable mined = mineWith current 0
-    say (sprintf "start %s: failures in %d fresh sums per generator: %s" start settings.Mine (describe mined))
-    addToPool mined
-    record { Round = 0; Kept = "start"; Checkpoint = current; Failures = failureCounts mined; Pool = pool.Count; BestValExact = nan }
+    let mutable current = start
+    let mutable remaining = 0   // failures the last mining pass found: none left ends the run
     let mutable round = 1
+    if resume then
+        let lines, done' = readRows outDir
+        rows.Clear()
+        rows.AddRange lines
+        reports.AddRange done'
+        for p in readPool outDir do
+            if inPool.Add p then pool.Enqueue p
+        let last = List.last done'
+        current <- last.Checkpoint
+        remaining <- last.Failures |> List.sumBy snd
+        round <- last.Round + 1
+        say (sprintf "resuming %s after round %d: %d failures in the pool, %s goes on" outDir last.Round pool.Count current)
+    else
+        Files.writeTextAtomic (Path.Combine(outDir, stateName)) (stateJson settings start)
+        let mined = mineWith current 0
+        say (sprintf "start %s: failures in %d fresh sums per generator: %s" start settings.Mine (describe mined))
+        addToPool mined
+        remaining <- total mined
+        record { Round = 0; Kept = "start"; Checkpoint = current; Failures = failureCounts mined; Pool = pool.Count; BestValExact = nan }
     let mutable interrupted = false
-    while round <= settings.Rounds && total mined > 0 && not interrupted do
+    while round <= settings.Rounds && remaining > 0 && not interrupted do
         let roundDir = Path.Combine(outDir, sprintf "round-%d" round)
         let roundConfig = { config with StartCheckpoint = Some current }
-        say (sprintf "round %d: fine-tuning from %s with %d mined failures, %.0f%% of each batch" round current pool.Count (100.0 * settings.Mix))
-        let outcome = Training.runMixing device cpu roundConfig roundDir false (mixer (pool.ToArray()) settings.Mix config.Seed) report stop
+        // a round stopped part way goes on from its last.safetensors; one stopped before its first save starts again
+        let resumeRound = resume && File.Exists(RunFolder.last roundDir)
+        if resume && not resumeRound && Directory.Exists roundDir && SafeFiles.HoldsFiles roundDir then
+            fail "%s holds files but no last.safetensors, so its round cannot be resumed; remove the folder to run the round again" roundDir
+        say (sprintf "round %d: %s from %s with %d mined failures, %.0f%% of each batch" round
+                (if resumeRound then "resuming the fine-tune" else "fine-tuning") current pool.Count (100.0 * settings.Mix))
+        let outcome = Training.runMixing device cpu roundConfig roundDir resumeRound (mixer (pool.ToArray()) settings.Mix config.Seed) report stop
         if not outcome.Completed then interrupted <- true
         else
             // the round's best and last, judged on the next round's fresh sums
-            let best, last = Path.Combine(roundDir, "best.safetensors"), Path.Combine(roundDir, "last.safetensors")
+            let best, last = RunFolder.best roundDir, RunFolder.last roundDir
             let minedBest, minedLast = mineWith best round, mineWith last round
             let kept, path, m = if total minedLast < total minedBest then "last", last, minedLast else "best", best, minedBest
             say (sprintf "round %d: best (step %d) %d failures, last %d; %s goes on: %s" round outcome.BestStep (total minedBest) (total minedLast) kept (describe m))
             current <- path
-            mined <- m
-            addToPool mined
-            record { Round = round; Kept = kept; Checkpoint = current; Failures = failureCounts mined; Pool = pool.Count; BestValExact = outcome.BestValExact }
+            remaining <- total m
+            addToPool m
+            record { Round = round; Kept = kept; Checkpoint = current; Failures = failureCounts m; Pool = pool.Count; BestValExact = outcome.BestValExact }
             round <- round + 1
     if not interrupted then
         let chosen = Checkpoint.Load current
@@ -176,6 +279,6 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
         meta.["targeted_mine"] <- string settings.Mine
         meta.["targeted_mix"] <- settings.Mix.ToString("R", CultureInfo.InvariantCulture)
         meta.["targeted_source"] <- Path.GetRelativePath(outDir, current)
-        Checkpoint(chosen.Model, meta).Save(Path.Combine(outDir, "best.safetensors"))
-        if total mined = 0 then say (sprintf "no failure in %d fresh sums per generator: done" settings.Mine)
+        Checkpoint(chosen.Model, meta).Save(RunFolder.best outDir)
+        if remaining = 0 then say (sprintf "no failure in %d fresh sums per generator: done" settings.Mine)
     List.ofSeq reports, not interrupted

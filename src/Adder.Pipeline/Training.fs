@@ -12,7 +12,7 @@ open Adder.Pipeline.Hyperparameters
 
 /// The options of the run in runDir, from its config.json: what --resume continues with.
 let readConfig (runDir: string) =
-    let path = Path.Combine(runDir, "config.json")
+    let path = RunFolder.config runDir
     if not (File.Exists path) then fail "nothing to resume: %s not found" path
     ofJson (SafeFiles.ReadAllText(path, "run config")) path
 
@@ -49,8 +49,8 @@ type private Seat(m: Member, index: int, parameterCount: int, format: TokenForma
     member val ElapsedBefore = 0.0 with get, set
     member val GradNorm = 0.0 with get, set
     member val Failure: string option = None with get, set
-    member _.LastPath = Path.Combine(m.RunDir, "last.safetensors")
-    member _.BestPath = Path.Combine(m.RunDir, "best.safetensors")
+    member _.LastPath = RunFolder.last m.RunDir
+    member _.BestPath = RunFolder.best m.RunDir
 
 /// Everything but the seeds must agree: one backend trains the cohort in lockstep.
 let private checkCohort (members: Member list) =
@@ -72,7 +72,7 @@ let private claim (m: Member) =
     with :? IOException | :? UnauthorizedAccessException | :? ArgumentException as e -> fail "cannot create run folder %s: %s" m.RunDir e.Message
     let lock = SafeFiles.LockFolder m.RunDir
     try
-        if not m.Resume && File.Exists(Path.Combine(m.RunDir, "last.safetensors")) then
+        if not m.Resume && File.Exists(RunFolder.last m.RunDir) then
             fail "run folder %s already holds a run (last.safetensors); use --resume to continue it or choose another --out" m.RunDir
         if not m.Resume && SafeFiles.HoldsFiles m.RunDir then
             fail "run folder %s is not empty; a new run starts in a new or empty folder (--resume continues a run)" m.RunDir
@@ -110,7 +110,7 @@ let private start (seat: Seat) =
                 if start.Model.Config <> config.Model then fail "checkpoint %s has config %s" path (start.Model.Config.Describe())
                 start.Model
             | None -> Model.Initialised(config.Model, config.InitSeed)
-        Files.writeTextAtomic (Path.Combine(m.RunDir, "config.json")) (toJson config + "\n")
+        Files.writeTextAtomic (RunFolder.config m.RunDir) (toJson config + "\n")
         Files.writeTextAtomic (Metrics.pathIn m.RunDir) (Metrics.header + "\n")
         model.Parameters, OptimizerState(0L, Array.zeroCreate model.Layout.Count, Array.zeroCreate model.Layout.Count), 0
 

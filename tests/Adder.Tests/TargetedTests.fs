@@ -1,5 +1,5 @@
-/// Issue 10's levers: the Grokfast-EMA gradient filter and targeted fine-tuning.
-module Adder.Tests.LeverTests
+/// Targeted fine-tuning: the mixer, mining, the rounds in one folder, and resume of an interrupted run.
+module Adder.Tests.TargetedTests
 
 open System.IO
 open Xunit
@@ -7,52 +7,6 @@ open Adder.Core
 open Adder.Pipeline
 open Adder.Tests.Shared
 open Adder.Tests.CliTests
-
-[<Fact>]
-let ``Grokfast adds lambda times the gradient's moving average`` () =
-    let grad = [| 1.0f; -2.0f |]
-    let ema = [| 0.0f; 0.0f |]
-    Grokfast.Apply(grad, ema, 0.9, 2.0)
-    // h = 0.1 g; g + 2 h = 1.2 g
-    Assert.Equal<float32[]>([| 0.1f; -0.2f |], ema)
-    Assert.Equal(1.2f, grad.[0], 6)
-    let grad2 = [| 1.0f; 0.0f |]
-    Grokfast.Apply(grad2, ema, 0.9, 2.0)
-    // h = 0.9·0.1 + 0.1·1 = 0.19; g = 1 + 0.38
-    Assert.Equal(0.19f, ema.[0], 6)
-    Assert.Equal(1.38f, grad2.[0], 6)
-    Assert.Equal(-0.18f, ema.[1], 6)
-    Assert.Equal(-0.36f, grad2.[1], 6)
-
-[<Fact>]
-let ``a Grokfast run changes the trajectory, saves its average, and stop plus resume continues bit for bit`` () =
-    let root = tempDir ()
-    let plain, straight, split = Path.Combine(root, "plain"), Path.Combine(root, "straight"), Path.Combine(root, "split")
-    let gf = [ "--grokfast-lambda"; "0.5"; "--grokfast-alpha"; "0.9" ]
-    Assert.Equal(0, (run (trainArgs plain [])).Code)
-    let r = run (trainArgs straight gf)
-    Assert.True((r.Code = 0), r.Out + r.Err)
-    Assert.Equal(0, (run (trainArgs split (gf @ [ "--stop-after"; "13" ]))).Code)
-    let saved = Checkpoint.Load(Path.Combine(split, "last.safetensors"))
-    Assert.Equal(saved.Model.Layout.Count, saved.Optimizer.GrokfastEma.Length)
-    run [ "train"; "--out"; split; "--resume"; "--grokfast-lambda"; "1" ] |> assertOneLineError "--grokfast-lambda 1 differs"
-    let r = run [ "train"; "--out"; split; "--resume"; "--quiet" ]
-    Assert.True((r.Code = 0), r.Out + r.Err)
-    let load dir = Checkpoint.Load(Path.Combine(dir, "last.safetensors"))
-    Assert.Equal<float32[]>((load straight).Model.Parameters, (load split).Model.Parameters)
-    Assert.Equal<float32[]>((load straight).Optimizer.GrokfastEma, (load split).Optimizer.GrokfastEma)
-    Assert.NotEqual<float32[]>((load plain).Model.Parameters, (load straight).Model.Parameters)
-    // the unfiltered run saves no average (its checkpoints are as before the lever existed)
-    Assert.Null((load plain).Optimizer.GrokfastEma)
-    // the CUDA kernels have the filter: without a GPU the run ends on the device error, not a Grokfast refusal
-    if not (List.contains Adder.Pipeline.Backends.Cuda (Adder.Pipeline.Backends.available ())) then
-        let cuda = Path.Combine(root, "cuda")
-        let r = run (trainArgs cuda (gf @ [ "--device"; "cuda" ]))
-        r |> assertOneLineError "no CUDA device"
-        Assert.DoesNotContain("Grokfast", r.Err)
-        Assert.False(Directory.Exists cuda)
-    run (trainArgs (Path.Combine(root, "bad")) [ "--grokfast-alpha"; "1" ]) |> assertOneLineError "--grokfast-alpha must be in [0, 1)"
-    run (trainArgs (Path.Combine(root, "bad")) [ "--grokfast-lambda"; "-1" ]) |> assertOneLineError "--grokfast-lambda must not be negative"
 
 [<Fact>]
 let ``the targeted mixer replaces a fixed share of the batch with pool pairs, as a function of the step`` () =
@@ -128,3 +82,48 @@ let ``finetune --targeted runs rounds into one folder; its options are refused w
     Assert.Equal("x", File.ReadAllText blocked)
     // the targeted run left the used folder as it was
     Assert.Equal<string[]>(rows, File.ReadAllLines(Path.Combine(out, "targeted.csv")))
+
+[<Fact>]
+let ``an interrupted targeted fine-tune resumes, its pool kept, to the rounds and result of one that was not`` () =
+    let root = tempDir ()
+    let start = Path.Combine(repoRoot, "models", "adder-311p-s36.safetensors")
+    let model = (Checkpoint.Load start).Model
+    let settings: Targeted.Settings =
+        { Round =
+            { Hyperparameters.defaults "finetune" model.Config with
+                Lr = 0.001; Steps = 30; Seed = 0; Batch = 64; Warmup = 5; EvalInterval = 15; StartCheckpoint = Some start }
+          Rounds = 2; Mine = 20_000; Mix = 0.25 }
+    let targeted dir resume stop =
+        Targeted.run Backends.Cpu CpuOptions.Default settings start dir resume ignore ignore stop
+    let whole = Path.Combine(root, "whole")
+    let reports, finished = targeted whole false (fun _ -> false)
+    Assert.True(finished)
+    Assert.Equal(3, reports.Length)   // the start and both rounds: mining found failures after round 1
+    // stopped at step 20 of round 2, then resumed
+    let cut = Path.Combine(root, "cut")
+    let mutable roundsStarted = 0
+    let stopInRound2 step =
+        if step = 0 then roundsStarted <- roundsStarted + 1
+        roundsStarted = 2 && step >= 20
+    let _, finishedCut = targeted cut false stopInRound2
+    Assert.False(finishedCut)
+    Assert.True(File.Exists(Path.Combine(cut, "round-2", "last.safetensors")))
+    Assert.False(File.Exists(Path.Combine(cut, "best.safetensors")))
+    let resumed, finishedResumed = targeted cut true (fun _ -> false)
+    Assert.True(finishedResumed)
+    Assert.Equal(3, resumed.Length)
+    let table dir = File.ReadAllText(Path.Combine(dir, Targeted.csvName)).Replace(dir, "DIR")
+    Assert.Equal(table whole, table cut)
+    Assert.Equal<string>(File.ReadAllText(Path.Combine(whole, Targeted.poolName)), File.ReadAllText(Path.Combine(cut, Targeted.poolName)))
+    Assert.Equal<float32[]>((Checkpoint.Load(Path.Combine(whole, "best.safetensors"))).Model.Parameters,
+                            (Checkpoint.Load(Path.Combine(cut, "best.safetensors"))).Model.Parameters)
+    // through the command line: the same command with --resume; a changed option or another start is refused
+    let args = [ "finetune"; "-c"; start; "--lr"; "0.001"; "--steps"; "30"; "--seed"; "0"; "--batch"; "64"; "--warmup"; "5"
+                 "--eval-interval"; "15"; "--quiet"; "--targeted"; "--rounds"; "2"; "--mine"; "20000"; "--mix"; "0.25"; "--out"; cut; "--resume" ]
+    let again = run args
+    Assert.True((again.Code = 0), again.Out + again.Err)
+    Assert.Contains("resuming", again.Out)
+    run (args |> List.map (fun a -> if a = "0.25" then "0.5" else a)) |> assertOneLineError "--mix 0.5 differs from the targeted run's 0.25"
+    run (args |> List.map (fun a -> if a = "0.001" then "0.002" else a)) |> assertOneLineError "--lr 0.002 differs"
+    run (args |> List.map (fun a -> if a = start then Path.Combine(cut, "best.safetensors") else a)) |> assertOneLineError "is not the checkpoint the targeted run started from"
+    run (args |> List.map (fun a -> if a = cut then Path.Combine(root, "none") else a)) |> assertOneLineError "nothing to resume"
