@@ -170,7 +170,7 @@ type PredictArgs =
             | Threads _ -> threadsUsage
             | Checkpoint _ -> "checkpoint to use (.pt or .safetensors; default: the shipped models/" + Defaults.checkpointName + ")"
             | File _ -> "file of pairs, one per line ('a b' or 'a+b'); - reads standard input"
-            | Operands _ -> "two operands, each in [0, 9999999999]"
+            | Operands _ -> sprintf "two operands, each in [0, %d]" Adder.Core.Tokens.MaxOperand
 
 type TrainArgs =
     | [<AltCommandLine("-o"); Unique>] Out of dir: string

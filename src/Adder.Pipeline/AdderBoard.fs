@@ -4,7 +4,7 @@ module Adder.Pipeline.AdderBoard
 
 open Adder.Core
 
-let maxOperand = 9_999_999_999L
+let maxOperand = Tokens.MaxOperand
 
 let edgeCases =
     [| 0L, 0L; 0L, 1L; maxOperand, 0L; maxOperand, 1L; maxOperand, maxOperand; 5_000_000_000L, 5_000_000_000L

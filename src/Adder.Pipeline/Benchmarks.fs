@@ -100,8 +100,8 @@ let benchEval (backend: IBackend) (model: Model) (windows: int) =
     backend.SetParameters(0, ReadOnlySpan model.Parameters)
     let n = 100_000
     let rng = TorchGenerator(2UL)
-    let a = Array.init n (fun _ -> rng.RandInt(0L, 10_000_000_000L))
-    let b = Array.init n (fun _ -> rng.RandInt(0L, 10_000_000_000L))
+    let a = Array.init n (fun _ -> rng.RandInt(0L, Tokens.MaxOperand + 1L))
+    let b = Array.init n (fun _ -> rng.RandInt(0L, Tokens.MaxOperand + 1L))
     let output = Array.zeroCreate<int> (n * Tokens.SumDigits)
     let prompts = model.Config.Format.EncodePromptBatch(a, b)
     let time (work: unit -> unit) =

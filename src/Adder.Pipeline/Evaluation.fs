@@ -87,8 +87,8 @@ let randomSet (count: int) (seed: int64) =
     let a = Array.zeroCreate<int64> count
     let b = Array.zeroCreate<int64> count
     for i in 0 .. count - 1 do
-        a.[i] <- rng.RandInt(0L, 10_000_000_000L)
-        b.[i] <- rng.RandInt(0L, 10_000_000_000L)
+        a.[i] <- rng.RandInt(0L, Tokens.MaxOperand + 1L)
+        b.[i] <- rng.RandInt(0L, Tokens.MaxOperand + 1L)
     [ sprintf "random seed %d" seed, a, b ]
 
 /// Evaluates the backend's model 0 on every set.

@@ -11,7 +11,7 @@ open FsCheck.FSharp
 open Adder.Core
 
 
-let maxOperand = 9_999_999_999L
+let maxOperand = Tokens.MaxOperand
 let private pow10 = Array.init 11 (fun k -> pown 10L k)
 
 // The generators map a few raw 62-bit draws (FsCheck's Gen.choose64) through plain arithmetic: one draw per

@@ -52,7 +52,7 @@ public sealed class Holdout
         var rng = new TorchGenerator((ulong)seed);
         var seen = new HashSet<Pair>(total);
         var pairs = new List<Pair>(total);
-        const long Range = 10_000_000_000L;
+        const long Range = Tokens.MaxOperand + 1;
         while (pairs.Count < total)
         {
             int n = Math.Max(2 * (total - pairs.Count), 4096);
