@@ -328,20 +328,46 @@ let private sweep (args: ParseResults<TrainArgs>) =
             printfn "summary: %s; best checkpoints: %s" csv (RunFolder.best (Path.Combine(sweepDir, "s<seed>")))
             failures ()
 
-/// `train --recipe FILE`: every stage checked first, then run one after another in --out/stage-K-NAME.
-let private trainRecipe (args: ParseResults<TrainArgs>) (file: string) =
-    for a in args.GetAllResults() do
-        match a with
-        | TrainArgs.Recipe _ | TrainArgs.Out _ | TrainArgs.Device _ | TrainArgs.Threads _ | TrainArgs.Quiet -> ()
-        | other -> misuse "--recipe sets the model and every stage's options; %s goes in the recipe file" ((string other).Split(' ').[0].ToLowerInvariant().Replace('_', '-') |> sprintf "--%s")
-    let recipe = Recipes.load file
+/// `train --recipe FILE --seeds LIST [--shard i/n]`: the recipe for each seed (of this shard) in --out/s<seed>,
+/// then recipe-sweep.csv: each seed's last-stage validation and its AdderBoard score (the grok rate).
+let private recipeSweep (args: ParseResults<TrainArgs>) (file: string) (recipe: Recipes.Recipe) (seeds: int list)
+        (launch: Backends.Device * CpuOptions) announce =
+    let shard = args.TryGetResult TrainArgs.Shard |> Option.map Shards.parse
+    let mine = match shard with Some s -> Shards.assigned s seeds | None -> seeds
+    let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", Path.GetFileNameWithoutExtension file + "-sweep"))
+    if String.IsNullOrWhiteSpace sweepDir then fail "--out: the path is empty"
+    if File.Exists sweepDir then fail "--out %s is a file, not a folder" sweepDir
+    try Directory.CreateDirectory sweepDir |> ignore
+    with :? IOException | :? UnauthorizedAccessException | :? ArgumentException as e -> fail "cannot create sweep folder %s: %s" sweepDir e.Message
+    use _lock = if shard.IsNone then SafeFiles.LockFolder sweepDir else { new IDisposable with member _.Dispose() = () }
+    printfn "recipe sweep %s: %s, %d stage%s, %d seeds%s -> %s" file (recipe.Model.Describe()) recipe.Stages.Length
+        (if recipe.Stages.Length = 1 then "" else "s") mine.Length
+        (match shard with Some s -> sprintf " (shard %d/%d of %d)" s.Index s.Count seeds.Length | None -> "") sweepDir
+    let announceSeed seed i stage dir =
+        if i = 0 then printfn "seed %d:" seed
+        announce i stage dir
+    let seedDone (r: Recipes.SeedResult) =
+        printfn "seed %-6d best validation %6.2f%% at step %d; AdderBoard %d / %d; %.0f s" r.Seed (100.0 * r.BestValExact) r.BestStep
+            r.AdderBoardCorrect r.AdderBoardTotal r.Seconds
+    let results, finished =
+        Recipes.sweep (fst launch) (snd launch) recipe mine sweepDir announceSeed seedDone (reporter (args.Contains TrainArgs.Quiet)) (cancellation None)
+    let csv =
+        match shard with
+        | Some s -> Path.Combine(sweepDir, sprintf "recipe-sweep-shard-%d-of-%d.csv" s.Index s.Count)
+        | None -> Path.Combine(sweepDir, Recipes.summaryName)
+    Recipes.writeSummary csv results
+    let exact = results |> List.filter (fun r -> r.AdderBoardCorrect = r.AdderBoardTotal) |> List.length
+    printfn "%d of %d seeds done; %d at %d / %d on AdderBoard's protocol (reported, not used to choose); summary: %s"
+        results.Length mine.Length exact AdderBoard.total AdderBoard.total csv
+    if finished then 0
+    else
+        printfn "interrupted: run the same command again to continue the sweep"
+        130
+
+/// `train --recipe FILE`: the stages one after another in --out/stage-K-NAME.
+let private recipeOnce (args: ParseResults<TrainArgs>) (file: string) (recipe: Recipes.Recipe) (launch: Backends.Device * CpuOptions) announce =
     let outDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", Path.GetFileNameWithoutExtension file))
-    let launch = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
     printfn "recipe %s: %s, %d stage%s -> %s" file (recipe.Model.Describe()) recipe.Stages.Length (if recipe.Stages.Length = 1 then "" else "s") outDir
-    let announce (i: int) (stage: Recipes.Stage) (dir: string) =
-        let c = stage.Config
-        printfn "stage %d (%s): steps %d, batch %d, lr %g, warm-up %d, floor %g, weight decay %g, curriculum %O, carry-mix %g -> %s"
-            (i + 1) stage.Name c.Steps c.Batch c.Lr c.Warmup c.Floor c.WeightDecay c.Curriculum c.CarryMix.Probability dir
     let results = Recipes.run (fst launch) (snd launch) recipe outDir announce (reporter (args.Contains TrainArgs.Quiet)) (cancellation None)
     for stage, dir, outcome in results do
         printfn "stage %s: %s; best validation exact match %.2f%% at step %d (%s)" stage.Name
@@ -353,6 +379,23 @@ let private trainRecipe (args: ParseResults<TrainArgs>) (file: string) =
     else
         printfn "continue with the same command"
         130
+
+/// `train --recipe FILE [--seeds LIST]`: every stage checked first, then one recipe run or a recipe sweep.
+let private trainRecipe (args: ParseResults<TrainArgs>) (file: string) =
+    for a in args.GetAllResults() do
+        match a with
+        | TrainArgs.Recipe _ | TrainArgs.Out _ | TrainArgs.Device _ | TrainArgs.Threads _ | TrainArgs.Quiet | TrainArgs.Seeds _ | TrainArgs.Shard _ -> ()
+        | other -> misuse "--recipe sets the model and every stage's options; %s goes in the recipe file" ((string other).Split(' ').[0].ToLowerInvariant().Replace('_', '-') |> sprintf "--%s")
+    if args.Contains TrainArgs.Shard && not (args.Contains TrainArgs.Seeds) then misuse "--shard goes with --seeds"
+    let recipe = Recipes.load file
+    let launch = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
+    let announce (i: int) (stage: Recipes.Stage) (dir: string) =
+        let c = stage.Config
+        printfn "stage %d (%s): steps %d, batch %d, lr %g, warm-up %d, floor %g, weight decay %g, curriculum %O, carry-mix %g -> %s"
+            (i + 1) stage.Name c.Steps c.Batch c.Lr c.Warmup c.Floor c.WeightDecay c.Curriculum c.CarryMix.Probability dir
+    match args.TryGetResult TrainArgs.Seeds with
+    | Some list -> recipeSweep args file recipe (Sweep.parseSeeds list) launch announce
+    | None -> recipeOnce args file recipe launch announce
 
 let train (args: ParseResults<TrainArgs>) =
     if args.Contains TrainArgs.Recipe then trainRecipe args (args.GetResult TrainArgs.Recipe)

@@ -26,3 +26,6 @@ let sets () =
     let random = randomPairs ()
     [ "edge cases", Array.map fst edgeCases, Array.map snd edgeCases
       sprintf "random(%d)" randomSeed, Array.map fst random, Array.map snd random ]
+
+/// The pairs a submission is checked on.
+let total = edgeCases.Length + randomCount

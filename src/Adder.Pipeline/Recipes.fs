@@ -14,7 +14,8 @@ open System.Text.Json
 open Adder.Core
 open Adder.Pipeline.Hyperparameters
 
-type Stage = { Name: string; Config: RunConfig; Start: string }
+/// A stage; OwnSeed: it sets its own "seed" (a recipe sweep's seed then leaves that stage's data seed alone).
+type Stage = { Name: string; Config: RunConfig; Start: string; OwnSeed: bool; OwnInitSeed: bool }
 
 type Recipe = { Model: ModelConfig; Stages: Stage list }
 
@@ -84,7 +85,8 @@ let parse (text: string) (source: string) =
                     { config with WeightDecay = 0.0 }
                 | other -> bad "%s: unknown optimizer '%s' (known: adamw, adam)" where (Limits.Echo other)
             let config = try validate config with :? AdderException as e -> bad "%s: %s" where e.Message
-            { Name = name; Config = config; Start = start })
+            { Name = name; Config = config; Start = start
+              OwnSeed = fst (s.TryGetProperty "seed"); OwnInitSeed = fst (s.TryGetProperty "init_seed") })
     { Model = model; Stages = stages }
 
 let load (path: string) = parse (SafeFiles.ReadAllText(path, "recipe")) path
@@ -110,3 +112,70 @@ let run (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (outDir: st
             // an interrupted stage ends the recipe here; the same command continues it
             if outcome.Completed then go (i + 1) (Some(dir, stage)) rest done' else List.rev done'
     go 0 None recipe.Stages []
+
+/// The recipe run with another seed in place of its "seed": the initial weights' seed and every stage's data
+/// seed, except where a stage sets its own.
+let withSeed (seed: int) (recipe: Recipe) =
+    let reseed (s: Stage) =
+        { s with
+            Config =
+                { s.Config with
+                    Seed = (if s.OwnSeed then s.Config.Seed else seed)
+                    InitSeed = (if s.OwnInitSeed then s.Config.InitSeed else seed) } }
+    { recipe with Stages = List.map reseed recipe.Stages }
+
+/// One seed of a recipe sweep: its last stage's best validation, that checkpoint's AdderBoard score (reported,
+/// never used to choose), and the training time of all its stages.
+type SeedResult =
+    { Seed: int; Completed: bool; BestValExact: float; BestStep: int; AdderBoardCorrect: int; AdderBoardTotal: int; Seconds: float; Best: string }
+
+/// A seed's recipe folder inside a recipe sweep's folder.
+let seedDir (sweepDir: string) (seed: int) = RunFolder.ofSeed sweepDir seed
+
+let summaryName = "recipe-sweep.csv"
+
+let private summaryHeader = "seed,completed,best_val_exact,best_step,adderboard_correct,adderboard_total,train_seconds,best"
+
+/// recipe-sweep.csv: a row a seed, in the sweep's order.
+let writeSummary (path: string) (rows: SeedResult list) =
+    let lines =
+        summaryHeader
+        :: [ for r in rows ->
+                sprintf "%d,%b,%s,%d,%d,%d,%.1f,%s" r.Seed r.Completed (Metrics.inv r.BestValExact) r.BestStep r.AdderBoardCorrect
+                    r.AdderBoardTotal r.Seconds r.Best ]
+    Files.writeTextAtomic path (String.Join("\n", lines) + "\n")
+
+/// The AdderBoard protocol's score of a checkpoint: correct of 10,010.
+let adderBoardScore (device: Backends.Device) (cpu: CpuOptions) (checkpoint: string) =
+    let model = (Checkpoint.Load checkpoint).Model
+    use backend = Backends.create device model.Config 1 cpu
+    backend.SetParameters(0, ReadOnlySpan model.Parameters)
+    let report = Evaluation.run checkpoint "adderboard" backend (AdderBoard.sets ())
+    report.Total.Examples - report.Total.Errors, report.Total.Examples
+
+/// Runs the recipe for each seed, one after another, each in sweepDir/s<seed> (resumed where it stopped, a
+/// finished seed ending at once, so the same command continues a sweep); `seedDone` gets each seed's result.
+/// Returns the seeds' results and whether every seed ran to its end.
+let sweep (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (seeds: int list) (sweepDir: string)
+        (announce: int -> int -> Stage -> string -> unit) (seedDone: SeedResult -> unit)
+        (report: Training.Progress -> unit) (stop: int -> bool) =
+    let results = ResizeArray<SeedResult>()
+    let mutable interrupted = false
+    for seed in seeds do
+        if not interrupted then
+            let dir = seedDir sweepDir seed
+            let stages = run device cpu (withSeed seed recipe) dir (announce seed) report stop
+            let completed = stages.Length = recipe.Stages.Length && (let _, _, o = List.last stages in o.Completed)
+            if not completed then interrupted <- true
+            else
+                let _, lastDir, outcome = List.last stages
+                let best = RunFolder.best lastDir
+                let correct, total = adderBoardScore device cpu best
+                let seconds =
+                    stages |> List.sumBy (fun (_, d, _) -> match Metrics.read d with [] -> 0.0 | rows -> (List.last rows).ElapsedSeconds)
+                let r =
+                    { Seed = seed; Completed = true; BestValExact = outcome.BestValExact; BestStep = outcome.BestStep
+                      AdderBoardCorrect = correct; AdderBoardTotal = total; Seconds = seconds; Best = Path.GetRelativePath(sweepDir, best) }
+                results.Add r
+                seedDone r
+    List.ofSeq results, not interrupted

@@ -46,6 +46,39 @@ let ``a two-stage recipe runs each stage from the last with its own options, and
     Assert.Equal<float32[]>(weights, (Checkpoint.Load(Path.Combine(stage2, "last.safetensors"))).Model.Parameters)
 
 [<Fact>]
+let ``a recipe sweep runs the recipe for each seed as a recipe with that seed would, and reports each seed's AdderBoard score`` () =
+    let dir = tempDir ()
+    // stage 2 sets its own data seed: a sweep changes the init and stage 1's data, not that
+    let text = twoStages.Replace("\"name\": \"polish\",", "\"name\": \"polish\", \"seed\": 11,")
+    let recipe = write dir text
+    let out = Path.Combine(dir, "sweep")
+    let r = run [ "train"; "--recipe"; recipe; "--seeds"; "4,5"; "--out"; out; "--quiet" ]
+    Assert.True((r.Code = 0), sprintf "exit %d\n%s%s" r.Code r.Out r.Err)
+    let rows = File.ReadAllLines(Path.Combine(out, Adder.Pipeline.Recipes.summaryName))
+    Assert.Equal(3, rows.Length)
+    Assert.StartsWith("seed,completed,best_val_exact", rows.[0])
+    Assert.StartsWith("4,true,", rows.[1])
+    Assert.StartsWith("5,true,", rows.[2])
+    Assert.EndsWith(",10010," + rows.[2].Split(',').[6] + "," + Path.Combine("s5", "stage-2-polish", "best.safetensors"), rows.[2])
+    Assert.Contains("on AdderBoard's protocol (reported, not used to choose)", r.Out)
+    let config1 = File.ReadAllText(Path.Combine(out, "s5", "stage-1-base", "config.json"))
+    Assert.Contains("\"seed\": 5,", config1)
+    Assert.Contains("\"init_seed\": 5,", config1)
+    Assert.Contains("\"seed\": 11,", File.ReadAllText(Path.Combine(out, "s5", "stage-2-polish", "config.json")))
+    // seed 5 of the sweep is the recipe run with "seed": 5
+    let single = Path.Combine(dir, "single")
+    let alone = run [ "train"; "--recipe"; write dir (text.Replace("\"seed\": 3,", "\"seed\": 5,")); "--out"; single; "--quiet" ]
+    Assert.True((alone.Code = 0), alone.Err)
+    let weights (d: string) = (Checkpoint.Load(Path.Combine(d, "stage-2-polish", "last.safetensors"))).Model.Parameters
+    Assert.Equal<float32[]>(weights single, weights (Path.Combine(out, "s5")))
+    Assert.NotEqual<float32[]>(weights single, weights (Path.Combine(out, "s4")))
+    // the same command again finds every seed finished and writes the same table
+    let again = run [ "train"; "--recipe"; recipe; "--seeds"; "4,5"; "--out"; out; "--quiet" ]
+    Assert.True((again.Code = 0), again.Err)
+    Assert.Equal<string[]>(rows, File.ReadAllLines(Path.Combine(out, Adder.Pipeline.Recipes.summaryName)))
+    assertOneLineError "--shard goes with --seeds" (run [ "train"; "--recipe"; recipe; "--shard"; "1/2"; "--out"; out ])
+
+[<Fact>]
 let ``a malformed recipe is refused in one line before any folder is made`` () =
     let dir = tempDir ()
     let out = Path.Combine(dir, "run")
