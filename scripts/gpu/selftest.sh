@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The lent GPU machine's one self-test (issue 9). Prepare here, then run it there from the repo root:
+# The lent GPU machine's one self-test. Prepare here, then run it there from the repo root:
 #   scripts/gpu/prepare.sh        # publish/linux-x64/adder, artifacts/shared (golden + reference), kernel cases
 #   device run: bash scripts/gpu/selftest.sh   carrying publish/linux-x64, artifacts/shared, artifacts/kernel-cases
 # (in the same call, after it: bash scripts/gpu/time-variants.sh, carrying artifacts/variants too: earlier commits'

@@ -1,4 +1,4 @@
-/// Strict parsing of the command line's real-valued options (issue 12, D3). Argu reads a float with
+/// Strict parsing of the command line's real-valued options. Argu reads a float with
 /// Double.Parse, which takes ',' as a thousands separator ("--lr 0,002" would train at lr 2) and accepts NaN
 /// and Infinity; every such value is checked here first, against this stricter rule.
 module Adder.Cli.NumberParsing

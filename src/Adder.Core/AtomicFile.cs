@@ -4,7 +4,7 @@ namespace Adder.Core;
 
 /// <summary>The one way the tool writes an output file: through a temporary file in the target's folder,
 /// then moved over the target, so a failure never leaves a half-written or clobbered file; a device, a FIFO
-/// or standard output is written through instead (never replaced by a regular file), issue 12.</summary>
+/// or standard output is written through instead (never replaced by a regular file).</summary>
 public static class AtomicFile
 {
     /// <summary>Writes a file so that a failure never leaves half of it: through a temporary file in the target's

@@ -4,7 +4,7 @@ using System.Text;
 namespace Adder.Core;
 
 /// <summary>The bounds adder enforces so that no input can make it use unbounded memory or echo an unbounded
-/// string (issue 12). README's "Limits" section states the same numbers.</summary>
+/// string. README's "Limits" section states the same numbers.</summary>
 public static class Limits
 {
     /// <summary>--threads: each thread holds its own activations, so a huge count is a huge allocation.</summary>

@@ -3,7 +3,7 @@ using System.Text;
 
 namespace Adder.Core;
 
-/// <summary>Paths and inputs that hostile input cannot turn against us (issue 12): what a path is, output
+/// <summary>Paths and inputs that hostile input cannot turn against us: what a path is, output
 /// paths checked before any work (the writing itself is <see cref="AtomicFile"/>), inputs read only from
 /// regular files no larger than a stated cap, and a run folder locked while a run uses it.</summary>
 public static class SafeFiles

@@ -1,4 +1,4 @@
-/// The lent-GPU self-test (issue 9): every check that needs a device, in one process, with one closing line
+/// The lent-GPU self-test: every check that needs a device, in one process, with one closing line
 /// `N passed, N failed`. Each check compares the device backend with the CPU backend (the reference) or with
 /// the float64 goldens; the benchmarks at the end print figures and pass when they run.
 module Adder.Pipeline.SelfTest

@@ -43,7 +43,7 @@ let summaryFile (sweepDir: string) (shard: Shard) = Path.Combine(sweepDir, sprin
 let private inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
 
 let private readRows (path: string) (header: string) (parse: string[] -> 'T) =
-    // capped, regular files only (issue 12); the last line's newline leaves an empty entry, skipped below
+    // capped, regular files only; the last line's newline leaves an empty entry, skipped below
     let lines = SafeFiles.ReadAllText(path, "shard file").Split('\n') |> Array.map (fun l -> l.TrimEnd '\r')
     if lines.Length = 0 || lines.[0] <> header then fail "%s is not a shard file (expected the header %s)" path header
     let row (line: string) =

@@ -1,4 +1,4 @@
-/// SVD rank truncation: a smaller model from a trained one, as a start for retraining (issue 10; the 275p
+/// SVD rank truncation: a smaller model from a trained one, as a start for retraining (the 275p
 /// AdderBoard entry is the 311p with qkv and ffn ranks cut to 2).
 ///
 /// A factorised map y = x·A·B (A in×r, B r×out) is the matrix P = A·B (in×out). With P = U·S·Vᵀ and the

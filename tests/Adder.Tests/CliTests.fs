@@ -157,7 +157,7 @@ let ``train writes a run folder, and stop plus resume continues bit for bit`` ()
         Assert.True(File.Exists(Path.Combine(straight, f)), f)
     let split = Path.Combine(root, "split")
     let r = run (trainArgs split [ "--stop-after"; "13" ])
-    Assert.Equal(0, r.Code)   // the stop was asked for (issue 12, D8)
+    Assert.Equal(0, r.Code)   // the stop was asked for
     Assert.Contains("--resume", r.Out)
     Assert.Equal("13", (Checkpoint.Load(Path.Combine(split, "last.safetensors"))).Metadata.["step"])
     // options that differ from the run's config.json are refused; left out, they come from it

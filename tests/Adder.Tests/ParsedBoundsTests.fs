@@ -12,7 +12,7 @@ open Xunit
 open Adder.Core
 open Adder.Tests.Shared
 open Adder.Tests.CliTests
-open Adder.Tests.HostileTests
+open Adder.Tests.TestProcesses
 
 /// A .pt holding `pickle` as its data.pkl, with a little-endian byteorder record (deflated: a few KB).
 let private ptHolding (dir: string) (name: string) (pickle: byte[]) =

@@ -9,7 +9,7 @@ open Adder.Core
 open Adder.Pipeline
 open Adder.Tests.Shared
 open Adder.Tests.CliTests
-open Adder.Tests.HostileTests
+open Adder.Tests.TestProcesses
 
 /// An untrained 311p: it fails nearly every sum.
 let private weakModel () = Model.Initialised(ModelConfig.Preset311, 1)

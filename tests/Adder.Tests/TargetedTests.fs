@@ -28,7 +28,7 @@ let ``mining returns real failures of the model and never a held-out pair`` () =
     let model = (Checkpoint.Load(Path.Combine(repoRoot, "models", "adder-311p-s36.safetensors"))).Model
     use backend = Backends.create Backends.Cpu model.Config 1 CpuOptions.Default
     backend.SetParameters(0, model.Parameters)
-    // the shipped base-recipe model fails some mixed-length sums (issue 10: 52 of 20,000)
+    // the shipped base-recipe model fails some mixed-length sums (52 of 20,000)
     let mined = Targeted.mine backend 20_000 (Targeted.miningSeed 0 0) (fun _ -> false)
     let failures = mined |> List.collect (fun m -> List.ofArray m.Failures)
     Assert.NotEmpty(failures)
