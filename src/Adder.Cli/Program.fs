@@ -271,6 +271,7 @@ let private echoQuoted (message: string) =
 [<EntryPoint>]
 let main argv =
     try
+        StandardOutput.guardConsole ()
         run argv
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
@@ -287,8 +288,8 @@ let main argv =
         eprintfn "adder: %s" (oneLine e.Message)
         1
     // standard output closed or full (adder predict 1 2 >/dev/full): a failed write is an error, not a crash
-    | :? IOException | :? UnauthorizedAccessException as e when (string e.StackTrace).Contains "Console" ->
-        eprintfn "adder: cannot write to standard output: %s" (oneLine e.Message)
+    | StandardOutput.StandardOutputFailed message ->
+        eprintfn "adder: cannot write to standard output: %s" (oneLine message)
         1
     | :? IOException as e ->
         eprintfn "adder: I/O error: %s" (oneLine e.Message)
