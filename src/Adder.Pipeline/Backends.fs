@@ -35,3 +35,21 @@ let available () =
               true
           with :? AdderException -> false
       if cuda then yield Cuda ]
+
+/// cuBLAS's Sgemm of two column-major 2×2 matrices on the device, through the binding's resolver (the library
+/// the CUDA backend does not need but the binding offers; the lent-GPU self-test checks it).
+let cublasProduct (a: float32[]) (b: float32[]) =
+    use context = new Adder.Kernels.CudaContext()
+    use stream = new Adder.Kernels.CudaStream()
+    use blas = new Adder.Kernels.CudaBlas(stream)
+    use da = new Adder.Kernels.CudaDeviceVariable<float32>(4L)
+    use db = new Adder.Kernels.CudaDeviceVariable<float32>(4L)
+    use dc = new Adder.Kernels.CudaDeviceVariable<float32>(4L)
+    da.CopyToDevice(System.ReadOnlySpan a)
+    db.CopyToDevice(System.ReadOnlySpan b)
+    blas.Gemm(Adder.Kernels.Operation.NonTranspose, Adder.Kernels.Operation.NonTranspose, 2, 2, 2, 1f, da.DevicePointer, 2,
+              db.DevicePointer, 2, 0f, dc.DevicePointer, 2)
+    stream.Synchronize()
+    let result = Array.zeroCreate<float32> 4
+    dc.CopyToHost(System.Span result)
+    result

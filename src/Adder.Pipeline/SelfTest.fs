@@ -305,20 +305,8 @@ let private determinismCheck (device: BackendFactory) =
 /// binding offers; kernels/ABI.md says why the fused kernels beat it here).
 let cublasCheck () =
     check "cuBLAS: found by the resolver, Sgemm right" (fun () ->
-        use context = new Adder.Kernels.CudaContext()
-        use stream = new Adder.Kernels.CudaStream()
-        use blas = new Adder.Kernels.CudaBlas(stream)
-        use a = new Adder.Kernels.CudaDeviceVariable<float32>(4L)
-        use b = new Adder.Kernels.CudaDeviceVariable<float32>(4L)
-        use c = new Adder.Kernels.CudaDeviceVariable<float32>(4L)
-        a.CopyToDevice(ReadOnlySpan [| 1f; 2f; 3f; 4f |])
-        b.CopyToDevice(ReadOnlySpan [| 5f; 6f; 7f; 8f |])
-        blas.Gemm(Adder.Kernels.Operation.NonTranspose, Adder.Kernels.Operation.NonTranspose, 2, 2, 2, 1f, a.DevicePointer, 2,
-                  b.DevicePointer, 2, 0f, c.DevicePointer, 2)
-        stream.Synchronize()
-        let result = Array.zeroCreate<float32> 4
-        c.CopyToHost(Span result)
         // column-major: [1 3; 2 4] · [5 7; 6 8] = [23 31; 34 46]
+        let result = Backends.cublasProduct [| 1f; 2f; 3f; 4f |] [| 5f; 6f; 7f; 8f |]
         result = [| 23f; 34f; 31f; 46f |], sprintf "C = %A" result)
 
 /// Runs every check, calling `report` as each finishes; returns them all.
