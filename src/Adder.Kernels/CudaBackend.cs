@@ -144,15 +144,9 @@ public sealed class CudaBackend : IBackend
         catch (AdderException e) { reason = e.Message; return null; }
     }
 
-    void CheckModel(int model)
-    {
-        if (model < 0 || model >= Models) throw new ArgumentOutOfRangeException(nameof(model), $"model {model} of {Models}");
-    }
+    void CheckModel(int model) => BackendContract.Model(model, Models);
 
-    static void CheckLength(int length, long expected, string what)
-    {
-        if (length != expected) throw new ArgumentException($"{what}: {length} values, expected {expected}");
-    }
+    static void CheckLength(int length, long expected, string what) => BackendContract.Length(length, expected, what);
 
     static int Blocks(int count, int block) => (count + block - 1) / block;
 
@@ -220,7 +214,7 @@ public sealed class CudaBackend : IBackend
 
     public void TrainStep(ReadOnlySpan<int> tokens, int batch, in StepSettings s, Span<StepResult> results)
     {
-        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch));
+        BackendContract.Batch(batch);
         CheckLength(tokens.Length, (long)Models * batch * Tokens.FullLength, "tokens");
         CheckLength(results.Length, Models, "results");
         context.SetCurrent();
@@ -331,7 +325,7 @@ public sealed class CudaBackend : IBackend
     public float LossAndGradient(int model, ReadOnlySpan<int> tokens, int batch, Span<float> grad)
     {
         CheckModel(model);
-        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch));
+        BackendContract.Batch(batch);
         CheckLength(tokens.Length, (long)batch * Tokens.FullLength, "tokens");
         CheckLength(grad.Length, P, "gradient");
         context.SetCurrent();
@@ -357,6 +351,8 @@ public sealed class CudaBackend : IBackend
 
     public void Logits(int model, ReadOnlySpan<int> tokens, int count, Span<float> output)
     {
+        CheckModel(model);
+        BackendContract.Count(count);
         CheckLength(tokens.Length, (long)count * Tokens.FullLength, "tokens");
         CheckLength(output.Length, (long)count * Tokens.InputLength * Config.VocabSize, "logits");
         RunPerSequence(logits, model, tokens, count, output, ref scratchFloats);
@@ -364,6 +360,8 @@ public sealed class CudaBackend : IBackend
 
     public void Decode(int model, ReadOnlySpan<int> prompts, int count, Span<int> output)
     {
+        CheckModel(model);
+        BackendContract.Count(count);
         CheckLength(prompts.Length, (long)count * Tokens.PromptLength, "prompts");
         CheckLength(output.Length, (long)count * Tokens.SumDigits, "output");
         RunPerSequence(decode, model, prompts, count, output, ref scratchOut);

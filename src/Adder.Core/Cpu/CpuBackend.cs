@@ -65,7 +65,7 @@ public sealed class CpuBackend : IBackend
 
     public void SetParameters(int model, ReadOnlySpan<float> values) => models.Set(model, values);
 
-    public void GetParameters(int model, Span<float> values) => Model(model).CopyTo(values);
+    public void GetParameters(int model, Span<float> values) => models.Get(model, values);
 
     public void SetOptimizer(int model, OptimizerState state) => models.SetOptimizer(model, state);
 
@@ -75,9 +75,10 @@ public sealed class CpuBackend : IBackend
     /// filter when asked for, global-norm clipping, AdamW, all on the host arrays.</summary>
     public void TrainStep(ReadOnlySpan<int> tokens, int batch, in StepSettings settings, Span<StepResult> results)
     {
+        BackendContract.Batch(batch);
         int per = batch * Tokens.FullLength;
-        if (tokens.Length < Models * per) throw new ArgumentException($"expected {Models} batches of {batch} sequences");
-        if (results.Length < Models) throw new ArgumentException("results too small");
+        BackendContract.Length(tokens.Length, (long)Models * per, "tokens");
+        BackendContract.Length(results.Length, Models, "results");
         for (int m = 0; m < Models; m++)
         {
             float loss = LossAndGradient(m, tokens.Slice(m * per, per), batch, grad);
@@ -153,7 +154,10 @@ public sealed class CpuBackend : IBackend
 
     public float LossAndGradient(int model, ReadOnlySpan<int> tokens, int batch, Span<float> gradient)
     {
-        if (gradient.Length != Layout.Count) throw new ArgumentException($"expected {Layout.Count} gradient values, got {gradient.Length}");
+        BackendContract.Model(model, Models);
+        BackendContract.Batch(batch);
+        BackendContract.Length(tokens.Length, (long)batch * Tokens.FullLength, "tokens");
+        BackendContract.Length(gradient.Length, Layout.Count, "gradient");
         foreach (var g in gradients) g.Clear();
         chunkScale = 1f / (batch * Tokens.ScoredPositions);
         Run(model, tokens, batch, Tokens.FullLength, gradientChunk, staticPartition: true);
@@ -185,7 +189,11 @@ public sealed class CpuBackend : IBackend
 
     public void Logits(int model, ReadOnlySpan<int> tokens, int count, Span<float> logits)
     {
-        if (logits.Length < count * Tokens.InputLength * Config.VocabSize) throw new ArgumentException("logits too small");
+        BackendContract.Model(model, Models);
+        BackendContract.Count(count);
+        BackendContract.Length(tokens.Length, (long)count * Tokens.FullLength, "tokens");
+        BackendContract.Length(logits.Length, (long)count * Tokens.InputLength * Config.VocabSize, "logits");
+        if (count == 0) return;
         RunInto(logits, model, tokens, count, Tokens.FullLength, logitsChunk);
     }
 
@@ -207,7 +215,11 @@ public sealed class CpuBackend : IBackend
 
     public void Decode(int model, ReadOnlySpan<int> prompts, int count, Span<int> decoded)
     {
-        if (decoded.Length < count * Tokens.SumDigits) throw new ArgumentException("output too small");
+        BackendContract.Model(model, Models);
+        BackendContract.Count(count);
+        BackendContract.Length(prompts.Length, (long)count * Tokens.PromptLength, "prompts");
+        BackendContract.Length(decoded.Length, (long)count * Tokens.SumDigits, "output");
+        if (count == 0) return;
         RunInto(decoded, model, prompts, count, Tokens.PromptLength, decodeChunk);
     }
 

@@ -53,7 +53,7 @@ public sealed class GeneralBackend : IBackend
 
     public void SetParameters(int model, ReadOnlySpan<float> values) => models.Set(model, values);
 
-    public void GetParameters(int model, Span<float> values) => Model(model).CopyTo(values);
+    public void GetParameters(int model, Span<float> values) => models.Get(model, values);
 
     public void SetOptimizer(int model, OptimizerState state) => models.SetOptimizer(model, state);
 
@@ -61,9 +61,10 @@ public sealed class GeneralBackend : IBackend
 
     public void TrainStep(ReadOnlySpan<int> tokens, int batch, in StepSettings settings, Span<StepResult> results)
     {
+        BackendContract.Batch(batch);
         int per = batch * format.FullLength;
-        if (tokens.Length < Models * per) throw new ArgumentException($"expected {Models} batches of {batch} sequences");
-        if (results.Length < Models) throw new ArgumentException("results too small");
+        BackendContract.Length(tokens.Length, (long)Models * per, "tokens");
+        BackendContract.Length(results.Length, Models, "results");
         for (int m = 0; m < Models; m++)
         {
             float loss = LossAndGradient(m, tokens.Slice(m * per, per), batch, grad);
@@ -76,9 +77,11 @@ public sealed class GeneralBackend : IBackend
 
     public float LossAndGradient(int model, ReadOnlySpan<int> tokens, int batch, Span<float> gradient)
     {
-        if (gradient.Length != Layout.Count) throw new ArgumentException($"expected {Layout.Count} gradient values, got {gradient.Length}");
+        BackendContract.Model(model, Models);
+        BackendContract.Batch(batch);
         int full = format.FullLength;
-        if (batch <= 0 || tokens.Length < batch * full) throw new ArgumentException("bad batch size");
+        BackendContract.Length(tokens.Length, (long)batch * full, "tokens");
+        BackendContract.Length(gradient.Length, Layout.Count, "gradient");
         var roles = new GeneralLaneBlock.Roles(Materialise(Widen(Model(model))));
         var sequences = tokens[..(batch * full)].ToArray();
         float weight = 1f / (batch * format.ScoredPositions);
@@ -169,7 +172,11 @@ public sealed class GeneralBackend : IBackend
     public void Logits(int model, ReadOnlySpan<int> tokens, int count, Span<float> logits)
     {
         int full = format.FullLength, T = format.InputLength, vocab = format.VocabSize;
-        if (logits.Length < count * T * vocab) throw new ArgumentException("logits too small");
+        BackendContract.Model(model, Models);
+        BackendContract.Count(count);
+        BackendContract.Length(tokens.Length, (long)count * full, "tokens");
+        BackendContract.Length(logits.Length, (long)count * T * vocab, "logits");
+        if (count == 0) return;
         var roles = new GeneralLaneBlock.Roles(Materialise(Widen(Model(model))));
         var ws = lanes.NewWorkspace();
         for (int first = 0; first < count; first += W)
@@ -188,7 +195,11 @@ public sealed class GeneralBackend : IBackend
     public void Decode(int model, ReadOnlySpan<int> prompts, int count, Span<int> output)
     {
         int prompt = format.PromptLength, digits = TokenFormat.SumDigits, vocab = format.VocabSize;
-        if (output.Length < count * digits) throw new ArgumentException("output too small");
+        BackendContract.Model(model, Models);
+        BackendContract.Count(count);
+        BackendContract.Length(prompts.Length, (long)count * prompt, "prompts");
+        BackendContract.Length(output.Length, (long)count * digits, "output");
+        if (count == 0) return;
         var roles = new GeneralLaneBlock.Roles(Materialise(Widen(Model(model))));
         var input = prompts[..(count * prompt)].ToArray();
         var result = new int[count * digits];

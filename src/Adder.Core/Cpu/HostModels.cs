@@ -23,13 +23,22 @@ public sealed class HostModels
     public int Models => parameters.Length;
 
     /// <summary>Model m's parameters, held in place (the verbs read them).</summary>
-    public float[] Parameters(int model) =>
-        model >= 0 && model < Models ? parameters[model] : throw new ArgumentOutOfRangeException(nameof(model), $"model {model} of {Models}");
+    public float[] Parameters(int model)
+    {
+        BackendContract.Model(model, Models);
+        return parameters[model];
+    }
 
     public void Set(int model, ReadOnlySpan<float> values)
     {
-        if (values.Length != count) throw new ArgumentException($"expected {count} parameters, got {values.Length}");
+        BackendContract.Length(values.Length, count, "parameters");
         values.CopyTo(Parameters(model));
+    }
+
+    public void Get(int model, Span<float> values)
+    {
+        BackendContract.Length(values.Length, count, "parameters");
+        Parameters(model).CopyTo(values);
     }
 
     public void SetOptimizer(int model, OptimizerState state)
