@@ -137,10 +137,14 @@ echo "slurm up on 127.0.0.1:$port ($(sinfo -V))"
 sweep=(--seeds 1-8 --steps 60 --probe 30 --keep 2 --eval-interval 30 --batch 64 --warmup 10 --threads 1)
 sharded=$D/sharded
 unsharded=$D/unsharded
+# submitted from a folder that is not the checkout, with the script's own output handling (each task's output
+# in the sweep folder, nothing in the folder sbatch was called from)
+elsewhere=$D/elsewhere
+mkdir -p "$elsewhere"
 submit() { # sbatch --wait: blocks until every task ends, exits with the highest task exit code
-  sbatch --parsable --wait --array=0-3 --output="$D/slurm-%A_%a.out" scripts/slurm/sweep-array.sh "$@" >/dev/null || {
+  (cd "$elsewhere" && sbatch --parsable --wait --array=0-3 "$repo/scripts/slurm/sweep-array.sh" "$@" >/dev/null) || {
     echo "FAIL: job array '$*' failed; task outputs:"
-    tail -n 5 "$D"/slurm-*.out
+    tail -n 5 "$sharded"/slurm-*.out "$elsewhere"/* 2>/dev/null
     exit 1
   }
 }
@@ -160,6 +164,13 @@ tensor_sha() {
   tail -c +$((8 + n + 1)) "$1" | sha256sum | cut -d' ' -f1
 }
 failures=0
+outputs=$(ls "$sharded"/slurm-*_*.out 2>/dev/null | wc -l)
+if [ "$outputs" = 8 ] && grep -q "task 3 of 4" "$sharded"/slurm-*_3.out && [ -z "$(ls -A "$elsewhere")" ]; then
+  echo "job output: 8 task files in the sweep folder, none where sbatch was called"
+else
+  echo "job output: expected 8 slurm-JOB_TASK.out files in $sharded and none in $elsewhere; got $outputs and: $(ls -A "$elsewhere")"
+  failures=$((failures + 1))
+fi
 if cmp -s "$sharded/sweep.csv" "$unsharded/sweep.csv"; then
   echo "sweep.csv identical ($(($(wc -l <"$unsharded/sweep.csv") - 1)) seeds)"
 else
