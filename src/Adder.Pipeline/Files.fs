@@ -9,6 +9,10 @@ let writeAtomic (path: string) (write: System.IO.Stream -> unit) = AtomicFile.Wr
 
 let writeTextAtomic (path: string) (text: string) = AtomicFile.WriteText(path, text)
 
+/// The one text form of a real number in the files the tool writes (CSV, metadata): the shortest text that
+/// parses back to the same double, in the invariant culture, so values survive a file bit for bit.
+let formatFloat (x: float) = x.ToString("R", System.Globalization.CultureInfo.InvariantCulture)
+
 let jsonOptions = JsonSerializerOptions(WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower)
 
 let writeJsonAtomic (path: string) (value: 'T) =

@@ -14,14 +14,7 @@ let private property (e: JsonElement) (name: string) (path: string) =
     | true, v -> v
     | _ -> fail "%s: missing '%s'" path name
 
-let private numbers (e: JsonElement) = [| for x in e.EnumerateArray() -> x.GetDouble() |]
-
-/// A value as the frontier goldens write it: a number or nested lists, flattened row-major.
-let rec private flatten (e: JsonElement) : float[] =
-    match e.ValueKind with
-    | JsonValueKind.Number -> [| e.GetDouble() |]
-    | JsonValueKind.Array -> [| for x in e.EnumerateArray() do yield! flatten x |]
-    | _ -> raise (InvalidOperationException "a tensor is a number or a list of numbers")
+let private flatten = Golden.flatten
 
 /// Loads the golden's parameters into a model of its config (311p unless the file says otherwise) and
 /// compares the loss and gradient that backendFor's backend computes.
@@ -55,22 +48,9 @@ let run (backendFor: ModelConfig -> IBackend) (path: string) =
         let config = config.Validate()
         Limits.CheckBackendMemory(config, 1, 0)
         let model = Model(config)
-        let pars = property root "params" path
-        for t in model.Layout.Tensors do
-            let e = property pars t.Name path
-            // a golden of another shape with as many values must not pass as this one
-            match (if e.ValueKind = JsonValueKind.Object then e.TryGetProperty "shape" else (false, Unchecked.defaultof<_>)) with
-            | true, shape ->
-                let dims = [| for x in shape.EnumerateArray() -> x.GetInt32() |]
-                if dims <> t.Shape then fail "%s: tensor %s has shape [%s], the config needs %s" path t.Name (String.Join(", ", dims)) t.ShapeText
-            | _ -> ()
-            let data = if e.ValueKind = JsonValueKind.Object then numbers (property e "data" path) else flatten e
-            if data.Length <> t.Size then fail "%s: tensor %s has %d values, expected %d %s" path t.Name data.Length t.Size t.ShapeText
-            let view = model.Tensor t.Name
-            for i in 0 .. data.Length - 1 do view.[i] <- float32 data.[i]
+        (Golden.parameters model.Layout (property root "params" path) path).CopyTo(model.Parameters, 0)
         let batch = property root "batch" path
-        let a = [| for x in batch.EnumerateArray() -> (property x "a" path).GetInt64() |]
-        let b = [| for x in batch.EnumerateArray() -> (property x "b" path).GetInt64() |]
+        let a, b = Golden.pairs batch path
         if a.Length = 0 then fail "%s: the batch is empty" path
         for i in 0 .. a.Length - 1 do
             Tokens.CheckOperand(a.[i], "batch operand a")

@@ -42,7 +42,7 @@ type Value =
 let text (v: Value) =
     match v with
     | Int i -> string i
-    | Float x -> x.ToString("R", CultureInfo.InvariantCulture).ToLowerInvariant()   // 1e-08, not 1E-08
+    | Float x -> (Files.formatFloat x).ToLowerInvariant()   // 1e-08, not 1E-08
     | Text s -> s
 
 type Hyperparameter =

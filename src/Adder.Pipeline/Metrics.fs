@@ -13,11 +13,9 @@ let header = "step,loss,lr,grad_norm,val_exact,val_token_acc,elapsed_s"
 
 let pathIn (runDir: string) = RunFolder.metrics runDir
 
-let inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
-
 let format (r: Row) =
-    let opt (x: float option) = match x with Some v -> inv v | None -> ""
-    sprintf "%d,%s,%s,%s,%s,%s,%.1f" r.Step (inv r.Loss) (inv r.Lr) (inv r.GradNorm) (opt r.ValExact) (opt r.ValTokenAccuracy) r.ElapsedSeconds
+    let opt (x: float option) = match x with Some v -> Files.formatFloat v | None -> ""
+    sprintf "%d,%s,%s,%s,%s,%s,%.1f" r.Step (Files.formatFloat r.Loss) (Files.formatFloat r.Lr) (Files.formatFloat r.GradNorm) (opt r.ValExact) (opt r.ValTokenAccuracy) r.ElapsedSeconds
 
 let private parse (path: string) (line: string) =
     let f = line.Split ','

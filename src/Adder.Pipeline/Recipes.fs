@@ -141,7 +141,7 @@ let writeSummary (path: string) (rows: SeedResult list) =
     let lines =
         summaryHeader
         :: [ for r in rows ->
-                sprintf "%d,%b,%s,%d,%d,%d,%.1f,%s" r.Seed r.Completed (Metrics.inv r.BestValExact) r.BestStep r.AdderBoardCorrect
+                sprintf "%d,%b,%s,%d,%d,%d,%.1f,%s" r.Seed r.Completed (Files.formatFloat r.BestValExact) r.BestStep r.AdderBoardCorrect
                     r.AdderBoardTotal r.Seconds r.Best ]
     Files.writeTextAtomic path (String.Join("\n", lines) + "\n")
 

@@ -172,20 +172,9 @@ let private grokfastCheck (device: BackendFactory) (cpu: BackendFactory) =
         let what, (tensor, err) = worst
         err <= 1e-4, sprintf "worst: %s of %s %s (limit 1e-4)" what tensor (sci err))
 
-/// A model from a golden file's {name: {shape, data}} map.
-let private goldenParameters (layout: ParameterLayout) (pars: JsonElement) =
-    let p = Array.zeroCreate<float32> layout.Count
-    for t in layout.Tensors do
-        let e = pars.GetProperty t.Name
-        let data = if e.ValueKind = JsonValueKind.Array then e else e.GetProperty "data"
-        let values = [| for x in data.EnumerateArray() -> float32 (x.GetDouble()) |]
-        if values.Length <> t.Size then failwithf "golden %s has %d values, expected %d" t.Name values.Length t.Size
-        values.CopyTo(p, t.Offset)
-    p
+let private goldenParameters (layout: ParameterLayout) (pars: JsonElement) = Golden.parameters layout pars "golden"
 
-let private goldenPairs (batch: JsonElement) =
-    let items = [| for x in batch.EnumerateArray() -> x.GetProperty("a").GetInt64(), x.GetProperty("b").GetInt64() |]
-    Array.map fst items, Array.map snd items
+let private goldenPairs (batch: JsonElement) = Golden.pairs batch "golden"
 
 let private goldenChecks (device: BackendFactory) (sharedDir: string) =
     let load (name: string) = JsonDocument.Parse(File.ReadAllText(Path.Combine(sharedDir, "golden", name))).RootElement

@@ -39,8 +39,7 @@ let assigned (shard: Shard) (seeds: int list) =
 let probeFile (sweepDir: string) (shard: Shard) = Path.Combine(sweepDir, sprintf "probe-shard-%d-of-%d.csv" shard.Index shard.Count)
 let summaryFile (sweepDir: string) (shard: Shard) = Path.Combine(sweepDir, sprintf "sweep-shard-%d-of-%d.csv" shard.Index shard.Count)
 
-// "R" writes the shortest text that parses back to the same double, so rows survive the files bit for bit.
-let private inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
+let private inv = Files.formatFloat
 
 let private readRows (path: string) (header: string) (parse: string[] -> 'T) =
     // capped, regular files only; the last line's newline leaves an empty entry, skipped below
@@ -68,11 +67,10 @@ let readProbes (path: string) : Sweep.Probe list =
         if f.Length <> 4 then failwith "fields"
         { Seed = int f.[0]; Step = int f.[1]; Loss = num f.[2]; ValExact = num f.[3] })
 
-let private summaryHeader = "seed,probe_step,probe_loss,probe_val_exact,last_step,best_val_exact,best_step"
 
 /// Reads a summary written by Sweep.writeSummary (a shard's or a whole sweep's).
 let readSummary (path: string) : Sweep.SeedSummary list =
-    readRows path summaryHeader (fun f ->
+    readRows path Sweep.summaryHeader (fun f ->
         if f.Length <> 7 then failwith "fields"
         { Seed = int f.[0]; ProbeStep = int f.[1]; ProbeLoss = num f.[2]; ProbeValExact = num f.[3]
           LastStep = int f.[4]; BestValExact = num f.[5]; BestStep = int f.[6] })

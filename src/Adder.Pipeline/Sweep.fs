@@ -63,10 +63,12 @@ let summarise (probe: Probe) (rows: Metrics.Row list) =
 
 let summaryOrder (rows: SeedSummary list) = rows |> List.sortBy (fun r -> -r.BestValExact, r.ProbeLoss)
 
+let summaryHeader = "seed,probe_step,probe_loss,probe_val_exact,last_step,best_val_exact,best_step"
+
 /// sweep.csv: one row per seed, best first.
 let writeSummary (path: string) (rows: SeedSummary list) =
     let lines =
-        "seed,probe_step,probe_loss,probe_val_exact,last_step,best_val_exact,best_step"
+        summaryHeader
         :: [ for r in rows ->
-                sprintf "%d,%d,%s,%s,%d,%s,%d" r.Seed r.ProbeStep (Metrics.inv r.ProbeLoss) (Metrics.inv r.ProbeValExact) r.LastStep (Metrics.inv r.BestValExact) r.BestStep ]
+                sprintf "%d,%d,%s,%s,%d,%s,%d" r.Seed r.ProbeStep (Files.formatFloat r.ProbeLoss) (Files.formatFloat r.ProbeValExact) r.LastStep (Files.formatFloat r.BestValExact) r.BestStep ]
     Files.writeTextAtomic path (String.Join("\n", lines) + "\n")

@@ -86,7 +86,7 @@ type RoundReport =
 let csvHeader = "round,kept,checkpoint," + String.Join(",", miningGenerators |> List.map (fun g -> g + "_failures")) + ",examples_per_generator,pool,best_val_exact"
 
 let private csvRow (mine: int) (r: RoundReport) =
-    let inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
+    let inv = Files.formatFloat
     String.Join(",", [ string r.Round; r.Kept; r.Checkpoint ] @ (r.Failures |> List.map (snd >> string)) @ [ string mine; string r.Pool; inv r.BestValExact ])
 
 /// A targeted run's folder: the rounds' table, its options (what --resume continues with) and the failure pool
@@ -277,7 +277,7 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
         let meta = Collections.Generic.Dictionary<string, string>(chosen.Metadata)
         meta.["targeted_rounds"] <- string (round - 1)
         meta.["targeted_mine"] <- string settings.Mine
-        meta.["targeted_mix"] <- settings.Mix.ToString("R", CultureInfo.InvariantCulture)
+        meta.["targeted_mix"] <- Files.formatFloat settings.Mix
         meta.["targeted_source"] <- Path.GetRelativePath(outDir, current)
         Checkpoint(chosen.Model, meta).Save(RunFolder.best outDir)
         if remaining = 0 then say (sprintf "no failure in %d fresh sums per generator: done" settings.Mine)

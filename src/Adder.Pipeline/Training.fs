@@ -153,7 +153,7 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
 
         let save (seat: Seat) (path: string) (valExact: float) (extra: (string * string) list) (training: bool) =
             let meta = Collections.Generic.Dictionary<string, string>()
-            for k, v in metadata seat.Member.Config @ [ "step", string step; "val_exact", Metrics.inv valExact ] @ extra do meta.[k] <- v
+            for k, v in metadata seat.Member.Config @ [ "step", string step; "val_exact", Files.formatFloat valExact ] @ extra do meta.[k] <- v
             if training then
                 let samplerState = if ahead then streams.StateBeforeDraw seat.Index else seat.Sampler.GetState()
                 TrainingState(step, seat.BestVal, seat.BestStep, samplerState, seat.LossSum, seat.LossCount,
@@ -217,7 +217,7 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
                     | Some e, Some t when e > seat.BestVal ->
                         seat.BestVal <- e
                         seat.BestStep <- step
-                        save seat seat.BestPath e [ "val_token_acc", Metrics.inv t ] false
+                        save seat seat.BestPath e [ "val_token_acc", Files.formatFloat t ] false
                     | _ -> ()
                     let row: Metrics.Row = { Step = step; Loss = meanLoss; Lr = lr; GradNorm = seat.GradNorm; ValExact = valExact
                                              ValTokenAccuracy = valTok; ElapsedSeconds = seat.ElapsedBefore + watch.Elapsed.TotalSeconds }

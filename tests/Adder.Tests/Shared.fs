@@ -38,21 +38,10 @@ let tempDir () =
 
 open Adder.Core
 
-/// Builds a 311p model from a golden file's {name: {shape, data}} map, checking every shape.
+/// Builds a 311p model from a golden file's {name: {shape, data}} map, checking every shape (Pipeline's reader).
 let modelFromGolden (pars: JsonElement) =
     let model = Model(ModelConfig.Preset311)
-    for t in model.Layout.Tensors do
-        let e = pars.GetProperty(t.Name)
-        // either {shape, data} or a bare list of values
-        let data =
-            if e.ValueKind = JsonValueKind.Array then floats e
-            else
-                let shape = [| for x in e.GetProperty("shape").EnumerateArray() -> x.GetInt32() |]
-                if shape <> t.Shape then failwithf "golden %s has shape %A, layout says %A" t.Name shape t.Shape
-                floats (e.GetProperty "data")
-        if data.Length <> t.Size then failwithf "golden %s has %d values, expected %d" t.Name data.Length t.Size
-        let view = model.Tensor(t.Name)
-        for i in 0 .. data.Length - 1 do view.[i] <- float32 data.[i]
+    (Adder.Pipeline.Golden.parameters model.Layout pars "golden").CopyTo(model.Parameters, 0)
     model
 
 /// Every backend this machine can run (cpu always; cuda where the build has it and a device exists):
@@ -86,9 +75,7 @@ let lossAndGradient (backend: IBackend) (a: int64[]) (b: int64[]) =
     let loss = backend.LossAndGradient(0, System.ReadOnlySpan(Tokens.EncodeFullBatch(a, b)), a.Length, System.Span grad)
     loss, grad
 
-let pairs (batch: JsonElement) =
-    let items = [| for x in batch.EnumerateArray() -> x.GetProperty("a").GetInt64(), x.GetProperty("b").GetInt64() |]
-    Array.map fst items, Array.map snd items
+let pairs (batch: JsonElement) = Adder.Pipeline.Golden.pairs batch "golden"
 
 /// Set by scripts/test.sh (the README's test command, so CI): a test that would skip for a missing tool
 /// (nvcc, g++, libcuda/libcublas, PyTorch, Slurm) fails instead, since that script installs them all.
