@@ -166,17 +166,6 @@ let private presetText (args: ParseResults<TrainArgs>) =
     | Some file -> Path.GetFileNameWithoutExtension file
     | None -> presetName (args.GetResult(TrainArgs.Preset, P311))
 
-/// The seeds' folders grouped into cohorts of at most n that stand at the same step (a cohort trains in lockstep).
-let private cohorts (n: int) (sweepDir: string) (seeds: int list) =
-    let stepOf seed =
-        let last = RunFolder.last (RunFolder.ofSeed sweepDir seed)
-        if File.Exists last then
-            match (Checkpoint.Load last).Metadata.TryGetValue TrainingState.StepKey with
-            | true, s -> int s
-            | _ -> 0
-        else 0
-    seeds |> List.groupBy stepOf |> List.collect (fun (_, group) -> List.chunkBySize n group)
-
 /// The sweep's table on the terminal (the rows of sweep.csv).
 let private printSummary (summary: Sweep.SeedSummary list) =
     printfn ""
@@ -195,7 +184,7 @@ let private mergeShards (args: ParseResults<TrainArgs>) =
     if not (Directory.Exists sweepDir) then fail "sweep folder not found: %s" sweepDir
     let summary = Shards.merge sweepDir seeds count
     printSummary summary
-    printfn "summary of %d shards: %s" count (Path.Combine(sweepDir, "sweep.csv"))
+    printfn "summary of %d shards: %s" count (Path.Combine(sweepDir, Sweep.summaryName))
     0
 
 /// adder train --seeds LIST: every seed to --probe steps, then the --keep best to the end (see Sweep). With
@@ -241,92 +230,28 @@ let private sweep (args: ParseResults<TrainArgs>) =
             [ if probe >= first.Steps then
                   yield sprintf "--probe %d is not before --steps %d: every seed trains to the end, and --keep chooses none to finish" probe first.Steps
               yield! Hyperparameters.shortfalls first ]
-    let signalled = cancellation None
-    let interrupted () =
+    let options: SeedSweep.Options =
+        { Seeds = seeds; Probe = probe; Keep = keep; PerLaunch = perLaunch; Shard = shard; Finishing = finishing
+          SweepDir = sweepDir; Device = device; Cpu = cpu; Steps = first.Steps
+          ConfigFor = fun seed saved -> trainConfig args saved (Some seed) }
+    let outcome, failed =
+        SeedSweep.run options (printfn "%s") (withWarnings ignore) (withWarnings (reporter (args.Contains TrainArgs.Quiet))) (cancellation None)
+    let failures () =
+        if failed.IsEmpty then 0
+        else
+            eprintfn "%d of %d seeds failed (left out of the summary); first: %s" failed.Length mine.Length failed.Head
+            1
+    match outcome with
+    | SeedSweep.Interrupted ->
         printfn "interrupted: run the same command again to continue the sweep"
         130
-    let runDirOf seed = RunFolder.ofSeed sweepDir seed
-    // a seed whose run fails (it diverged, say) is reported and left out; the sweep goes on
-    let failed = ResizeArray<string>()
-    let failure seed (message: string) =
-        printfn "seed %-5d failed: %s" seed message
-        failed.Add(sprintf "seed %d: %s" seed message)
-    let failures () =
-        if failed.Count = 0 then 0
-        else
-            eprintfn "%d of %d seeds failed (left out of the summary); first: %s" failed.Count mine.Length failed.[0]
-            1
-    /// Trains one cohort of seeds until the step (or the end); the seeds that completed or stopped, with outcomes.
-    let runCohort (cohort: int list) (until: int option) (report: Progress -> unit) =
-        let stop step = signalled step || (match until with Some n -> step >= n | None -> false)
-        try
-            let members =
-                [ for seed in cohort ->
-                    let runDir = runDirOf seed
-                    let resume = File.Exists(RunFolder.last runDir)
-                    // a seed stopped before its first checkpoint left nothing to resume: its files are started again
-                    if not resume then
-                        for name in [ RunFolder.configName; RunFolder.metricsName; RunFolder.bestName ] do
-                            let f = Path.Combine(runDir, name)
-                            if File.Exists f then File.Delete f
-                    { Config = trainConfig args (readSaved resume runDir) (Some seed); RunDir = runDir; Resume = resume } ]
-            List.zip cohort (Training.runCohort device cpu members report stop)
-            |> List.choose (fun (seed, result) ->
-                match result with
-                | Ok outcome -> Some(seed, outcome)
-                | Error message -> failure seed message; None)
-        with :? AdderException as e ->
-            for seed in cohort do failure seed e.Message
-            []
-    // phase 1: every seed (of this shard) to the probe
-    let probes = ResizeArray<Sweep.Probe>()
-    let mutable stopped = false
-    match shard with
-    | Some s when finishing ->
-        // this shard's probe pass is done: its probes are in its file
-        let path = Shards.probeFile sweepDir s
-        if not (File.Exists path) then fail "%s not found: run the probe pass (--shard %d/%d without --finish) first" path s.Index s.Count
-        probes.AddRange(Shards.readProbes path)
-    | _ -> ()
-    for cohort in cohorts perLaunch sweepDir (if finishing then [] else mine) do
-        if not stopped then
-            for seed, outcome in runCohort cohort (Some probe) (withWarnings ignore) do
-                if signalled outcome.LastStep then stopped <- true
-                else
-                    match Sweep.probeOf seed (Metrics.read (runDirOf seed)) probe with
-                    | Some p ->
-                        probes.Add p
-                        printfn "seed %-5d step %7d  loss %.4f  val exact %6.2f%%" seed p.Step p.Loss (100.0 * p.ValExact)
-                    | None -> ()
-    if stopped then interrupted ()
-    elif shard.IsSome && not finishing then
-        let path = Shards.probeFile sweepDir shard.Value
-        Shards.writeProbes path (List.ofSeq probes)
+    | SeedSweep.ProbesWritten path ->
         printfn "probes: %s; once all %d shards are done, run each again with --finish" path shard.Value.Count
         failures ()
-    else
-        // phase 2: the most promising seeds to the end (a shard: those of the whole sweep's best that are its own)
-        let finalists =
-            match shard with
-            | Some s -> Shards.finalists sweepDir seeds s.Count keep |> List.filter (fun p -> List.contains p.Seed mine)
-            | None -> Sweep.rank (List.ofSeq probes) |> List.truncate keep
-        if first.Steps > probe then
-            for cohort in cohorts perLaunch sweepDir [ for p in finalists -> p.Seed ] do
-                if not stopped then
-                    for p in finalists |> List.filter (fun p -> List.contains p.Seed cohort) do
-                        printfn "finishing seed %d (val exact %.2f%%, loss %.4f at step %d)" p.Seed (100.0 * p.ValExact) p.Loss p.Step
-                    for _, outcome in runCohort cohort None (withWarnings (reporter (args.Contains TrainArgs.Quiet))) do
-                        if not outcome.Completed then stopped <- true
-        if stopped then interrupted ()
-        else
-            let summary =
-                [ for p in probes -> Sweep.summarise p (Metrics.read (runDirOf p.Seed)) ]
-                |> Sweep.summaryOrder
-            printSummary summary
-            let csv = match shard with Some s -> Shards.summaryFile sweepDir s | None -> Path.Combine(sweepDir, "sweep.csv")
-            Sweep.writeSummary csv summary
-            printfn "summary: %s; best checkpoints: %s" csv (RunFolder.best (Path.Combine(sweepDir, "s<seed>")))
-            failures ()
+    | SeedSweep.Finished(summary, csv) ->
+        printSummary summary
+        printfn "summary: %s; best checkpoints: %s" csv (RunFolder.best (Path.Combine(sweepDir, "s<seed>")))
+        failures ()
 
 /// `train --recipe FILE --seeds LIST [--shard i/n]`: the recipe for each seed (of this shard) in --out/s<seed>,
 /// then recipe-sweep.csv: each seed's last-stage validation and its AdderBoard score (the grok rate).

@@ -63,6 +63,8 @@ let summarise (probe: Probe) (rows: Metrics.Row list) =
 
 let summaryOrder (rows: SeedSummary list) = rows |> List.sortBy (fun r -> -r.BestValExact, r.ProbeLoss)
 
+let summaryName = "sweep.csv"
+
 let summaryHeader = "seed,probe_step,probe_loss,probe_val_exact,last_step,best_val_exact,best_step"
 
 /// sweep.csv: one row per seed, best first.
