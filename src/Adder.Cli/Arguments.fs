@@ -61,7 +61,7 @@ let private deviceUsage = "where the model math runs: cpu (default) or cuda (an 
 let private threadsUsage = "cpu: worker threads (default: all cores)"
 /// An option's usage: a run hyperparameter's comes from its row of Hyperparameters.all (TrainArgs.Weight_Decay:
 /// weight_decay), with the kind's default; any other option's from `other`.
-let private usageOf (kind: string) (arg: obj) (other: unit -> string) =
+let private usageOf (kind: Hyperparameters.RunKind) (arg: obj) (other: unit -> string) =
     let case, _ = Reflection.FSharpValue.GetUnionFields(arg, arg.GetType())
     match Hyperparameters.tryFind (case.Name.ToLowerInvariant()) with
     | Some h -> Hyperparameters.usage kind h.Name
@@ -221,7 +221,7 @@ type TrainArgs =
     | [<Unique>] Quiet
     interface IArgParserTemplate with
         member a.Usage =
-            usageOf "train" a (fun () ->
+            usageOf Hyperparameters.Train a (fun () ->
             match a with
             | Device _ -> deviceUsage
             | Models_Per_Launch _ ->
@@ -286,7 +286,7 @@ type FinetuneArgs =
     | [<Unique>] Mix of share: float
     interface IArgParserTemplate with
         member a.Usage =
-            usageOf "finetune" a (fun () ->
+            usageOf Hyperparameters.Finetune a (fun () ->
             match a with
             | Targeted -> "targeted fine-tuning: mine the model's failures from fresh sums (uniform, mixed lengths, carry chains, nine-pairs) and mix them into the batches, round after round"
             | Rounds _ -> sprintf "--targeted: at most this many rounds of --steps each; stops early when mining finds no failure (default %d)" Defaults.targetedRounds

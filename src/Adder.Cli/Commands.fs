@@ -85,7 +85,7 @@ let launchOf (device: Backends.Device option) (threads: int option) =
     defaultArg device Backends.Cpu, CpuOptions(threads)
 
 let private execute (launch: Backends.Device * CpuOptions) (config: RunConfig) (runDir: string) (resume: bool) (quiet: bool) (stopAfter: int option) =
-    printfn "%s %s -> %s" config.Kind (config.Model.Describe()) runDir
+    printfn "%s %s -> %s" config.Kind.Name (config.Model.Describe()) runDir
     printfn "steps %d, batch %d, lr %g, warm-up %d, floor %g, weight decay %g, clip %g, seed %d, curriculum %O" config.Steps config.Batch
         config.Lr config.Warmup config.Floor config.WeightDecay config.Clip config.Seed config.Curriculum
     stopAfter |> Option.iter (fun n -> if n < 1 then fail "--stop-after must be at least 1")
@@ -118,7 +118,7 @@ let private applyGiven (given: 'Args list) (config: RunConfig) =
 
 /// A run's options: given ones, else the resumed run's (saved), else the kind's defaults; init_seed follows
 /// the seed unless given or saved. A resumed run refuses a given option that differs from config.json.
-let private runConfig (kind: string) (model: ModelConfig) (saved: RunConfig option) (given: 'Args list) (isInitSeed: 'Args -> bool) =
+let private runConfig (kind: RunKind) (model: ModelConfig) (saved: RunConfig option) (given: 'Args list) (isInitSeed: 'Args -> bool) =
     let start = saved |> Option.defaultWith (fun () -> Hyperparameters.defaults kind model)
     let config = applyGiven given { start with Model = model }
     let config = if saved.IsNone && not (List.exists isInitSeed given) then { config with InitSeed = config.Seed } else config
@@ -159,7 +159,7 @@ let private trainConfig (args: ParseResults<TrainArgs>) (saved: RunConfig option
         args.GetAllResults()
         |> List.filter (function TrainArgs.Seed _ -> seedOverride.IsNone | _ -> true)
         |> List.append (match seedOverride with Some s -> [ TrainArgs.Seed s ] | None -> [])
-    runConfig "train" (model.Validate()) saved given (function TrainArgs.Init_Seed _ -> true | _ -> false)
+    runConfig RunKind.Train (model.Validate()) saved given (function TrainArgs.Init_Seed _ -> true | _ -> false)
 
 let private presetText (args: ParseResults<TrainArgs>) =
     match args.TryGetResult TrainArgs.Arch with
@@ -332,7 +332,7 @@ let train (args: ParseResults<TrainArgs>) =
                              "--finish", args.Contains TrainArgs.Finish; "--merge", args.Contains TrainArgs.Merge ] do
             if given then misuse "%s applies to a sweep (--seeds) only" flag
         let launch = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
-        let runDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (presetText args) (args.GetResult(TrainArgs.Seed, (Hyperparameters.defaults "train" ModelConfig.Preset311).Seed))))
+        let runDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "%s-s%d" (presetText args) (args.GetResult(TrainArgs.Seed, (Hyperparameters.defaults RunKind.Train ModelConfig.Preset311).Seed))))
         let resume = args.Contains TrainArgs.Resume
         let config = trainConfig args (readSaved resume runDir) None
         execute launch config runDir resume (args.Contains TrainArgs.Quiet) (args.TryGetResult TrainArgs.Stop_After)
@@ -349,7 +349,7 @@ let finetune (args: ParseResults<FinetuneArgs>) =
     let launch = launchOf (args.TryGetResult FinetuneArgs.Device) (args.TryGetResult FinetuneArgs.Threads)
     // a targeted run's options are in its targeted.json, checked by Targeted.run
     let saved = if targeted then None else readSaved resume runDir
-    let config = runConfig "finetune" start.Model.Config saved (args.GetAllResults()) (fun _ -> false)
+    let config = runConfig RunKind.Finetune start.Model.Config saved (args.GetAllResults()) (fun _ -> false)
     let config = { config with StartCheckpoint = Some(Path.GetFullPath checkpoint) }
     let targetedOnly = [ "--rounds", args.Contains FinetuneArgs.Rounds; "--mine", args.Contains FinetuneArgs.Mine; "--mix", args.Contains FinetuneArgs.Mix ]
     if not targeted then

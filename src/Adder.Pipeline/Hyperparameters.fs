@@ -11,8 +11,22 @@ open System.Text.Json.Nodes
 open Adder.Core
 
 /// A run: what `adder train` or `adder finetune` was asked to do. config.json holds it.
+/// What a run is: training from an initialisation, or fine-tuning from a checkpoint (each kind has its defaults).
+type RunKind =
+    | Train
+    | Finetune
+
+    /// As config.json, the checkpoint metadata and the command line name it.
+    member k.Name = match k with Train -> "train" | Finetune -> "finetune"
+
+    static member Parse(text: string) =
+        match text with
+        | "train" -> Train
+        | "finetune" -> Finetune
+        | other -> raise (Adder.Core.AdderException(sprintf "run kind '%s' is neither train nor finetune" (Adder.Core.Limits.Echo other)))
+
 type RunConfig =
-    { Kind: string                  // "train" or "finetune"
+    { Kind: RunKind
       Model: ModelConfig
       StartCheckpoint: string option
       Seed: int
@@ -48,8 +62,8 @@ let text (v: Value) =
 type Hyperparameter =
     { Name: string
       Description: string
-      /// Per kind ("train", "finetune"); None: the option is required, or derived (init_seed follows seed).
-      Default: string -> Value option
+      /// Per kind; None: the option is required, or derived (init_seed follows seed).
+      Default: RunKind -> Value option
       Get: RunConfig -> Value
       /// Checks the value and returns the config with it; a bad value fails naming the option.
       Set: RunConfig -> Value -> RunConfig
@@ -59,7 +73,7 @@ type Hyperparameter =
 let option (name: string) = "--" + name.Replace('_', '-')
 
 let private byKind (train: 'T option) (finetune: 'T option) (wrap: 'T -> Value) =
-    fun kind -> (match kind with "finetune" -> finetune | _ -> train) |> Option.map wrap
+    fun kind -> (match kind with Finetune -> finetune | Train -> train) |> Option.map wrap
 
 let private int name description train finetune (ok: int -> bool, rule: string) (get: RunConfig -> int) set =
     { Name = name; Description = description; Default = byKind train finetune Int; Get = get >> Int
@@ -140,14 +154,14 @@ let find (name: string) =
     | None -> invalidArg "name" (sprintf "no hyperparameter '%s'" name)
 
 /// An option's usage line for a kind of run: the description and the kind's default.
-let usage (kind: string) (name: string) =
+let usage (kind: RunKind) (name: string) =
     let h = find name
     match h.Default kind with
     | Some v -> sprintf "%s (default %s)" h.Description (text v)
     | None -> h.Description
 
 /// A kind's defaults for model (seed-derived init_seed; required options get placeholders the caller must set).
-let defaults (kind: string) (model: ModelConfig) =
+let defaults (kind: RunKind) (model: ModelConfig) =
     let blank =
         { Kind = kind; Model = model; StartCheckpoint = None; Seed = 0; InitSeed = 0; Steps = 1; Batch = 1; Lr = 1.0
           Warmup = 0; Floor = 0.0; WeightDecay = 0.0; Clip = 1.0; EvalInterval = 1; Curriculum = Curriculum.Full
@@ -187,7 +201,7 @@ let shortfalls (c: RunConfig) =
 
 let toJson (c: RunConfig) =
     let o = JsonObject()
-    o.["kind"] <- JsonValue.Create c.Kind
+    o.["kind"] <- JsonValue.Create c.Kind.Name
     o.["model_config"] <- JsonNode.Parse(ConfigJson.Write c.Model)
     o.["start_checkpoint"] <- (match c.StartCheckpoint with Some p -> JsonValue.Create p :> JsonNode | None -> null)
     for h in all do o.[h.Name] <- h.Write(h.Get c)
@@ -198,7 +212,7 @@ let toJson (c: RunConfig) =
 let ofJson (json: string) (path: string) =
     try
         let o = JsonDocument.Parse(json).RootElement
-        let kind = o.GetProperty("kind").GetString()
+        let kind = RunKind.Parse(o.GetProperty("kind").GetString())
         let start =
             { defaults kind (ConfigJson.Read(o.GetProperty("model_config").GetRawText(), path)) with
                 StartCheckpoint =
@@ -227,4 +241,4 @@ let checkResume (saved: RunConfig) (config: RunConfig) =
                 (option h.Name) (text now) (text was)
 
 /// What a checkpoint's metadata says about the run that wrote it.
-let metadata (c: RunConfig) = ("kind", c.Kind) :: [ for h in all -> h.Name, text (h.Get c) ]
+let metadata (c: RunConfig) = ("kind", c.Kind.Name) :: [ for h in all -> h.Name, text (h.Get c) ]

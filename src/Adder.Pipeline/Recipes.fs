@@ -43,7 +43,7 @@ let parse (text: string) (source: string) =
         match root.TryGetProperty "seed" with
         | true, v when v.ValueKind = JsonValueKind.Number && v.TryGetInt32() |> fst && v.GetInt32() >= 0 -> v.GetInt32()
         | true, _ -> bad "'seed' must be a non-negative integer"
-        | _ -> (defaults "train" model).Seed
+        | _ -> (defaults Train model).Seed
     let stages =
         match root.TryGetProperty "stages" with
         | true, v when v.ValueKind = JsonValueKind.Array && v.GetArrayLength() > 0 -> [ for s in v.EnumerateArray() -> s ]
@@ -69,7 +69,7 @@ let parse (text: string) (source: string) =
             let start = str "start" "best"
             if start <> "best" && start <> "last" then bad "%s: start '%s' is neither best nor last" where (Limits.Echo start)
             let optimizer = str "optimizer" "adamw"
-            let kind = if i = 0 then "train" else "finetune"
+            let kind = if i = 0 then Train else Finetune
             let config = { defaults kind model with Seed = seed; InitSeed = seed }
             let config =
                 try

@@ -14,7 +14,10 @@ open System.Text.Json.Nodes
 open Adder.Core
 
 /// The generators mined (verify's, each sampled with the round's mining seed).
-let miningGenerators = [ "uniform"; "mixed-length"; "carry-chain"; "nine-pairs" ]
+let miningKinds = [ Verify.Uniform; Verify.MixedLength; Verify.CarryChain; Verify.NinePairs ]
+
+/// Their names, as targeted.csv's columns and the mining report give them.
+let miningGenerators = [ for kind in miningKinds -> kind.Name ]
 
 /// A generator's mining pass: every failure counted (Found), the first keptPerGenerator of them kept.
 type Mined = { Generator: string; Examples: int; Found: int; Failures: (int64 * int64)[] }
@@ -30,9 +33,10 @@ let miningSeed (seed: int) (round: int) = 0x5EED_0000_0000L + int64 seed * 1_000
 /// failing pairs, less those `excluded` (held-out pairs never enter training): all of them counted, the first
 /// keptPerGenerator kept (a uniform sample: the pairs are drawn at random).
 let mine (backend: IBackend) (count: int) (seed: int64) (excluded: int64 * int64 -> bool) =
-    [ for name in miningGenerators ->
-        let index = Verify.generators |> List.findIndex (fun g -> g.Name = name)
-        let gen = (Verify.generators.[index]).Gen |> Option.get
+    [ for kind in miningKinds ->
+        let name = kind.Name
+        let index, generator = Verify.generator kind
+        let gen = generator.Gen |> Option.get
         let failures = ResizeArray<int64 * int64>()
         let mutable found = 0
         for block in 0 .. (count - 1) / Verify.blockSize do

@@ -77,14 +77,36 @@ let edgeCases =
           yield maxOperand ]
     Array.append AdderBoard.edgeCases [| for a in boundary do for b in boundary -> a, b |]
 
-type Generator = { Name: string; Description: string; Gen: Gen<int64 * int64> option }
+/// The generators, a closed set: --generators names them, targeted fine-tuning mines the sampled ones.
+type GeneratorKind =
+    | Uniform
+    | MixedLength
+    | CarryChain
+    | NinePairs
+    | Edge
+
+    member k.Name =
+        match k with
+        | Uniform -> "uniform"
+        | MixedLength -> "mixed-length"
+        | CarryChain -> "carry-chain"
+        | NinePairs -> "nine-pairs"
+        | Edge -> "edge"
+
+type Generator = { Kind: GeneratorKind; Name: string; Description: string; Gen: Gen<int64 * int64> option }
 
 let generators =
-    [ { Name = "uniform"; Description = "both operands uniform 10-digit"; Gen = Some uniform }
-      { Name = "mixed-length"; Description = "each operand's length uniform 1..10, then uniform of that length"; Gen = Some mixedLength }
-      { Name = "carry-chain"; Description = "a carry running through digit pairs summing to 9 (runs of 9s) across 10^k"; Gen = Some carryChain }
-      { Name = "nine-pairs"; Description = "every digit pair sums to 9 (b = 10^n - 1 - a)"; Gen = Some ninePairs }
-      { Name = "edge"; Description = sprintf "all %d edge cases (AdderBoard's and boundary operands), not sampled" edgeCases.Length; Gen = None } ]
+    [ Uniform, "both operands uniform 10-digit", Some uniform
+      MixedLength, "each operand's length uniform 1..10, then uniform of that length", Some mixedLength
+      CarryChain, "a carry running through digit pairs summing to 9 (runs of 9s) across 10^k", Some carryChain
+      NinePairs, "every digit pair sums to 9 (b = 10^n - 1 - a)", Some ninePairs
+      Edge, sprintf "all %d edge cases (AdderBoard's and boundary operands), not sampled" edgeCases.Length, None ]
+    |> List.map (fun (kind, description, gen) -> { Kind = kind; Name = kind.Name; Description = description; Gen = gen })
+
+/// A generator and its index in `generators` (which, with the run's seed, seeds its blocks).
+let generator (kind: GeneratorKind) =
+    let index = generators |> List.findIndex (fun g -> g.Kind = kind)
+    index, generators.[index]
 
 let generatorNames = generators |> List.map (fun g -> g.Name)
 
@@ -210,7 +232,7 @@ let run (checkpointName: string) (subject: Subject) (selected: Generator list) (
     let mutable decodeSeconds = 0.0   // sampling and decoding, not shrinking
     let reports =
         [ for g in selected ->
-            let index = generators |> List.findIndex (fun x -> x.Name = g.Name)
+            let index = fst (generator g.Kind)
             let failures = ResizeArray<int64 * int64 * string>()
             let mutable failureCount = 0
             let total = match g.Gen with Some _ -> count | None -> edgeCases.Length

@@ -15,7 +15,7 @@ open Adder.Tests.CliTests
 /// up without training.
 let private fakeRun (dir: string) (kind: string) (steps: int) (curriculum: string) =
     Directory.CreateDirectory dir |> ignore
-    let config = { Hyperparameters.defaults kind ModelConfig.Preset311 with Steps = steps; Curriculum = Curriculum.Parse curriculum }
+    let config = { Hyperparameters.defaults (Hyperparameters.RunKind.Parse kind) ModelConfig.Preset311 with Steps = steps; Curriculum = Curriculum.Parse curriculum }
     File.WriteAllText(Path.Combine(dir, "config.json"), Hyperparameters.toJson config)
     let rows =
         [ for step in 100 .. 100 .. steps ->

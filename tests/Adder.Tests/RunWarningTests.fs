@@ -24,7 +24,7 @@ let ``a run that ends before the curriculum reaches 10 digits warns once, naming
 
 [<Fact>]
 let ``shortfalls: unreached phases, a warm-up longer than the run, and none for a full run`` () =
-    let config = Hyperparameters.defaults "train" ModelConfig.Preset311
+    let config = Hyperparameters.defaults Hyperparameters.Train ModelConfig.Preset311
     Assert.Empty(Hyperparameters.shortfalls config)
     Assert.Empty(Hyperparameters.shortfalls { config with Steps = 7001 })
     let early = Hyperparameters.shortfalls { config with Steps = 2000 }

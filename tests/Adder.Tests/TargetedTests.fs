@@ -90,7 +90,7 @@ let ``an interrupted targeted fine-tune resumes, its pool kept, to the rounds an
     let model = (Checkpoint.Load start).Model
     let settings: Targeted.Settings =
         { Round =
-            { Hyperparameters.defaults "finetune" model.Config with
+            { Hyperparameters.defaults Hyperparameters.Finetune model.Config with
                 Lr = 0.001; Steps = 30; Seed = 0; Batch = 64; Warmup = 5; EvalInterval = 15; StartCheckpoint = Some start }
           Rounds = 2; Mine = 20_000; Mix = 0.25 }
     let targeted dir resume stop =

@@ -9,7 +9,7 @@ open Adder.Pipeline
 open Adder.Pipeline.Training
 open Adder.Tests.Shared
 
-let private config seed = { Hyperparameters.defaults "train" ModelConfig.Preset311 with Seed = seed; InitSeed = seed; Steps = 200; EvalInterval = 200 }
+let private config seed = { Hyperparameters.defaults Hyperparameters.Train ModelConfig.Preset311 with Seed = seed; InitSeed = seed; Steps = 200; EvalInterval = 200 }
 
 let private weights (runDir: string) = (Checkpoint.Load(Path.Combine(runDir, "last.safetensors"))).Model.Parameters
 
