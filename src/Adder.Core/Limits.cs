@@ -86,14 +86,27 @@ public static class Limits
         return slots * activations + 8 * gradients + 4 * parameters * (2 + 3L * models);
     }
 
-    /// <summary>Refuses a config whose backend would need more than MaxBackendBytes.</summary>
+    /// <summary>Refuses a config whose backend would need more than MaxBackendBytes: the CPU backend asks it
+    /// before it allocates anything.</summary>
     public static void CheckBackendMemory(ModelConfig c, int models, int threads)
     {
         long bytes = BackendBytes(c, models, threads);
-        if (bytes > MaxBackendBytes)
-            throw new AdderException(
-                $"model too large: n_layer={c.NLayer} d_model={c.DModel} d_ff={c.DFf} needs about {Gib(bytes)} GiB for a training " +
-                $"step or decode on {Math.Max(threads > 0 ? threads : Environment.ProcessorCount, 8)} slots, more than the limit of {Gib(MaxBackendBytes)} GiB");
+        if (bytes > MaxBackendBytes) throw TooLarge(c, bytes, threads);
+    }
+
+    static AdderException TooLarge(ModelConfig c, long bytes, int threads) =>
+        new($"model too large: n_layer={c.NLayer} d_model={c.DModel} d_ff={c.DFf} needs about {Gib(bytes)} GiB for a training " +
+            $"step or decode on {Math.Max(threads > 0 ? threads : Environment.ProcessorCount, 8)} slots, more than the limit of {Gib(MaxBackendBytes)} GiB");
+
+    /// <summary>Refuses, before any folder is made, a run of `models` models of `c` whose estimated memory is more
+    /// than MaxBackendBytes: the CPU backend's buffers (when it is the CPU backend; a model too large alone is
+    /// named as such), the token buffers, the holdouts and `other` bytes.</summary>
+    public static void CheckRunMemory(ModelConfig c, bool onCpu, int models, int threads, int batch, long holdoutPerModel, long other)
+    {
+        long backend = onCpu ? BackendBytes(c, models, threads) : 0;
+        if (backend > MaxBackendBytes) throw TooLarge(c, backend, threads);
+        CheckTokenBuffers(models, batch);
+        CheckRunMemory(backend, models, batch, holdoutPerModel, other);
     }
 
     /// <summary>The training loop's token buffers for `models` models of `batch` sequences: two (a step trains on

@@ -46,7 +46,8 @@ let run (backendFor: ModelConfig -> IBackend) (path: string) =
                     TieQkv = (match c.TryGetProperty "tie_qkv" with | true, v -> v.GetString() | _ -> d.TieQkv))
             | _ -> ModelConfig.Preset311
         let config = config.Validate()
-        Limits.CheckBackendMemory(config, 1, 0)
+        // the backend first: it refuses a config too large for memory before the model is allocated
+        use backend = backendFor config
         let model = Model(config)
         (Golden.parameters model.Layout (property root "params" path) path).CopyTo(model.Parameters, 0)
         let batch = property root "batch" path
@@ -57,7 +58,6 @@ let run (backendFor: ModelConfig -> IBackend) (path: string) =
             Tokens.CheckOperand(b.[i], "batch operand b")
         let goldenLoss = (property root "loss" path).GetDouble()
         let grads = property root "grad" path
-        use backend = backendFor config
         backend.SetParameters(0, ReadOnlySpan model.Parameters)
         let grad = Array.zeroCreate<float32> model.Layout.Count
         let tokens = backend.Config.Format.EncodeFullBatch(a, b)

@@ -252,14 +252,8 @@ let checkCohortOptions (config: RunConfig) (models: int) =
 /// the CPU backend's buffers, the token buffers, each run's holdout and validation prompts, and `other` bytes (a
 /// targeted run's failures). A caller that makes folders asks before making any.
 let checkMemory (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (models: int) (other: int64) =
-    let backend =
-        if device = Backends.Cpu then
-            Limits.CheckBackendMemory(config.Model, models, cpu.Threads)
-            Limits.BackendBytes(config.Model, models, cpu.Threads)
-        else 0L
-    Limits.CheckTokenBuffers(models, config.Batch)
     let holdout = Limits.HoldoutBytes(Batches.validationPairs, Batches.testPairs, config.Model.Format.PromptLength, config.Batch)
-    Limits.CheckRunMemory(backend, models, config.Batch, holdout, other)
+    Limits.CheckRunMemory(config.Model, (device = Backends.Cpu), models, cpu.Threads, config.Batch, holdout, other)
 
 /// Trains (or resumes) a cohort in one backend of `device` holding its members' models. `report` is called
 /// after every logged step of every member; `stop` is asked after every step (with the number of steps done):
