@@ -29,10 +29,14 @@ let keptPerGenerator = Limits.MaxFailurePool / miningGenerators.Length
 /// afterwards checks the model on sums that mining did not see.
 let miningSeed (seed: int) (round: int) = 0x5EED_0000_0000L + int64 seed * 1_000L + int64 round
 
+/// A mining pass stopped by an interrupt.
+exception MiningStopped
+
 /// Decodes `count` fresh pairs of each mining generator with the backend's model 0; returns each generator's
 /// failing pairs, less those `excluded` (held-out pairs never enter training): all of them counted, the first
-/// keptPerGenerator kept (a uniform sample: the pairs are drawn at random).
-let mine (backend: IBackend) (count: int) (seed: int64) (excluded: int64 * int64 -> bool) =
+/// keptPerGenerator kept (a uniform sample: the pairs are drawn at random). `stopped` is asked before each block
+/// of pairs (a fraction of a second), and raises MiningStopped when it says yes.
+let mine (backend: IBackend) (count: int) (seed: int64) (excluded: int64 * int64 -> bool) (stopped: unit -> bool) =
     [ for kind in miningKinds ->
         let name = kind.Name
         let index, generator = Verify.generator kind
@@ -40,6 +44,7 @@ let mine (backend: IBackend) (count: int) (seed: int64) (excluded: int64 * int64
         let failures = ResizeArray<int64 * int64>()
         let mutable found = 0
         for block in 0 .. (count - 1) / Verify.blockSize do
+            if stopped () then raise MiningStopped
             let pairs = Verify.sample gen seed index block (min Verify.blockSize (count - block * Verify.blockSize))
             let result = Evaluation.evaluateSet backend 0 name (Array.map fst pairs) (Array.map snd pairs)
             for f in result.Failures do
@@ -181,6 +186,7 @@ let private heldOut (seed: int) =
 /// rounds' table; best.safetensors the model that went on from the last round). `say` gets a line per event.
 /// Returns the rounds' reports and whether it ran to its end (false: `stop` interrupted a round). With resume,
 /// an interrupted run in outDir goes on (its round resumed from its last.safetensors) as if it had not stopped.
+/// `stop` is asked with each round's steps, and with -1 before each block of a mining pass.
 let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start: string) (outDir: string) (resume: bool)
         (say: string -> unit) (report: Training.Progress -> unit) (stop: int -> bool) =
     if settings.Rounds < 1 then fail "--rounds must be at least 1, got %d" settings.Rounds
@@ -206,11 +212,13 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
     let reports = ResizeArray<RoundReport>()
     let pool = Collections.Generic.Queue<int64 * int64>()
     let inPool = Collections.Generic.HashSet<int64 * int64>()
+    /// A mining pass of the checkpoint; None when an interrupt stopped it.
     let mineWith (checkpoint: string) (round: int) =
         let model = (Checkpoint.Load checkpoint).Model
         use backend = Backends.create device model.Config 1 cpu
         backend.SetParameters(0, model.Parameters)
-        mine backend settings.Mine (miningSeed config.Seed round) excluded
+        try Some(mine backend settings.Mine (miningSeed config.Seed round) excluded (fun () -> stop -1))
+        with MiningStopped -> None
     let failureCounts (mined: Mined list) = [ for m in mined -> m.Generator, m.Found ]
     let total (mined: Mined list) = mined |> List.sumBy (fun m -> m.Found)
     let describe (mined: Mined list) =
@@ -234,7 +242,9 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
     let mutable current = start
     let mutable remaining = 0   // failures the last mining pass found: none left ends the run
     let mutable round = 1
-    if resume then
+    let mutable interrupted = false
+    // a run stopped in its first mining pass has its options saved but no round yet: it starts again
+    if resume && File.Exists csv then
         let lines, done' = readRows outDir
         rows.Clear()
         rows.AddRange lines
@@ -248,12 +258,13 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
         say (sprintf "resuming %s after round %d: %d failures in the pool, %s goes on" outDir last.Round pool.Count current)
     else
         Files.writeTextAtomic (Path.Combine(outDir, stateName)) (stateJson settings start)
-        let mined = mineWith current 0
-        say (sprintf "start %s: failures in %d fresh sums per generator: %s" start settings.Mine (describe mined))
-        addToPool mined
-        remaining <- total mined
-        record { Round = 0; Kept = "start"; Checkpoint = current; Failures = failureCounts mined; Pool = pool.Count; BestValExact = nan }
-    let mutable interrupted = false
+        match mineWith current 0 with
+        | None -> interrupted <- true
+        | Some mined ->
+            say (sprintf "start %s: failures in %d fresh sums per generator: %s" start settings.Mine (describe mined))
+            addToPool mined
+            remaining <- total mined
+            record { Round = 0; Kept = "start"; Checkpoint = current; Failures = failureCounts mined; Pool = pool.Count; BestValExact = nan }
     while round <= settings.Rounds && remaining > 0 && not interrupted do
         let roundDir = Path.Combine(outDir, sprintf "round-%d" round)
         let roundConfig = { config with StartCheckpoint = Some current }
@@ -268,14 +279,19 @@ let run (device: Backends.Device) (cpu: CpuOptions) (settings: Settings) (start:
         else
             // the round's best and last, judged on the next round's fresh sums
             let best, last = RunFolder.best roundDir, RunFolder.last roundDir
-            let minedBest, minedLast = mineWith best round, mineWith last round
-            let kept, path, m = if total minedLast < total minedBest then "last", last, minedLast else "best", best, minedBest
-            say (sprintf "round %d: best (step %d) %d failures, last %d; %s goes on: %s" round outcome.BestStep (total minedBest) (total minedLast) kept (describe m))
-            current <- path
-            remaining <- total m
-            addToPool m
-            record { Round = round; Kept = kept; Checkpoint = current; Failures = failureCounts m; Pool = pool.Count; BestValExact = outcome.BestValExact }
-            round <- round + 1
+            match mineWith best round with
+            | None -> interrupted <- true
+            | Some minedBest ->
+            match mineWith last round with
+            | None -> interrupted <- true
+            | Some minedLast ->
+                let kept, path, m = if total minedLast < total minedBest then "last", last, minedLast else "best", best, minedBest
+                say (sprintf "round %d: best (step %d) %d failures, last %d; %s goes on: %s" round outcome.BestStep (total minedBest) (total minedLast) kept (describe m))
+                current <- path
+                remaining <- total m
+                addToPool m
+                record { Round = round; Kept = kept; Checkpoint = current; Failures = failureCounts m; Pool = pool.Count; BestValExact = outcome.BestValExact }
+                round <- round + 1
     if not interrupted then
         let chosen = Checkpoint.Load current
         let meta = Collections.Generic.Dictionary<string, string>(chosen.Metadata)

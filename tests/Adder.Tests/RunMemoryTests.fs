@@ -20,7 +20,7 @@ let ``mining a weak model counts every failure but keeps a bounded share of each
     use backend = Backends.create Backends.Cpu model.Config 1 CpuOptions.Default
     backend.SetParameters(0, model.Parameters)
     let count = Targeted.keptPerGenerator + 20_000
-    let mined = Targeted.mine backend count (Targeted.miningSeed 0 0) (fun _ -> false)
+    let mined = Targeted.mine backend count (Targeted.miningSeed 0 0) (fun _ -> false) (fun () -> false)
     Assert.True(Targeted.keptPerGenerator * Targeted.miningGenerators.Length <= Limits.MaxFailurePool)
     for m in mined do
         Assert.True(m.Found > Targeted.keptPerGenerator, sprintf "%s: %d failures of %d" m.Generator m.Found count)

@@ -1,6 +1,7 @@
 /// Targeted fine-tuning: the mixer, mining, the rounds in one folder, and resume of an interrupted run.
 module Adder.Tests.TargetedTests
 
+open System.Diagnostics
 open System.IO
 open Xunit
 open Adder.Core
@@ -29,13 +30,13 @@ let ``mining returns real failures of the model and never a held-out pair`` () =
     use backend = Backends.create Backends.Cpu model.Config 1 CpuOptions.Default
     backend.SetParameters(0, model.Parameters)
     // the shipped base-recipe model fails some mixed-length sums (52 of 20,000)
-    let mined = Targeted.mine backend 20_000 (Targeted.miningSeed 0 0) (fun _ -> false)
+    let mined = Targeted.mine backend 20_000 (Targeted.miningSeed 0 0) (fun _ -> false) (fun () -> false)
     let failures = mined |> List.collect (fun m -> List.ofArray m.Failures)
     Assert.NotEmpty(failures)
     let a, b = failures |> List.map fst |> Array.ofList, failures |> List.map snd |> Array.ofList
     Assert.Equal(failures.Length, (Evaluation.evaluateSet backend 0 "" a b).Errors)
     let first = failures.Head
-    let again = Targeted.mine backend 20_000 (Targeted.miningSeed 0 0) (fun p -> p = first)
+    let again = Targeted.mine backend 20_000 (Targeted.miningSeed 0 0) (fun p -> p = first) (fun () -> false)
     Assert.DoesNotContain(first, again |> List.collect (fun m -> List.ofArray m.Failures))
     Assert.Equal(failures.Length - 1, again |> List.sumBy (fun m -> m.Failures.Length))
 
@@ -127,3 +128,45 @@ let ``an interrupted targeted fine-tune resumes, its pool kept, to the rounds an
     run (args |> List.map (fun a -> if a = "0.001" then "0.002" else a)) |> assertOneLineError "--lr 0.002 differs"
     run (args |> List.map (fun a -> if a = start then Path.Combine(cut, "best.safetensors") else a)) |> assertOneLineError "is not the checkpoint the targeted run started from"
     run (args |> List.map (fun a -> if a = cut then Path.Combine(root, "none") else a)) |> assertOneLineError "nothing to resume"
+    // stopped in a mining pass (stop asked with -1 before each block): in the first one, and in round 1's last
+    let inFirst = Path.Combine(root, "in-first-mining")
+    let _, finished = targeted inFirst false (fun step -> step = -1)
+    Assert.False(finished)
+    Assert.False(File.Exists(Path.Combine(inFirst, Targeted.csvName)))
+    let mutable trained = false
+    let inRound1 = Path.Combine(root, "in-round-1-mining")
+    let afterTraining step =
+        if step > 0 then trained <- true
+        step = -1 && trained
+    let _, finished = targeted inRound1 false afterTraining
+    Assert.False(finished)
+    for dir in [ inFirst; inRound1 ] do
+        let _, finished = targeted dir true (fun _ -> false)
+        Assert.True(finished)
+        Assert.Equal(table whole, table dir)
+        Assert.Equal<float32[]>((Checkpoint.Load(Path.Combine(whole, "best.safetensors"))).Model.Parameters,
+                                (Checkpoint.Load(Path.Combine(dir, "best.safetensors"))).Model.Parameters)
+
+[<Fact>]
+let ``SIGINT during a long mining pass ends a targeted fine-tune within seconds, exit 130`` () =
+    let out = Path.Combine(tempDir (), "targeted")
+    let info = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    // 10 million sums a generator: some 40 s of mining on this machine before the first round
+    for a in [ Path.Combine(System.AppContext.BaseDirectory, "adder.dll"); "finetune"; "-c"; Path.Combine(repoRoot, "models", "adder-311p-s36.safetensors")
+               "--targeted"; "--lr"; "0.001"; "--steps"; "30"; "--seed"; "0"; "--mine"; "10000000"; "--quiet"; "--out"; out ] do
+        info.ArgumentList.Add a
+    use p = Process.Start info
+    let mutable line = p.StandardOutput.ReadLine()
+    while not (isNull line) && not (line.StartsWith "targeted finetune") do line <- p.StandardOutput.ReadLine()
+    Assert.NotNull line
+    System.Threading.Thread.Sleep 1500   // into the mining pass
+    let watch = System.Diagnostics.Stopwatch.StartNew()
+    use kill = Process.Start("kill", [| "-INT"; string p.Id |])
+    kill.WaitForExit()
+    let rest = p.StandardOutput.ReadToEndAsync()
+    if not (p.WaitForExit 30000) then
+        p.Kill true
+        Assert.Fail "adder did not stop within 30 s of SIGINT"
+    Assert.Equal(130, p.ExitCode)
+    Assert.True(watch.Elapsed.TotalSeconds < 10.0, sprintf "stopped %.1f s after SIGINT" watch.Elapsed.TotalSeconds)
+    Assert.Contains("--resume", rest.Result)
