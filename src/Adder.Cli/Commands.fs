@@ -275,7 +275,7 @@ let private recipeSweep (args: ParseResults<TrainArgs>) (file: string) (recipe: 
         printfn "seed %-6d best validation %6.2f%% at step %d; AdderBoard %d / %d; %.0f s" r.Seed (100.0 * r.BestValExact) r.BestStep
             r.AdderBoardCorrect r.AdderBoardTotal r.Seconds
     let results, finished =
-        Recipes.sweep (fst launch) (snd launch) recipe mine sweepDir announceSeed seedDone (reporter (args.Contains TrainArgs.Quiet)) (cancellation None)
+        Recipes.sweep (fst launch) (snd launch) recipe mine sweepDir announceSeed seedDone (printfn "%s") (reporter (args.Contains TrainArgs.Quiet)) (cancellation None)
     let csv =
         match shard with
         | Some s -> Path.Combine(sweepDir, sprintf "recipe-sweep-shard-%d-of-%d.csv" s.Index s.Count)
@@ -293,7 +293,7 @@ let private recipeSweep (args: ParseResults<TrainArgs>) (file: string) (recipe: 
 let private recipeOnce (args: ParseResults<TrainArgs>) (file: string) (recipe: Recipes.Recipe) (launch: Backends.Device * CpuOptions) announce =
     let outDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", Path.GetFileNameWithoutExtension file))
     printfn "recipe %s: %s, %d stage%s -> %s" file (recipe.Model.Describe()) recipe.Stages.Length (if recipe.Stages.Length = 1 then "" else "s") outDir
-    let results = Recipes.run (fst launch) (snd launch) recipe outDir announce (reporter (args.Contains TrainArgs.Quiet)) (cancellation None)
+    let results = Recipes.run (fst launch) (snd launch) recipe outDir announce (printfn "%s") (reporter (args.Contains TrainArgs.Quiet)) (cancellation None)
     for stage, dir, outcome in results do
         printfn "stage %s: %s; best validation exact match %.2f%% at step %d (%s)" stage.Name
             (if outcome.Completed then "done" else sprintf "stopped at step %d" outcome.LastStep) (100.0 * outcome.BestValExact) outcome.BestStep dir
@@ -316,8 +316,13 @@ let private trainRecipe (args: ParseResults<TrainArgs>) (file: string) =
     let launch = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
     let announce (i: int) (stage: Recipes.Stage) (dir: string) =
         let c = stage.Config
-        printfn "stage %d (%s): steps %d, batch %d, lr %g, warm-up %d, floor %g, weight decay %g, curriculum %O, carry-mix %g -> %s"
-            (i + 1) stage.Name c.Steps c.Batch c.Lr c.Warmup c.Floor c.WeightDecay c.Curriculum c.CarryMix.Probability dir
+        match stage.Method with
+        | Recipes.Gradient ->
+            printfn "stage %d (%s): steps %d, batch %d, lr %g, warm-up %d, floor %g, weight decay %g, curriculum %O, carry-mix %g -> %s"
+                (i + 1) stage.Name c.Steps c.Batch c.Lr c.Warmup c.Floor c.WeightDecay c.Curriculum c.CarryMix.Probability dir
+        | Recipes.Lbfgs history ->
+            printfn "stage %d (%s): L-BFGS polish, up to %d iterations, history %d, on one fixed batch of %d (curriculum %O) -> %s"
+                (i + 1) stage.Name c.Steps history c.Batch c.Curriculum dir
     match args.TryGetResult TrainArgs.Seeds with
     | Some list -> recipeSweep args file recipe (Sweep.parseSeeds list) launch announce
     | None -> recipeOnce args file recipe launch announce

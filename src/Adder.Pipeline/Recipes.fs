@@ -14,13 +14,18 @@ open System.Text.Json
 open Adder.Core
 open Adder.Pipeline.Hyperparameters
 
+/// How a stage trains: AdamW steps on fresh batches (Training), or an L-BFGS polish on one fixed batch (Lbfgs).
+type Method =
+    | Gradient
+    | Lbfgs of history: int
+
 /// A stage; OwnSeed: it sets its own "seed" (a recipe sweep's seed then leaves that stage's data seed alone).
-type Stage = { Name: string; Config: RunConfig; Start: string; OwnSeed: bool; OwnInitSeed: bool }
+type Stage = { Name: string; Config: RunConfig; Start: string; Method: Method; OwnSeed: bool; OwnInitSeed: bool }
 
 type Recipe = { Model: ModelConfig; Stages: Stage list }
 
 let private recipeKeys = [ "architecture"; "seed"; "stages" ]
-let private stageOwnKeys = [ "name"; "start"; "optimizer" ]
+let private stageOwnKeys = [ "name"; "start"; "optimizer"; "history" ]
 
 /// A stage's folder inside the recipe's output folder.
 let stageDir (outDir: string) (index: int) (stage: Stage) = Path.Combine(outDir, sprintf "stage-%d-%s" (index + 1) stage.Name)
@@ -77,15 +82,24 @@ let parse (text: string) (source: string) =
                 with
                 | :? AdderException as e -> bad "%s: %s" where e.Message
                 | :? InvalidOperationException | :? FormatException -> bad "%s: a value has the wrong type" where
-            let config =
+            let history =
+                match s.TryGetProperty "history" with
+                | true, v when v.ValueKind = JsonValueKind.Number && v.TryGetInt32() |> fst && v.GetInt32() >= 1 -> Some(v.GetInt32())
+                | true, _ -> bad "%s: 'history' must be a positive integer" where
+                | _ -> None
+            if history.IsSome && optimizer <> "lbfgs" then bad "%s: 'history' belongs to optimizer lbfgs" where
+            let config, method =
                 match optimizer with
-                | "adamw" -> config
+                | "adamw" -> config, Gradient
                 | "adam" ->
                     if config.WeightDecay <> 0.0 && (fst (s.TryGetProperty "weight_decay")) then bad "%s: adam has no weight decay (use adamw)" where
-                    { config with WeightDecay = 0.0 }
-                | other -> bad "%s: unknown optimizer '%s' (known: adamw, adam)" where (Limits.Echo other)
+                    { config with WeightDecay = 0.0 }, Gradient
+                | "lbfgs" ->
+                    if i = 0 then bad "%s: an lbfgs stage polishes the stage before it; it cannot be the first" where
+                    config, Lbfgs(defaultArg history 10)
+                | other -> bad "%s: unknown optimizer '%s' (known: adamw, adam, lbfgs)" where (Limits.Echo other)
             let config = try validate config with :? AdderException as e -> bad "%s: %s" where e.Message
-            { Name = name; Config = config; Start = start
+            { Name = name; Config = config; Start = start; Method = method
               OwnSeed = fst (s.TryGetProperty "seed"); OwnInitSeed = fst (s.TryGetProperty "init_seed") })
     { Model = model; Stages = stages }
 
@@ -94,7 +108,7 @@ let load (path: string) = parse (SafeFiles.ReadAllText(path, "recipe")) path
 /// Runs the stages in order; each starts from the one before (its best or last checkpoint). A stage whose folder
 /// holds a run already is resumed (a finished one ends at once), so the same command continues a recipe.
 let run (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (outDir: string) (announce: int -> Stage -> string -> unit)
-        (report: Training.Progress -> unit) (stop: int -> bool) =
+        (say: string -> unit) (report: Training.Progress -> unit) (stop: int -> bool) =
     Directory.CreateDirectory outDir |> ignore
     let rec go (i: int) (previous: (string * Stage) option) (stages: Stage list) (done': (Stage * string * Training.Outcome) list) =
         match stages with
@@ -105,9 +119,11 @@ let run (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (outDir: st
                 match previous with
                 | None -> stage.Config
                 | Some(prevDir, _) -> { stage.Config with StartCheckpoint = Some(Path.GetFullPath(Path.Combine(prevDir, stage.Start + ".safetensors"))) }
-            let resume = File.Exists(RunFolder.last dir)
             announce i stage dir
-            let outcome = Training.run device cpu config dir resume report stop
+            let outcome =
+                match stage.Method with
+                | Gradient -> Training.run device cpu config dir (File.Exists(RunFolder.last dir)) report stop
+                | Lbfgs history -> Lbfgs.polish device cpu config history dir say stop
             let done' = (stage, dir, outcome) :: done'
             // an interrupted stage ends the recipe here; the same command continues it
             if outcome.Completed then go (i + 1) (Some(dir, stage)) rest done' else List.rev done'
@@ -157,14 +173,14 @@ let adderBoardScore (device: Backends.Device) (cpu: CpuOptions) (checkpoint: str
 /// finished seed ending at once, so the same command continues a sweep); `seedDone` gets each seed's result.
 /// Returns the seeds' results and whether every seed ran to its end.
 let sweep (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (seeds: int list) (sweepDir: string)
-        (announce: int -> int -> Stage -> string -> unit) (seedDone: SeedResult -> unit)
+        (announce: int -> int -> Stage -> string -> unit) (seedDone: SeedResult -> unit) (say: string -> unit)
         (report: Training.Progress -> unit) (stop: int -> bool) =
     let results = ResizeArray<SeedResult>()
     let mutable interrupted = false
     for seed in seeds do
         if not interrupted then
             let dir = seedDir sweepDir seed
-            let stages = run device cpu (withSeed seed recipe) dir (announce seed) report stop
+            let stages = run device cpu (withSeed seed recipe) dir (announce seed) say report stop
             let completed = stages.Length = recipe.Stages.Length && (let _, _, o = List.last stages in o.Completed)
             if not completed then interrupted <- true
             else
