@@ -213,6 +213,7 @@ type TrainArgs =
     | [<Unique>] Carry_Mix_Fade_Start of int
     | [<Unique>] Carry_Mix_Fade_End of int
     | [<Unique>] Weight_Decay_Cuts of spec: string
+    | [<Unique>] Ema of decay: float
     | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
     | [<Unique>] Models_Per_Launch of n: int
@@ -275,6 +276,7 @@ type FinetuneArgs =
     | [<Unique>] Carry_Mix_Fade_Start of int
     | [<Unique>] Carry_Mix_Fade_End of int
     | [<Unique>] Weight_Decay_Cuts of spec: string
+    | [<Unique>] Ema of decay: float
     | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
     | [<Unique>] Resume

@@ -39,8 +39,9 @@ let private reporter (quiet: bool) =
         match p.ValExact with
         | Some e ->
             if live then Console.Write(ProgressLine.blank (ProgressLine.columns (ProgressLine.windowWidth ())))
-            printfn "%sstep %7d  loss %.5f  val exact %6.2f%%  token acc %6.2f%%  lr %s  %.0f steps/s  %s elapsed" who p.Step p.Loss
-                (100.0 * e) (100.0 * p.ValTokenAccuracy.Value) (sci p.Lr) p.StepsPerSecond (formatSpan p.Elapsed)
+            let average = match p.EmaValExact with Some v -> sprintf "  ema %6.2f%%" (100.0 * v) | None -> ""
+            printfn "%sstep %7d  loss %.5f  val exact %6.2f%%%s  token acc %6.2f%%  lr %s  %.0f steps/s  %s elapsed" who p.Step p.Loss
+                (100.0 * e) average (100.0 * p.ValTokenAccuracy.Value) (sci p.Lr) p.StepsPerSecond (formatSpan p.Elapsed)
         | None when live && p.Member = 0 && (DateTime.UtcNow - lastDraw).TotalMilliseconds > 250.0 ->
             lastDraw <- DateTime.UtcNow
             let columns = ProgressLine.columns (ProgressLine.windowWidth ())

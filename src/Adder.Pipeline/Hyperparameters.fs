@@ -46,7 +46,9 @@ type RunConfig =
       GrokfastAlpha: float
       GrokfastLambda: float
       CarryMix: CarryMix
-      WeightDecayCuts: WeightDecayCuts }
+      WeightDecayCuts: WeightDecayCuts
+      /// decay of the weights' moving average (0: none)
+      Ema: float }
 
 type Value =
     | Int of int
@@ -144,7 +146,9 @@ let all: Hyperparameter list =
                          | Text s -> { c with WeightDecayCuts = WeightDecayCuts.Parse s }
                          | _ -> fail "--weight-decay-cuts must be text"
         Read = fun e -> Text(e.GetString())
-        Write = fun v -> JsonValue.Create(text v) } ]
+        Write = fun v -> JsonValue.Create(text v) }
+      float "ema" "an exponential moving average of the weights, this its decay per step (e.g. 0.999; 0: none): validated beside the weights, its best kept as ema.safetensors"
+          (Some 0.0) (Some 0.0) unitOpen (fun c -> c.Ema) (fun c x -> { c with Ema = x }) ]
 
 let tryFind (name: string) = all |> List.tryFind (fun h -> h.Name = name)
 
@@ -167,7 +171,7 @@ let defaults (kind: RunKind) (model: ModelConfig) =
           Warmup = 0; Floor = 0.0; WeightDecay = 0.0; Clip = 1.0; EvalInterval = 1; Curriculum = Curriculum.Full
           Beta1 = AdamW.DefaultBeta1; Beta2 = AdamW.DefaultBeta2; Eps = AdamW.DefaultEps
           GrokfastAlpha = Grokfast.DefaultAlpha; GrokfastLambda = Grokfast.DefaultLambda; CarryMix = CarryMix.Off
-          WeightDecayCuts = WeightDecayCuts.None }
+          WeightDecayCuts = WeightDecayCuts.None; Ema = 0.0 }
     let c = all |> List.fold (fun c h -> match h.Default kind with Some v -> h.Set c v | None -> c) blank
     { c with InitSeed = c.Seed }
 

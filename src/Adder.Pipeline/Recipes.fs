@@ -72,7 +72,7 @@ let parse (text: string) (source: string) =
                 bad "%s: name '%s' may hold letters, digits, '-' and '_' only" where (Limits.Echo name)
             if not (names.Add name) then bad "%s: the name '%s' is used twice" where name
             let start = str "start" "best"
-            if start <> "best" && start <> "last" then bad "%s: start '%s' is neither best nor last" where (Limits.Echo start)
+            if start <> "best" && start <> "last" && start <> "ema" then bad "%s: start '%s' is not best, last or ema" where (Limits.Echo start)
             let optimizer = str "optimizer" "adamw"
             let kind = if i = 0 then Train else Finetune
             let config = { defaults kind model with Seed = seed; InitSeed = seed }
@@ -101,6 +101,9 @@ let parse (text: string) (source: string) =
             let config = try validate config with :? AdderException as e -> bad "%s: %s" where e.Message
             { Name = name; Config = config; Start = start; Method = method
               OwnSeed = fst (s.TryGetProperty "seed"); OwnInitSeed = fst (s.TryGetProperty "init_seed") })
+    stages |> List.pairwise |> List.iteri (fun i (previous, stage) ->
+        if stage.Start = "ema" && previous.Config.Ema = 0.0 then
+            bad "stage %d starts from the stage before's ema, but that stage keeps no moving average (give it \"ema\": 0.999, say)" (i + 2))
     { Model = model; Stages = stages }
 
 let load (path: string) = parse (SafeFiles.ReadAllText(path, "recipe")) path

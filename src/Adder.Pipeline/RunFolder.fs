@@ -7,11 +7,14 @@ let configName = "config.json"
 let metricsName = "metrics.csv"
 let lastName = "last.safetensors"
 let bestName = "best.safetensors"
+/// the weights' moving average at its best validation, for a run that keeps one
+let emaName = "ema.safetensors"
 
 let config (runDir: string) = Path.Combine(runDir, configName)
 let metrics (runDir: string) = Path.Combine(runDir, metricsName)
 let last (runDir: string) = Path.Combine(runDir, lastName)
 let best (runDir: string) = Path.Combine(runDir, bestName)
+let ema (runDir: string) = Path.Combine(runDir, emaName)
 
 /// A sweep's run folder for one seed.
 let ofSeed (sweepDir: string) (seed: int) = Path.Combine(sweepDir, sprintf "s%d" seed)

@@ -20,12 +20,17 @@ let readConfig (runDir: string) =
 type Progress =
     { Member: int; Members: int; Seed: int
       Step: int; Steps: int; Loss: float; Lr: float; GradNorm: float; StepsPerSecond: float
-      ValExact: float option; ValTokenAccuracy: float option; BestValExact: float; Elapsed: TimeSpan }
+      ValExact: float option; ValTokenAccuracy: float option; BestValExact: float; Elapsed: TimeSpan
+      /// at a validation of a run that keeps a moving average of its weights: the average's exact match
+      EmaValExact: float option }
 
 type Outcome = { Completed: bool; LastStep: int; BestValExact: float; BestStep: int }
 
 /// One seed of a cohort: its options, its run folder, whether it continues from last.safetensors.
 type Member = { Config: RunConfig; RunDir: string; Resume: bool }
+
+/// last.safetensors' keys for the moving average's best validation (the average itself is its own tensor).
+let private emaBestKey, emaBestStepKey = "ema_best_val_exact", "ema_best_step"
 
 /// A member's state during the run.
 type private Seat(m: Member, index: int, parameterCount: int, format: TokenFormat) =
@@ -49,6 +54,10 @@ type private Seat(m: Member, index: int, parameterCount: int, format: TokenForma
     member val ElapsedBefore = 0.0 with get, set
     member val GradNorm = 0.0 with get, set
     member val Failure: string option = None with get, set
+    /// The weights' moving average (null when the run keeps none) and its best validation so far.
+    member val Ema: float32[] = null with get, set
+    member val BestEmaVal = -1.0 with get, set
+    member val BestEmaStep = -1 with get, set
     member _.LastPath = RunFolder.last m.RunDir
     member _.BestPath = RunFolder.best m.RunDir
 
@@ -100,6 +109,12 @@ let private start (seat: Seat) =
         seat.ElapsedBefore <- state.ElapsedSeconds
         try seat.Sampler.SetState state.SamplerState
         with :? AdderException -> fail "--resume: %s has a bad '%s' (%d words)" seat.LastPath TrainingState.SamplerStateKey state.SamplerState.Length
+        if config.Ema > 0.0 then
+            if isNull last.WeightsEma then fail "--resume: %s holds no moving average of the weights, and the run keeps one (ema %g)" seat.LastPath config.Ema
+            seat.Ema <- Array.copy last.WeightsEma
+            let number (key: string) fallback = match last.Metadata.TryGetValue key with | true, v -> Double.Parse(v, Globalization.CultureInfo.InvariantCulture) | _ -> fallback
+            seat.BestEmaVal <- number emaBestKey -1.0
+            seat.BestEmaStep <- int (number emaBestStepKey -1.0)
         Metrics.truncateAfter m.RunDir state.Step
         last.Model.Parameters, optimizer, state.Step
     else
@@ -112,6 +127,7 @@ let private start (seat: Seat) =
             | None -> Model.Initialised(config.Model, config.InitSeed)
         Files.writeTextAtomic (RunFolder.config m.RunDir) (toJson config + "\n")
         Files.writeTextAtomic (Metrics.pathIn m.RunDir) (Metrics.header + "\n")
+        if config.Ema > 0.0 then seat.Ema <- Array.copy model.Parameters
         model.Parameters, OptimizerState(0L, Array.zeroCreate model.Layout.Count, Array.zeroCreate model.Layout.Count), 0
 
 /// Changes a member's batch after the sampler drew it (Batches.BatchMix: member index, step, a, b).
@@ -120,7 +136,8 @@ type BatchMix = Batches.BatchMix
 let noMix = Batches.noMix
 
 /// The cohort's loop, its folders claimed, in a backend holding one model a member.
-let private train (backend: IBackend) (config: RunConfig) (members: Member list) (mix: BatchMix) (report: Progress -> unit) (stop: int -> bool) =
+let private train (backend: IBackend) (emaBackend: IBackend option) (config: RunConfig) (members: Member list) (mix: BatchMix)
+        (report: Progress -> unit) (stop: int -> bool) =
     let count = ParameterLayout(config.Model).Count
     let seats = members |> List.mapi (fun i m -> Seat(m, i, count, config.Model.Format)) |> Array.ofList
     let starts = seats |> Array.map start
@@ -159,12 +176,22 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
                 TrainingState(step, seat.BestVal, seat.BestStep, samplerState, seat.LossSum, seat.LossCount,
                               seat.ElapsedBefore + watch.Elapsed.TotalSeconds).WriteTo(meta)
             let optimizer = if training then backend.GetOptimizer seat.Index else null
-            Checkpoint(Model(config.Model, Array.copy seat.Parameters), meta, optimizer).Save path
+            let average = if training && not (isNull seat.Ema) then Array.copy seat.Ema else null
+            Checkpoint(Model(config.Model, Array.copy seat.Parameters), meta, optimizer, average).Save path
         let saveLast (seat: Seat) =
             if live seat then
                 seat.SavedStep <- step
                 backend.GetParameters(seat.Index, Span seat.Parameters)
-                save seat seat.LastPath (max seat.BestVal 0.0) [] true
+                let averageState =
+                    if isNull seat.Ema then []
+                    else [ emaBestKey, Files.formatFloat seat.BestEmaVal; emaBestStepKey, string seat.BestEmaStep ]
+                save seat seat.LastPath (max seat.BestVal 0.0) averageState true
+        // the average follows the weights after every step: ema ← d·ema + (1 − d)·w
+        let emaDecay = float32 config.Ema
+        let updateAverage (seat: Seat) =
+            backend.GetParameters(seat.Index, Span seat.Parameters)
+            let w, ema = seat.Parameters, seat.Ema
+            for i in 0 .. ema.Length - 1 do ema.[i] <- emaDecay * ema.[i] + (1.0f - emaDecay) * w.[i]
 
         // a resumed run already at its stop point (a sweep's probe, --stop-after) does not take another step
         let mutable cancelled = step < config.Steps && stop step
@@ -197,6 +224,7 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
                     seat.LossSum <- seat.LossSum + float r.Loss
                     seat.LossCount <- seat.LossCount + 1
                     seat.GradNorm <- r.GradNorm
+                    if not (isNull seat.Ema) then updateAverage seat
             // a cohort whose runs have all diverged has nothing left to train
             if not (Array.exists live seats) then cancelled <- true
             let isEval = step % config.EvalInterval = 0 || step = config.Steps
@@ -219,6 +247,22 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
                         seat.BestStep <- step
                         save seat seat.BestPath e [ "val_token_acc", Files.formatFloat t ] false
                     | _ -> ()
+                    // the average validated beside the weights, in a backend of its own; its best kept as ema.safetensors
+                    let emaVal =
+                        match emaBackend with
+                        | Some averages when isEval ->
+                            averages.SetParameters(seat.Index, ReadOnlySpan seat.Ema)
+                            let r = Evaluation.evaluatePrompts averages seat.Index "validation" seat.ValA seat.ValB seat.ValPrompts
+                            if r.ExactMatch > seat.BestEmaVal then
+                                seat.BestEmaVal <- r.ExactMatch
+                                seat.BestEmaStep <- step
+                                let meta = Collections.Generic.Dictionary<string, string>()
+                                for k, v in metadata seat.Member.Config @ [ "step", string step; "val_exact", Files.formatFloat r.ExactMatch
+                                                                            "val_token_acc", Files.formatFloat r.TokenAccuracy; "weights", "ema" ] do
+                                    meta.[k] <- v
+                                Checkpoint(Model(config.Model, Array.copy seat.Ema), meta).Save(RunFolder.ema seat.Member.RunDir)
+                            Some r.ExactMatch
+                        | _ -> None
                     let row: Metrics.Row = { Step = step; Loss = meanLoss; Lr = lr; GradNorm = seat.GradNorm; ValExact = valExact
                                              ValTokenAccuracy = valTok; ElapsedSeconds = seat.ElapsedBefore + watch.Elapsed.TotalSeconds }
                     metrics.[seat.Index].WriteLine(Metrics.format row)
@@ -232,7 +276,7 @@ let private train (backend: IBackend) (config: RunConfig) (members: Member list)
                     report { Member = seat.Index; Members = seats.Length; Seed = seat.Member.Config.Seed
                              Step = step; Steps = config.Steps; Loss = meanLoss; Lr = lr; GradNorm = seat.GradNorm; StepsPerSecond = rate
                              ValExact = valExact; ValTokenAccuracy = valTok; BestValExact = seat.BestVal
-                             Elapsed = TimeSpan.FromSeconds seat.ElapsedBefore + watch.Elapsed }
+                             Elapsed = TimeSpan.FromSeconds seat.ElapsedBefore + watch.Elapsed; EmaValExact = emaVal }
             if step < config.Steps && not cancelled && stop step then cancelled <- true
         if cancelled then for seat in seats do saveLast seat
         [ for seat in seats ->
@@ -267,11 +311,13 @@ let runCohortMixing (device: Backends.Device) (cpu: CpuOptions) (members: Member
     checkMemory device cpu config members.Length 0L
     // the backend too (no CUDA device, a config the kernels do not support: one line, no folder touched)
     use backend = Backends.create device config.Model members.Length cpu
+    // a second backend validates the weights' averages, so the training state is never touched for it
+    use averages = if config.Ema > 0.0 then Backends.create device config.Model members.Length cpu else null
     // every folder is claimed before any is written, so a refused member leaves the others untouched
     let locks = ResizeArray<IDisposable>()
     try
         for m in members do locks.Add(claim m)
-        train backend config members mix report stop
+        train backend (Option.ofObj averages) config members mix report stop
     finally
         for l in locks do l.Dispose()
 

@@ -90,7 +90,7 @@ let ``a malformed recipe is refused in one line before any folder is made`` () =
     refused "stage 2: --steps must be at least 1" (stage """{ "steps": 0 }""")
     refused "unknown optimizer 'sgd'" (stage """{ "optimizer": "sgd" }""")
     refused "fade ends" (stage """{ "carry_mix": 0.8, "carry_mix_fade_start": 100, "carry_mix_fade_end": 50 }""")
-    refused "start 'first' is neither best nor last" (stage """{ "start": "first" }""")
+    refused "start 'first' is not best, last or ema" (stage """{ "start": "first" }""")
     refused "unknown recipe key 'stage'" """{ "architecture": "36p", "stage": [] }"""
     refused "needs a non-empty 'stages'" """{ "architecture": "36p", "stages": [] }"""
     refused "unknown model preset '35p' (known: 311p, 275p, wide, 62p" """{ "architecture": "35p", "stages": [ { "steps": 1 } ] }"""

@@ -8,14 +8,17 @@ public sealed record OptimizerState(long Step, float[] M, float[] V, float[]? Gr
 
 /// <summary>A model with what its file says about it. Loads either format; saves ours (safetensors:
 /// tensor names as SPEC section 2 without the tied lm_head, the config and facts in __metadata__).</summary>
-public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata = null, OptimizerState? optimizer = null)
+/// <summary>A model with its metadata; a training checkpoint adds the optimizer's state and, when the run keeps
+/// one, the moving average of its weights (WeightsEma).</summary>
+public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata = null, OptimizerState? optimizer = null, float[]? weightsEma = null)
 {
     public const string Format = "adder-1";
-    const string OptimizerM = "optimizer.m", OptimizerV = "optimizer.v", OptimizerEma = "optimizer.grokfast_ema";
+    const string OptimizerM = "optimizer.m", OptimizerV = "optimizer.v", OptimizerEma = "optimizer.grokfast_ema", WeightsEmaName = "training.weights_ema";
 
     public Model Model { get; } = model;
     public Dictionary<string, string> Metadata { get; } = metadata ?? [];
     public OptimizerState? Optimizer { get; } = optimizer;
+    public float[]? WeightsEma { get; } = weightsEma;
 
     public static Checkpoint Load(string path)
     {
@@ -69,12 +72,15 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
             byName.Remove(OptimizerEma, out var ema);
             optimizer = new OptimizerState(step, m.Data, v.Data, ema?.Data);
         }
+        byName.Remove(WeightsEmaName, out var weightsEma);
         var model = Assemble(config, byName, path);
+        if (weightsEma is not null && weightsEma.Data.Length != model.Layout.Count)
+            throw new AdderException($"{path}: the weights' average has {weightsEma.Data.Length} values, the model {model.Layout.Count}");
         if (optimizer is not null && (optimizer.M.Length != model.Layout.Count || optimizer.V.Length != model.Layout.Count
                                       || optimizer.GrokfastEma is { } e && e.Length != model.Layout.Count))
             throw new AdderException($"{path}: optimizer state has {optimizer.M.Length} values, the model {model.Layout.Count}");
         metadata.Remove("optimizer_step");
-        return new Checkpoint(model, metadata, optimizer);
+        return new Checkpoint(model, metadata, optimizer, weightsEma?.Data);
     }
 
     /// <summary>Places named tensors into a model's flat buffer, insisting on exactly the layout's names and shapes.</summary>
@@ -119,6 +125,7 @@ public sealed class Checkpoint(Model model, Dictionary<string, string>? metadata
             if (Optimizer.GrokfastEma is { } ema) tensors.Add(new StoredTensor(OptimizerEma, [ema.Length], ema));
             metadata["optimizer_step"] = Optimizer.Step.ToString(CultureInfo.InvariantCulture);
         }
+        if (WeightsEma is { } average) tensors.Add(new StoredTensor(WeightsEmaName, [average.Length], average));
         AtomicFile.Write(path, stream => Safetensors.Write(stream, tensors, metadata));
     }
 }
