@@ -53,9 +53,9 @@ module Defaults =
     let modelsPerLaunchCuda = 256
     let windows = 7
     let benchBatch = 512
-    let targetedRounds = 3
-    let targetedMine = 200_000
-    let targetedMix = 0.125
+    let targetedRounds = Targeted.defaultRounds
+    let targetedMine = Targeted.defaultMine
+    let targetedMix = Targeted.defaultMix
 
 let private deviceUsage = "where the model math runs: cpu (default) or cuda (an NVIDIA GPU; checked on an H200, later kernel changes not yet: see README)"
 let private threadsUsage = "cpu: worker threads (default: all cores)"

@@ -324,6 +324,9 @@ let private trainRecipe (args: ParseResults<TrainArgs>) (file: string) =
         | Recipes.Lbfgs history ->
             printfn "stage %d (%s): L-BFGS polish, up to %d iterations, history %d, on one fixed batch of %d (curriculum %O) -> %s"
                 (i + 1) stage.Name c.Steps history c.Batch c.Curriculum dir
+        | Recipes.Targeted(rounds, mine, mix) ->
+            printfn "stage %d (%s): targeted fine-tuning, up to %d rounds of %d steps (lr %g, batch %d), mining %d pairs a generator, %g of each batch from failures -> %s"
+                (i + 1) stage.Name rounds c.Steps c.Lr c.Batch mine mix dir
     match args.TryGetResult TrainArgs.Seeds with
     | Some list -> recipeSweep args file recipe (Sweep.parseSeeds list) launch announce
     | None -> recipeOnce args file recipe launch announce

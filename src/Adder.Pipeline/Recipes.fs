@@ -14,10 +14,12 @@ open System.Text.Json
 open Adder.Core
 open Adder.Pipeline.Hyperparameters
 
-/// How a stage trains: AdamW steps on fresh batches (Training), or an L-BFGS polish on one fixed batch (Lbfgs).
+/// How a stage trains: AdamW steps on fresh batches (Training), an L-BFGS polish on one fixed batch (Lbfgs), or
+/// rounds of targeted fine-tuning (Targeted: the stage's options are each round's).
 type Method =
     | Gradient
     | Lbfgs of history: int
+    | Targeted of rounds: int * mine: int * mix: float
 
 /// A stage; OwnSeed: it sets its own "seed" (a recipe sweep's seed then leaves that stage's data seed alone).
 type Stage = { Name: string; Config: RunConfig; Start: string; Method: Method; OwnSeed: bool; OwnInitSeed: bool }
@@ -25,7 +27,9 @@ type Stage = { Name: string; Config: RunConfig; Start: string; Method: Method; O
 type Recipe = { Model: ModelConfig; Stages: Stage list }
 
 let private recipeKeys = [ "architecture"; "seed"; "stages" ]
-let private stageOwnKeys = [ "name"; "start"; "optimizer"; "history" ]
+let private stageOwnKeys = [ "name"; "start"; "optimizer"; "history"; "targeted" ]
+let private targetedKeys = [ "rounds"; "mine"; "mix" ]
+
 
 /// A stage's folder inside the recipe's output folder.
 let stageDir (outDir: string) (index: int) (stage: Stage) = Path.Combine(outDir, sprintf "stage-%d-%s" (index + 1) stage.Name)
@@ -88,8 +92,33 @@ let parse (text: string) (source: string) =
                 | true, _ -> bad "%s: 'history' must be a positive integer" where
                 | _ -> None
             if history.IsSome && optimizer <> "lbfgs" then bad "%s: 'history' belongs to optimizer lbfgs" where
+            let targeted =
+                match s.TryGetProperty "targeted" with
+                | true, t when t.ValueKind = JsonValueKind.Object ->
+                    for p in t.EnumerateObject() do
+                        if not (List.contains p.Name targetedKeys) then
+                            bad "%s: unknown targeted key '%s' (known: %s)" where (Limits.Echo p.Name) (String.Join(", ", targetedKeys))
+                    let rounds0, mine0, mix0 = Targeted.defaultRounds, Targeted.defaultMine, Targeted.defaultMix
+                    let int (key: string) fallback =
+                        match t.TryGetProperty key with
+                        | true, v when v.ValueKind = JsonValueKind.Number && v.TryGetInt32() |> fst && v.GetInt32() >= 1 -> v.GetInt32()
+                        | true, _ -> bad "%s: targeted '%s' must be a positive integer" where key
+                        | _ -> fallback
+                    let mix =
+                        match t.TryGetProperty "mix" with
+                        | true, v when v.ValueKind = JsonValueKind.Number && v.GetDouble() > 0.0 && v.GetDouble() < 1.0 -> v.GetDouble()
+                        | true, _ -> bad "%s: targeted 'mix' must be in (0, 1)" where
+                        | _ -> mix0
+                    let mine = int "mine" mine0
+                    if mine > Limits.MaxEvalCount then bad "%s: targeted 'mine' must be at most %d" where Limits.MaxEvalCount
+                    Some(Targeted(int "rounds" rounds0, mine, mix))
+                | true, _ -> bad "%s: 'targeted' is an object of %s" where (String.Join(", ", targetedKeys))
+                | _ -> None
+            if targeted.IsSome && i = 0 then bad "%s: a targeted stage fine-tunes the stage before's model; it cannot be the first" where
+            if targeted.IsSome && optimizer <> "adamw" then bad "%s: a targeted stage's rounds use adamw" where
             let config, method =
                 match optimizer with
+                | "adamw" when targeted.IsSome -> config, targeted.Value
                 | "adamw" -> config, Gradient
                 | "adam" ->
                     if config.WeightDecay <> 0.0 && (fst (s.TryGetProperty "weight_decay")) then bad "%s: adam has no weight decay (use adamw)" where
@@ -102,6 +131,10 @@ let parse (text: string) (source: string) =
             { Name = name; Config = config; Start = start; Method = method
               OwnSeed = fst (s.TryGetProperty "seed"); OwnInitSeed = fst (s.TryGetProperty "init_seed") })
     stages |> List.pairwise |> List.iteri (fun i (previous, stage) ->
+        match previous.Method with
+        | Targeted _ when stage.Start <> "best" -> bad "stage %d starts from the stage before's %s, but a targeted stage leaves its best only" (i + 2) stage.Start
+        | Lbfgs _ when stage.Start = "ema" -> bad "stage %d starts from the stage before's ema, but an lbfgs stage keeps none" (i + 2)
+        | _ -> ()
         if stage.Start = "ema" && previous.Config.Ema = 0.0 then
             bad "stage %d starts from the stage before's ema, but that stage keeps no moving average (give it \"ema\": 0.999, say)" (i + 2))
     { Model = model; Stages = stages }
@@ -127,6 +160,14 @@ let run (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (outDir: st
                 match stage.Method with
                 | Gradient -> Training.run device cpu config dir (File.Exists(RunFolder.last dir)) report stop
                 | Lbfgs history -> Lbfgs.polish device cpu config history dir say stop
+                | Targeted(rounds, mine, mix) ->
+                    let settings: Targeted.Settings = { Round = config; Rounds = rounds; Mine = mine; Mix = mix }
+                    let resume = File.Exists(Path.Combine(dir, Targeted.stateName))
+                    let reports, finished = Targeted.run device cpu settings config.StartCheckpoint.Value dir resume say report stop
+                    let best = if finished then Checkpoint.Load(RunFolder.best dir) else null
+                    let bestVal = reports |> List.map (fun r -> r.BestValExact) |> List.filter (fun v -> not (Double.IsNaN v)) |> List.fold max 0.0
+                    { Completed = finished; LastStep = reports.Length - 1; BestValExact = bestVal
+                      BestStep = (if isNull best then 0 else int best.Metadata.[TrainingState.StepKey]) }
             let done' = (stage, dir, outcome) :: done'
             // an interrupted stage ends the recipe here; the same command continues it
             if outcome.Completed then go (i + 1) (Some(dir, stage)) rest done' else List.rev done'

@@ -13,6 +13,9 @@ open System.Text.Json
 open System.Text.Json.Nodes
 open Adder.Core
 
+/// Rounds, fresh pairs a generator a mining pass, and the failures' share of a batch, unless given.
+let defaultRounds, defaultMine, defaultMix = 3, 200_000, 0.125
+
 /// The generators mined (verify's, each sampled with the round's mining seed).
 let miningKinds = [ Verify.Uniform; Verify.MixedLength; Verify.CarryChain; Verify.NinePairs ]
 

@@ -79,6 +79,31 @@ let ``a recipe sweep runs the recipe for each seed as a recipe with that seed wo
     assertOneLineError "--shard goes with --seeds" (run [ "train"; "--recipe"; recipe; "--shard"; "1/2"; "--out"; out ])
 
 [<Fact>]
+let ``a targeted stage runs rounds of targeted fine-tuning from the stage before, and the same command again changes nothing`` () =
+    let dir = tempDir ()
+    let recipe = write dir """{
+  "architecture": "36p", "seed": 2,
+  "stages": [
+    { "name": "base", "steps": 60, "batch": 16, "lr": 0.01, "warmup": 5, "eval_interval": 30 },
+    { "name": "mined", "targeted": { "rounds": 2, "mine": 2000, "mix": 0.25 }, "steps": 20, "batch": 16, "lr": 0.001, "warmup": 2, "eval_interval": 10 }
+  ] }"""
+    let out = Path.Combine(dir, "run")
+    let r = run [ "train"; "--recipe"; recipe; "--out"; out; "--quiet" ]
+    Assert.True((r.Code = 0), sprintf "exit %d\n%s%s" r.Code r.Out r.Err)
+    let stage = Path.Combine(out, "stage-2-mined")
+    let rows = File.ReadAllLines(Path.Combine(stage, Adder.Pipeline.Targeted.csvName))
+    Assert.Equal(4, rows.Length)   // the header, the start's mining and two rounds
+    Assert.Contains(Path.Combine(out, "stage-1-base", "best.safetensors"), rows.[1])
+    Assert.True(File.Exists(Path.Combine(stage, "round-2", "last.safetensors")))
+    let best = Path.Combine(stage, "best.safetensors")
+    Assert.Contains("best: " + best, r.Out)
+    let weights = (Checkpoint.Load best).Model.Parameters
+    let again = run [ "train"; "--recipe"; recipe; "--out"; out; "--quiet" ]
+    Assert.True((again.Code = 0), again.Err)
+    Assert.Equal<float32[]>(weights, (Checkpoint.Load best).Model.Parameters)
+    Assert.Equal<string[]>(rows, File.ReadAllLines(Path.Combine(stage, Adder.Pipeline.Targeted.csvName)))
+
+[<Fact>]
 let ``a malformed recipe is refused in one line before any folder is made`` () =
     let dir = tempDir ()
     let out = Path.Combine(dir, "run")
@@ -95,6 +120,10 @@ let ``a malformed recipe is refused in one line before any folder is made`` () =
     refused "needs a non-empty 'stages'" """{ "architecture": "36p", "stages": [] }"""
     refused "unknown model preset '35p' (known: 311p, 275p, wide, 62p" """{ "architecture": "35p", "stages": [ { "steps": 1 } ] }"""
     refused "not valid JSON" "{ nope"
+    refused "a targeted stage fine-tunes the stage before's model" """{ "architecture": "36p", "stages": [ { "targeted": {}, "steps": 5 } ] }"""
+    refused "unknown targeted key 'round'" (stage """{ "targeted": { "round": 2 } }""")
+    refused "targeted 'mix' must be in (0, 1)" (stage """{ "targeted": { "mix": 1.5 } }""")
+    refused "a targeted stage leaves its best only" """{ "architecture": "36p", "stages": [ { "steps": 5 }, { "targeted": {}, "steps": 5 }, { "start": "last", "steps": 5 } ] }"""
     assertOneLineError "--recipe sets the model" (run [ "train"; "--recipe"; write dir twoStages; "--lr"; "0.1"; "--out"; out ])
 
 [<Fact>]
