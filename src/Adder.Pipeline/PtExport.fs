@@ -35,6 +35,4 @@ let archiveName (path: string) =
 
 /// Writes the file through a temporary file (Files.writeAtomic), so a failure leaves no half-written output.
 let write (ckpt: Checkpoint) (path: string) =
-    if not (isNull ckpt.Model.Config.General) then
-        fail "export --format pt writes the seed's published layout only; architecture %s has no PyTorch layout yet" ckpt.Model.Config.General.Name
     Files.writeAtomic path (fun stream -> PtWriter.Write(stream, ckpt.Model, facts ckpt, archiveName path))

@@ -47,3 +47,29 @@ let ``golden: an exported architecture's PyTorch forward gives the golden logits
     Assert.Equal(expected.Length, got.Length)
     let worst = Array.map2 (fun (g: float) e -> abs (g - e) / max 1.0 (abs e)) got expected |> Array.max
     Assert.True(worst < 1e-4, sprintf "%s: the exported forward's logits differ from the golden's by %g" preset worst)
+
+[<Fact>]
+let ``export --format pt of an architecture: its stored parameters by name and its description, read back as the same model`` () =
+    let dir = tempDir ()
+    let source = sharedFile "reference/microadder/checkpoint_67p.pt"
+    let pt = exportTo dir source "pt" "microadder_67p.pt"
+    let back = Checkpoint.Load pt
+    let original = Checkpoint.Load source
+    Assert.Equal(original.Model.Config, back.Model.Config)
+    Assert.Equal<float32[]>(original.Model.Parameters, back.Model.Parameters)
+    Assert.Contains("10010 / 10010 correct", (run [ "eval"; "-c"; pt; "--suite"; "adderboard" ]).Out)
+
+[<SkippableFact>]
+let ``torch.load reads an architecture's .pt: the stored parameters' names and shapes, and the architecture as JSON`` () =
+    requireTorch ()
+    let dir = tempDir ()
+    let pt = exportTo dir (Path.Combine(repoRoot, "models", "adder-67p-s24.safetensors")) "pt" "adder_67p.pt"
+    let e = torchCheck [ "inspect"; pt ]
+    let model = (Checkpoint.Load pt).Model
+    let keys = [ for k in e.GetProperty("keys").EnumerateArray() -> k.GetString() ]
+    Assert.Equal<string list>([ for t in model.Layout.Tensors -> t.Name ], keys)
+    for t in model.Layout.Tensors do
+        Assert.Equal<int[]>(t.Shape, [| for d in e.GetProperty("shapes").GetProperty(t.Name).EnumerateArray() -> d.GetInt32() |])
+    let described = e.GetProperty("model_config").GetProperty("architecture").GetString()
+    Assert.Equal(model.Config.General, Architecture.FromJson(described, "torch"))
+    Assert.Equal(67, e.GetProperty("params").GetInt32())

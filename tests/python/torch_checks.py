@@ -32,7 +32,8 @@ def main(argv):
         result = {
             "type": type(ms).__name__,
             "keys": list(ms),
-            "tied": ms["lm_head.weight"].data_ptr() == ms["token_emb.weight"].data_ptr(),
+            "tied": ms["lm_head.weight"].data_ptr() == ms["token_emb.weight"].data_ptr() if "lm_head.weight" in ms else None,
+            "shapes": {k: list(v.shape) for k, v in ms.items()},
             "model_config": ck["model_config"],
             "step": ck["step"], "val_exact": ck["val_exact"], "params": ck["params"],
         }

@@ -50,6 +50,13 @@ public static class ConfigJson
     /// <summary>Maps option names to a config; a missing option takes the 311p value, a wrong type is an error.</summary>
     public static ModelConfig FromDictionary(IReadOnlyDictionary<string, object?> values, string source)
     {
+        // an architecture's .pt: its description as one JSON string
+        if (values.TryGetValue(ArchitectureKey, out var described))
+        {
+            if (values.Count > 1) throw new AdderException($"{source}: model_config has an architecture and other keys ('{Limits.Echo(values.Keys.First(k => k != ArchitectureKey))}')");
+            if (described is not string json) throw new AdderException($"{source}: model_config's architecture is not a JSON string");
+            return ModelConfig.Of(Architecture.FromJson(json, source));
+        }
         // a key this version does not know would be silently dropped, and the model computed as something else
         foreach (var key in values.Keys)
             if (!SeedKeys.Contains(key))

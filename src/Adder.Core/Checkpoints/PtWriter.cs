@@ -9,7 +9,9 @@ namespace Adder.Core;
 /// stored, data 64-byte aligned as torch writes them) with one top folder holding data.pkl (pickle protocol 2),
 /// data/&lt;key&gt;, byteorder and version. data.pkl is a dict with model_state (an OrderedDict of
 /// torch._utils._rebuild_tensor_v2 calls whose storages are persistent ids; lm_head.weight shares
-/// token_emb.weight's key), model_config, step, val_exact and params. The pickle opcodes are written by hand:
+/// token_emb.weight's key), model_config, step, val_exact and params. An architecture's file has its stored
+/// parameters under their own names in model_state (no tied duplicate: ties are in the architecture) and
+/// model_config = {"architecture": its description as JSON, the schema of --arch FILE}. The pickle opcodes are written by hand:
 /// the subset is small, and persistent ids and globals are awkward to express through a generic pickler.</summary>
 public static class PtWriter
 {
@@ -40,22 +42,28 @@ public static class PtWriter
             pickle.Str(t.Name);
             pickle.Tensor(key, t.Size, t.Shape);
         }
-        // the tied output head: the same storage as the embedding, as torch saves a tied parameter
-        var emb = model.Layout["token_emb.weight"];
-        pickle.Str(LmHead);
-        pickle.Tensor(embeddingKey, emb.Size, emb.Shape);
+        var c = model.Config;
+        if (c.General is null)
+        {
+            // the tied output head: the same storage as the embedding, as torch saves a tied parameter
+            var emb = model.Layout["token_emb.weight"];
+            pickle.Str(LmHead);
+            pickle.Tensor(embeddingKey, emb.Size, emb.Shape);
+        }
         pickle.SetItems();
 
-        var c = model.Config;
         pickle.Str("model_config");
         pickle.EmptyDict();
         pickle.Mark();
-        foreach (var (name, value) in new (string, object)[]
+        var configEntries = c.General is { } architecture
+            ? new (string, object)[] { (ConfigJson.ArchitectureKey, architecture.ToJson()) }
+            : new (string, object)[]
                  {
                      ("n_layer", c.NLayer), ("d_model", c.DModel), ("n_head", c.NHead), ("d_ff", c.DFf), ("dropout", 0.0),
                      ("max_seq_len", c.MaxSeqLen), ("vocab_size", c.VocabSize), ("pos_rank", c.PosRank), ("qkv_rank", c.QkvRank),
                      ("attn_out_rank", c.AttnOutRank), ("ffn_rank", c.FfnRank), ("use_rmsnorm", c.UseRmsNorm), ("tie_qkv", c.TieQkv),
-                 })
+                 };
+        foreach (var (name, value) in configEntries)
         {
             pickle.Str(name);
             pickle.Value(value);
