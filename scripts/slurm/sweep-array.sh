@@ -16,7 +16,8 @@
 # unless ARGS give --threads; results do not depend on it (gradients are summed in fixed partitions).
 # A GPU node: sbatch --gres=gpu:1 --cpus-per-task=4 --array=... sweep-array.sh --device cuda --models-per-launch 64 ...
 # Output: each task's goes to --out/slurm-JOB_TASK.out (Slurm's own --output is /dev/null, so nothing lands in
-# the folder sbatch was called from); --out is shared by all tasks, so it must be on a file system every node sees.
+# the folder sbatch was called from; only a task that cannot find --out writes adder-sweep-error.txt there);
+# --out is shared by all tasks, so it must be on a file system every node sees.
 #SBATCH --job-name=adder-sweep
 #SBATCH --cpus-per-task=1
 #SBATCH --output=/dev/null

@@ -175,6 +175,16 @@ let private printSummary (summary: Sweep.SeedSummary list) =
         printfn "%-6d %10d %10.4f %11.2f%% %10d %11.2f%% %10d" r.Seed r.ProbeStep r.ProbeLoss (100.0 * r.ProbeValExact) r.LastStep
             (100.0 * r.BestValExact) r.BestStep
 
+/// A sweep's folder, made if missing, and locked: one sweep at a time in a folder (each seed's run folder is
+/// locked by its run as well); the shards of a sharded sweep share the folder by design, so there only the seeds'
+/// folders (disjoint per shard) are locked.
+let private claimSweepFolder (sweepDir: string) (sharded: bool) =
+    if String.IsNullOrWhiteSpace sweepDir then fail "--out: the path is empty"
+    if File.Exists sweepDir then fail "--out %s is a file, not a folder" sweepDir
+    try Directory.CreateDirectory sweepDir |> ignore
+    with :? IOException | :? UnauthorizedAccessException | :? ArgumentException as e -> fail "cannot create sweep folder %s: %s" sweepDir e.Message
+    if sharded then { new IDisposable with member _.Dispose() = () } else SafeFiles.LockFolder sweepDir
+
 /// adder train --seeds LIST --merge N: the N shards' summaries in --out into one sweep.csv (see Shards).
 let private mergeShards (args: ParseResults<TrainArgs>) =
     let seeds = Sweep.parseSeeds (args.GetResult TrainArgs.Seeds)
@@ -212,13 +222,7 @@ let private sweep (args: ParseResults<TrainArgs>) =
     Training.checkCohortOptions first (min perLaunch (max 1 mine.Length))
     Training.checkMemory device cpu first (min perLaunch (max 1 mine.Length)) 0L
     let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", sprintf "sweep-%s" (presetText args)))
-    if String.IsNullOrWhiteSpace sweepDir then fail "--out: the path is empty"
-    if File.Exists sweepDir then fail "--out %s is a file, not a folder" sweepDir
-    try Directory.CreateDirectory sweepDir |> ignore
-    with :? IOException | :? UnauthorizedAccessException | :? ArgumentException as e -> fail "cannot create sweep folder %s: %s" sweepDir e.Message
-    // one sweep at a time in a folder (each seed's run folder is locked by its run as well); the shards of a
-    // sharded sweep share the folder by design, so there only the seeds' folders (disjoint per shard) are locked
-    use _lock = if shard.IsNone then SafeFiles.LockFolder sweepDir else { new IDisposable with member _.Dispose() = () }
+    use _lock = claimSweepFolder sweepDir shard.IsSome
     let part =
         match shard with
         | Some s -> sprintf " (shard %d/%d: %d seeds, %s pass)" s.Index s.Count mine.Length (if finishing then "finish" else "probe")
@@ -261,11 +265,7 @@ let private recipeSweep (args: ParseResults<TrainArgs>) (file: string) (recipe: 
     let shard = args.TryGetResult TrainArgs.Shard |> Option.map Shards.parse
     let mine = match shard with Some s -> Shards.assigned s seeds | None -> seeds
     let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", Path.GetFileNameWithoutExtension file + "-sweep"))
-    if String.IsNullOrWhiteSpace sweepDir then fail "--out: the path is empty"
-    if File.Exists sweepDir then fail "--out %s is a file, not a folder" sweepDir
-    try Directory.CreateDirectory sweepDir |> ignore
-    with :? IOException | :? UnauthorizedAccessException | :? ArgumentException as e -> fail "cannot create sweep folder %s: %s" sweepDir e.Message
-    use _lock = if shard.IsNone then SafeFiles.LockFolder sweepDir else { new IDisposable with member _.Dispose() = () }
+    use _lock = claimSweepFolder sweepDir shard.IsSome
     printfn "recipe sweep %s: %s, %d stage%s, %d seeds%s -> %s" file (recipe.Model.Describe()) recipe.Stages.Length
         (if recipe.Stages.Length = 1 then "" else "s") mine.Length
         (match shard with Some s -> sprintf " (shard %d/%d of %d)" s.Index s.Count seeds.Length | None -> "") sweepDir
@@ -279,7 +279,7 @@ let private recipeSweep (args: ParseResults<TrainArgs>) (file: string) (recipe: 
         Recipes.sweep (fst launch) (snd launch) recipe mine sweepDir announceSeed seedDone (printfn "%s") (reporter (args.Contains TrainArgs.Quiet)) (cancellation None)
     let csv =
         match shard with
-        | Some s -> Path.Combine(sweepDir, sprintf "recipe-sweep-shard-%d-of-%d.csv" s.Index s.Count)
+        | Some s -> Recipes.shardSummary sweepDir s
         | None -> Path.Combine(sweepDir, Recipes.summaryName)
     Recipes.writeSummary csv results
     let exact = results |> List.filter (fun r -> r.AdderBoardCorrect = r.AdderBoardTotal) |> List.length

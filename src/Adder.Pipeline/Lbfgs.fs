@@ -111,7 +111,7 @@ let polish (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (hist
             match config.StartCheckpoint with
             | Some path -> Checkpoint.Load path
             | None -> fail "an lbfgs stage polishes the stage before it; it cannot be the first"
-        if start.Model.Config <> config.Model then fail "checkpoint %A has config %s" config.StartCheckpoint (start.Model.Config.Describe())
+        if start.Model.Config <> config.Model then fail "checkpoint %s has config %s" config.StartCheckpoint.Value (start.Model.Config.Describe())
         Directory.CreateDirectory runDir |> ignore
         use _lock = SafeFiles.LockFolder runDir
         use backend = Backends.create device config.Model 1 cpu

@@ -194,6 +194,9 @@ let seedDir (sweepDir: string) (seed: int) = RunFolder.ofSeed sweepDir seed
 
 let summaryName = "recipe-sweep.csv"
 
+/// A shard's part of the table (adder train --recipe … --shard i/n).
+let shardSummary (sweepDir: string) (shard: Shards.Shard) = Path.Combine(sweepDir, sprintf "recipe-sweep-shard-%d-of-%d.csv" shard.Index shard.Count)
+
 let private summaryHeader = "seed,completed,best_val_exact,best_step,adderboard_correct,adderboard_total,train_seconds,best"
 
 /// recipe-sweep.csv: a row a seed, in the sweep's order.
@@ -231,8 +234,13 @@ let sweep (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (seeds: i
                 let _, lastDir, outcome = List.last stages
                 let best = RunFolder.best lastDir
                 let correct, total = adderBoardScore device cpu best
-                let seconds =
-                    stages |> List.sumBy (fun (_, d, _) -> match Metrics.read d with [] -> 0.0 | rows -> (List.last rows).ElapsedSeconds)
+                // a stage's training time: its run's, or a targeted stage's rounds'
+                let runSeconds (d: string) = match Metrics.read d with [] -> 0.0 | rows -> (List.last rows).ElapsedSeconds
+                let stageSeconds (d: string) =
+                    if File.Exists(Path.Combine(d, Targeted.csvName)) then
+                        Directory.GetDirectories(d, "round-*") |> Array.sumBy runSeconds
+                    else runSeconds d
+                let seconds = stages |> List.sumBy (fun (_, d, _) -> stageSeconds d)
                 let r =
                     { Seed = seed; Completed = true; BestValExact = outcome.BestValExact; BestStep = outcome.BestStep
                       AdderBoardCorrect = correct; AdderBoardTotal = total; Seconds = seconds; Best = Path.GetRelativePath(sweepDir, best) }

@@ -168,7 +168,9 @@ let private train (backend: IBackend) (emaBackend: IBackend option) (config: Run
         let mutable rate = 0.0
         let live (seat: Seat) = seat.Failure.IsNone
 
-        let save (seat: Seat) (path: string) (valExact: float) (extra: (string * string) list) (training: bool) =
+        /// Saves weights (the seat's, or its average) with the run's metadata; a training checkpoint adds the
+        /// state a resume needs.
+        let saveWeights (weights: float32[]) (seat: Seat) (path: string) (valExact: float) (extra: (string * string) list) (training: bool) =
             let meta = Collections.Generic.Dictionary<string, string>()
             for k, v in metadata seat.Member.Config @ [ "step", string step; "val_exact", Files.formatFloat valExact ] @ extra do meta.[k] <- v
             if training then
@@ -177,7 +179,8 @@ let private train (backend: IBackend) (emaBackend: IBackend option) (config: Run
                               seat.ElapsedBefore + watch.Elapsed.TotalSeconds).WriteTo(meta)
             let optimizer = if training then backend.GetOptimizer seat.Index else null
             let average = if training && not (isNull seat.Ema) then Array.copy seat.Ema else null
-            Checkpoint(Model(config.Model, Array.copy seat.Parameters), meta, optimizer, average).Save path
+            Checkpoint(Model(config.Model, Array.copy weights), meta, optimizer, average).Save path
+        let save (seat: Seat) = saveWeights seat.Parameters seat
         let saveLast (seat: Seat) =
             if live seat then
                 seat.SavedStep <- step
@@ -256,11 +259,8 @@ let private train (backend: IBackend) (emaBackend: IBackend option) (config: Run
                             if r.ExactMatch > seat.BestEmaVal then
                                 seat.BestEmaVal <- r.ExactMatch
                                 seat.BestEmaStep <- step
-                                let meta = Collections.Generic.Dictionary<string, string>()
-                                for k, v in metadata seat.Member.Config @ [ "step", string step; "val_exact", Files.formatFloat r.ExactMatch
-                                                                            "val_token_acc", Files.formatFloat r.TokenAccuracy; "weights", "ema" ] do
-                                    meta.[k] <- v
-                                Checkpoint(Model(config.Model, Array.copy seat.Ema), meta).Save(RunFolder.ema seat.Member.RunDir)
+                                saveWeights seat.Ema seat (RunFolder.ema seat.Member.RunDir) r.ExactMatch
+                                    [ "val_token_acc", Files.formatFloat r.TokenAccuracy; "weights", "ema" ] false
                             Some r.ExactMatch
                         | _ -> None
                     let row: Metrics.Row = { Step = step; Loss = meanLoss; Lr = lr; GradNorm = seat.GradNorm; ValExact = valExact
@@ -293,11 +293,14 @@ let checkCohortOptions (config: RunConfig) (models: int) =
         fail "--weight-decay-cuts needs one model a launch (--models-per-launch 1), since each run's decay follows its own validation"
 
 /// Refuses, in one line, `models` runs of `config` side by side whose estimated memory is more than the limit:
-/// the CPU backend's buffers, the token buffers, each run's holdout and validation prompts, and `other` bytes (a
+/// the CPU backend's buffers (twice with a weights' average), the token buffers, each run's holdout and validation prompts, and `other` bytes (a
 /// targeted run's failures). A caller that makes folders asks before making any.
 let checkMemory (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (models: int) (other: int64) =
     let holdout = Limits.HoldoutBytes(Batches.validationPairs, Batches.testPairs, config.Model.Format.PromptLength, config.Batch)
-    Limits.CheckRunMemory(config.Model, (device = Backends.Cpu), models, cpu.Threads, config.Batch, holdout, other)
+    let onCpu = device = Backends.Cpu
+    // a run that keeps the weights' average validates it in a second backend of the same size
+    let averages = if config.Ema > 0.0 && onCpu then Limits.BackendBytes(config.Model, models, cpu.Threads) else 0L
+    Limits.CheckRunMemory(config.Model, onCpu, models, cpu.Threads, config.Batch, holdout, other + averages)
 
 /// Trains (or resumes) a cohort in one backend of `device` holding its members' models. `report` is called
 /// after every logged step of every member; `stop` is asked after every step (with the number of steps done):

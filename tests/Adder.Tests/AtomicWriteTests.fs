@@ -4,8 +4,6 @@ module Adder.Tests.AtomicWriteTests
 open System
 open System.Diagnostics
 open System.IO
-open System.IO.Compression
-open System.Threading
 open System.Threading.Tasks
 open Xunit
 open Adder.Core

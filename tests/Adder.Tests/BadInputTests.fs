@@ -2,11 +2,8 @@
 module Adder.Tests.BadInputTests
 
 open System
-open System.Diagnostics
 open System.IO
 open System.IO.Compression
-open System.Threading
-open System.Threading.Tasks
 open Xunit
 open Adder.Core
 open Adder.Tests.Shared

@@ -54,7 +54,7 @@ let ``--ema is an option of train and finetune, a recipe stage may start from th
     let out = Path.Combine(dir, "run")
     let r = run [ "train"; "--preset"; "36p"; "--steps"; "20"; "--batch"; "16"; "--warmup"; "2"; "--eval-interval"; "10"; "--ema"; "0.95"; "--out"; out; "--quiet" ]
     Assert.True((r.Code = 0), r.Out + r.Err)
-    Assert.Contains("ema ", r.Out)
+    Assert.Matches(@"val exact +[0-9.]+%  ema +[0-9.]+%", r.Out)   // the average validated on every validation line
     Assert.True(File.Exists(RunFolder.ema out))
     assertOneLineError "--ema must be in [0, 1)" (run [ "train"; "--preset"; "36p"; "--ema"; "1"; "--out"; Path.Combine(dir, "bad") ])
     let recipe = Path.Combine(dir, "recipe.json")

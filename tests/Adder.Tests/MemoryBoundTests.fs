@@ -5,7 +5,6 @@ open System
 open System.Diagnostics
 open System.IO
 open System.IO.Compression
-open System.Threading
 open System.Threading.Tasks
 open Xunit
 open Adder.Core

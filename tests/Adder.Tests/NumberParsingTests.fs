@@ -1,12 +1,7 @@
 /// Real-valued options are read with the invariant culture: a decimal comma or a group separator is refused.
 module Adder.Tests.NumberParsingTests
 
-open System
-open System.Diagnostics
 open System.IO
-open System.IO.Compression
-open System.Threading
-open System.Threading.Tasks
 open Xunit
 open Adder.Core
 open Adder.Tests.Shared

@@ -1,12 +1,7 @@
 /// Run folders are locked while in use and never silently replaced.
 module Adder.Tests.RunFolderLockTests
 
-open System
-open System.Diagnostics
 open System.IO
-open System.IO.Compression
-open System.Threading
-open System.Threading.Tasks
 open Xunit
 open Adder.Core
 open Adder.Tests.Shared

@@ -28,11 +28,7 @@ public static class ConfigJson
         JsonObject o;
         try { o = JsonNode.Parse(json) as JsonObject ?? throw new AdderException($"{source}: model_config is not a JSON object"); }
         catch (JsonException e) { throw new AdderException($"{source}: model_config is not valid JSON ({e.Message})"); }
-        if (o[ArchitectureKey] is JsonObject arch)
-        {
-            if (o.Count > 1) throw new AdderException($"{source}: model_config has an architecture and other keys ('{Limits.Echo(o.First(kv => kv.Key != ArchitectureKey).Key)}')");
-            return ModelConfig.Of(Architecture.FromJson(arch.ToJsonString(), source));
-        }
+        if (o[ArchitectureKey] is JsonObject arch) return OfArchitecture(arch.ToJsonString(), o.Select(kv => kv.Key), source);
         var values = new Dictionary<string, object?>();
         foreach (var (key, node) in o)
             values[key] = node?.GetValueKind() switch
@@ -48,15 +44,22 @@ public static class ConfigJson
     }
 
     /// <summary>Maps option names to a config; a missing option takes the 311p value, a wrong type is an error.</summary>
+    /// <summary>A general model's config: its architecture, the model_config's only key (a safetensors header holds
+    /// it as an object, a .pt as a JSON string).</summary>
+    static ModelConfig OfArchitecture(string json, IEnumerable<string> keys, string source)
+    {
+        var other = keys.FirstOrDefault(k => k != ArchitectureKey);
+        if (other is not null) throw new AdderException($"{source}: model_config has an architecture and other keys ('{Limits.Echo(other)}')");
+        return ModelConfig.Of(Architecture.FromJson(json, source));
+    }
+
     public static ModelConfig FromDictionary(IReadOnlyDictionary<string, object?> values, string source)
     {
         // an architecture's .pt: its description as one JSON string
         if (values.TryGetValue(ArchitectureKey, out var described))
-        {
-            if (values.Count > 1) throw new AdderException($"{source}: model_config has an architecture and other keys ('{Limits.Echo(values.Keys.First(k => k != ArchitectureKey))}')");
-            if (described is not string json) throw new AdderException($"{source}: model_config's architecture is not a JSON string");
-            return ModelConfig.Of(Architecture.FromJson(json, source));
-        }
+            return described is string json
+                ? OfArchitecture(json, values.Keys, source)
+                : throw new AdderException($"{source}: model_config's architecture is not a JSON string");
         // a key this version does not know would be silently dropped, and the model computed as something else
         foreach (var key in values.Keys)
             if (!SeedKeys.Contains(key))
