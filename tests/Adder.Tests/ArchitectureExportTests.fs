@@ -73,3 +73,36 @@ let ``torch.load reads an architecture's .pt: the stored parameters' names and s
     let described = e.GetProperty("model_config").GetProperty("architecture").GetString()
     Assert.Equal(model.Config.General, Architecture.FromJson(described, "torch"))
     Assert.Equal(67, e.GetProperty("params").GetInt32())
+
+/// The 67p's weights rewritten by torch in the layout of the authors' later package (their 57p's layout).
+let packageCheckpoint (variant: string) =
+    let dir = tempDir ()
+    let out = Path.Combine(dir, variant + ".pt")
+    let script = Path.Combine(pythonDir, "microadder_package_checkpoint.py")
+    let code, _, err = runProcess python [ script; sharedFile "reference/microadder/checkpoint_67p.pt"; out; variant ] dir
+    Assert.True((code = 0), sprintf "microadder_package_checkpoint.py exited %d:\n%s" code err)
+    out
+
+[<SkippableFact>]
+let ``a MicroAdder package checkpoint imports as the same model as the research code's, and as the 57p when fc2 is the head`` () =
+    requireTorch ()
+    let research = (Checkpoint.Load(sharedFile "reference/microadder/checkpoint_67p.pt")).Model
+    let package67 = (Checkpoint.Load(packageCheckpoint "67p")).Model
+    Assert.Equal(research.Config, package67.Config)
+    Assert.Equal<float32[]>(research.Parameters, package67.Parameters)
+    let tied = (Checkpoint.Load(packageCheckpoint "57p")).Model
+    Assert.Equal("57p", tied.Config.General.Name)
+    Assert.Equal(57, tied.Layout.Count)
+    Assert.False(tied.Layout.Contains "fc2.weight")
+    for t in tied.Layout.Tensors do
+        Assert.Equal<float32[]>(research.Tensor(t.Name).ToArray(), tied.Tensor(t.Name).ToArray())
+
+[<SkippableTheory>]
+[<InlineData("57p-with-fc2", "unexpected tensor 'fc2.weight'")>]
+[<InlineData("norm2-differs", "'norm2.weight' differs from 'norm1.weight'")>]
+let ``a MicroAdder package checkpoint the presets cannot express is refused in one line`` (variant: string, expected: string) =
+    requireTorch ()
+    let r = run [ "eval"; "-c"; packageCheckpoint variant; "--suite"; "adderboard" ]
+    Assert.NotEqual(0, r.Code)
+    Assert.Contains(expected, r.Err)
+    Assert.Equal(1, r.Err.Trim().Split('\n').Length)
