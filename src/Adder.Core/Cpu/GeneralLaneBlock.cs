@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Adder.Core.Cpu;
@@ -64,30 +65,58 @@ public sealed class GeneralLaneBlock
         }
     }
 
-    /// <summary>16 sequences' activations, [position][dim] of lane vectors; tokens [position][lane].</summary>
+    /// <summary>16 sequences' activations, [position][dim] of lane vectors; tokens [position][lane]. The keys,
+    /// the values and their gradients are held [dim][position], so that attention's loops run along positions.</summary>
     public sealed class Workspace
     {
         public readonly int[] Tokens;
-        public readonly VF[] X0, H1, R1, Q, K, Vv, Rq, Rk, Qr, Kr, P, Att, X1, H2, R2, U, U2, G, X2, H3, R3, Logits;
-        public readonly VF[] DX1, DQr, DKr, DV;
+        public readonly VF[] X0, H1, R1, Q, K, Rq, Rk, Qr, P, Att, X1, H2, R2, U, U2, G, X2, H3, R3, Logits;
+        public readonly VF[] KrT, VT;
+        public readonly VF[] DX1, DQr, DKrT, DVT;
 
         public Workspace(GeneralLaneBlock b)
         {
             int L = b.L;
             Tokens = new int[(L + 1) * W];
             X0 = new VF[L * b.D]; H1 = new VF[L * b.D]; R1 = new VF[L];
-            Q = new VF[L * b.Dq]; K = new VF[L * b.Dq]; Vv = new VF[L * b.Dv]; Rq = new VF[L]; Rk = new VF[L];
-            Qr = new VF[L * b.Dq]; Kr = new VF[L * b.Dq]; P = new VF[L * L]; Att = new VF[L * b.Dv];
+            Q = new VF[L * b.Dq]; K = new VF[L * b.Dq]; Rq = new VF[L]; Rk = new VF[L];
+            Qr = new VF[L * b.Dq]; KrT = new VF[b.Dq * L]; VT = new VF[b.Dv * L]; P = new VF[L * L]; Att = new VF[L * b.Dv];
             X1 = new VF[L * b.D]; H2 = new VF[L * b.D]; R2 = new VF[L];
             U = new VF[L * b.F]; U2 = new VF[L * b.F]; G = new VF[L * b.F];
             X2 = new VF[L * b.D]; H3 = new VF[L * b.D]; R3 = new VF[L]; Logits = new VF[L * b.Vocab];
-            DX1 = new VF[L * b.D]; DQr = new VF[L * b.Dq]; DKr = new VF[L * b.Dq]; DV = new VF[L * b.Dv];
+            DX1 = new VF[L * b.D]; DQr = new VF[L * b.Dq]; DKrT = new VF[b.Dq * L]; DVT = new VF[b.Dv * L];
         }
     }
 
     public Workspace NewWorkspace() => new(this);
 
     static Span<VF> Row(VF[] a, int t, int n) => a.AsSpan(t * n, n);
+
+    /// <summary>Positions 0..n-1 of dimension i of a [dim][position] buffer.</summary>
+    Span<VF> Along(VF[] a, int i, int n) => a.AsSpan(i * L, n);
+
+    // ---- loops along positions (attention): refs, so no bounds check per element ----
+
+    /// <summary>y[j] = a·x[j] + y[j], one rounding each (x and y of one length).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Axpy(VF a, ReadOnlySpan<VF> x, Span<VF> y)
+    {
+        if (y.Length != x.Length) throw new ArgumentException("spans of different lengths");
+        ref VF xr = ref MemoryMarshal.GetReference(x);
+        ref VF yr = ref MemoryMarshal.GetReference(y);
+        for (int j = 0; j < x.Length; j++) Unsafe.Add(ref yr, j) = LaneMath.Fma(a, Unsafe.Add(ref xr, j), Unsafe.Add(ref yr, j));
+    }
+
+    /// <summary>acc + Σ_j a[j]·b[j], accumulated in order of j.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static VF Dot(ReadOnlySpan<VF> a, ReadOnlySpan<VF> b, VF acc)
+    {
+        if (b.Length != a.Length) throw new ArgumentException("spans of different lengths");
+        ref VF ar = ref MemoryMarshal.GetReference(a);
+        ref VF br = ref MemoryMarshal.GetReference(b);
+        for (int j = 0; j < a.Length; j++) acc = LaneMath.Fma(Unsafe.Add(ref ar, j), Unsafe.Add(ref br, j), acc);
+        return acc;
+    }
 
     // ---- the layers on lanes: the same functions as GeneralLayers, matrices broadcast ----
 
@@ -176,32 +205,28 @@ public sealed class GeneralLaneBlock
         }
         var h1 = Row(ws.H1, t, D);
         ws.R1[t] = RmsNorm(x0, r.Ln1, eps, h1);
-        var q = Row(ws.Q, t, Dq); var k = Row(ws.K, t, Dq); var v = Row(ws.Vv, t, Dv);
+        var q = Row(ws.Q, t, Dq); var k = Row(ws.K, t, Dq);
+        Span<VF> v = stackalloc VF[Dv], kr = stackalloc VF[Dq];
         MatVec(r.Q, h1, q); MatVec(r.K, h1, k); MatVec(r.V, h1, v);
-        var qr = Row(ws.Qr, t, Dq); var kr = Row(ws.Kr, t, Dq);
+        var qr = Row(ws.Qr, t, Dq);
         if (qkNorm) { ws.Rq[t] = RmsNorm(q, r.QN, qkEps, qr); ws.Rk[t] = RmsNorm(k, r.KN, qkEps, kr); }
         else { q.CopyTo(qr); k.CopyTo(kr); }
         if (rope) { Rope(qr, t, false); Rope(kr, t, false); }
-        // causal attention of query t over keys 0..t
-        var p = Row(ws.P, t, L);
+        for (int i = 0; i < Dq; i++) ws.KrT[i * L + t] = kr[i];
+        for (int i = 0; i < Dv; i++) ws.VT[i * L + t] = v[i];
+        // causal attention of query t over keys 0..t: the scores, each summed over i in order
+        int n = t + 1;
+        var p = ws.P.AsSpan(t * L, n);
+        p.Clear();
+        for (int i = 0; i < Dq; i++) Axpy(qr[i], Along(ws.KrT, i, n), p);
         var max = V.Create(float.NegativeInfinity);
-        for (int j = 0; j <= t; j++)
-        {
-            var s = VF.Zero;
-            for (int i = 0; i < Dq; i++) s = LaneMath.Fma(qr[i], ws.Kr[j * Dq + i], s);
-            p[j] = s * V.Create(scale);
-            max = V.Max(max, p[j]);
-        }
+        for (int j = 0; j < n; j++) { p[j] *= V.Create(scale); max = V.Max(max, p[j]); }
         var sum = VF.Zero;
-        for (int j = 0; j <= t; j++) { p[j] = LaneMath.Exp(p[j] - max); sum += p[j]; }
+        for (int j = 0; j < n; j++) { p[j] = LaneMath.Exp(p[j] - max); sum += p[j]; }
         var inv = V.Create(1f) / sum;
+        for (int j = 0; j < n; j++) p[j] *= inv;
         var att = Row(ws.Att, t, Dv);
-        att.Clear();
-        for (int j = 0; j <= t; j++)
-        {
-            p[j] *= inv;
-            for (int i = 0; i < Dv; i++) att[i] = LaneMath.Fma(p[j], ws.Vv[j * Dv + i], att[i]);
-        }
+        for (int i = 0; i < Dv; i++) att[i] = Dot(p, Along(ws.VT, i, n), VF.Zero);
         var x1 = Row(ws.X1, t, D);
         MatVec(r.O, att, x1);
         for (int i = 0; i < D; i++) x1[i] += x0[i];
@@ -234,7 +259,7 @@ public sealed class GeneralLaneBlock
     public double LossAndBackward(Roles r, Workspace ws, int first, int scored, VF weights, Gradients dr)
     {
         for (int t = 0; t < L; t++) ForwardPosition(r, ws, t);
-        Array.Clear(ws.DX1); Array.Clear(ws.DQr); Array.Clear(ws.DKr); Array.Clear(ws.DV);
+        Array.Clear(ws.DX1); Array.Clear(ws.DQr); Array.Clear(ws.DKrT); Array.Clear(ws.DVT);
         Span<VF> dlogits = stackalloc VF[Vocab];
         Span<VF> dh3 = stackalloc VF[D], dx2 = stackalloc VF[D], dh2 = stackalloc VF[D];
         Span<VF> dg = stackalloc VF[F], du = stackalloc VF[F], du2 = stackalloc VF[F];
@@ -294,35 +319,33 @@ public sealed class GeneralLaneBlock
         {
             dAtt.Clear();
             MatVecBackward(r.O, Row(ws.Att, t, Dv), Row(ws.DX1, t, D), dr.O, dAtt);
-            var p = Row(ws.P, t, L);
+            int n = t + 1;
+            var p = ws.P.AsSpan(t * L, n);
             var qr = Row(ws.Qr, t, Dq);
             var dqr = Row(ws.DQr, t, Dq);
-            var dot = VF.Zero;
-            for (int j = 0; j <= t; j++)
+            // dp[j] = Σ_i dAtt[i]·v_j[i] (in order of i); the values' gradients; then ds_j, held in dp
+            var ds = dp[..n];
+            ds.Clear();
+            for (int i = 0; i < Dv; i++)
             {
-                var s = VF.Zero;
-                for (int i = 0; i < Dv; i++)
-                {
-                    s = LaneMath.Fma(dAtt[i], ws.Vv[j * Dv + i], s);
-                    ws.DV[j * Dv + i] = LaneMath.Fma(p[j], dAtt[i], ws.DV[j * Dv + i]);
-                }
-                dp[j] = s;
-                dot = LaneMath.Fma(p[j], s, dot);
+                Axpy(dAtt[i], Along(ws.VT, i, n), ds);
+                Axpy(dAtt[i], p, Along(ws.DVT, i, n));
             }
-            for (int j = 0; j <= t; j++)
+            var dot = Dot(p, ds, VF.Zero);
+            for (int j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot) * V.Create(scale);
+            for (int i = 0; i < Dq; i++)
             {
-                var ds = p[j] * (dp[j] - dot) * V.Create(scale);
-                for (int i = 0; i < Dq; i++)
-                {
-                    dqr[i] = LaneMath.Fma(ds, ws.Kr[j * Dq + i], dqr[i]);
-                    ws.DKr[j * Dq + i] = LaneMath.Fma(ds, qr[i], ws.DKr[j * Dq + i]);
-                }
+                dqr[i] = Dot(ds, Along(ws.KrT, i, n), dqr[i]);
+                Axpy(qr[i], ds, Along(ws.DKrT, i, n));
             }
         }
         Span<VF> dq = stackalloc VF[Dq], dk = stackalloc VF[Dq], dh1 = stackalloc VF[D], dx0 = stackalloc VF[D];
+        Span<VF> dkr = stackalloc VF[Dq], dv = stackalloc VF[Dv];
         for (int t = 0; t < last; t++)
         {
-            var dqr = Row(ws.DQr, t, Dq); var dkr = Row(ws.DKr, t, Dq);
+            var dqr = Row(ws.DQr, t, Dq);
+            for (int i = 0; i < Dq; i++) dkr[i] = ws.DKrT[i * L + t];
+            for (int i = 0; i < Dv; i++) dv[i] = ws.DVT[i * L + t];
             if (rope) { Rope(dqr, t, true); Rope(dkr, t, true); }
             if (qkNorm)
             {
@@ -335,7 +358,7 @@ public sealed class GeneralLaneBlock
             dh1.Clear();
             MatVecBackward(r.Q, h1, dq, dr.Q, dh1);
             MatVecBackward(r.K, h1, dk, dr.K, dh1);
-            MatVecBackward(r.V, h1, Row(ws.DV, t, Dv), dr.V, dh1);
+            MatVecBackward(r.V, h1, dv, dr.V, dh1);
             Row(ws.DX1, t, D).CopyTo(dx0);
             RmsNormBackward(Row(ws.X0, t, D), r.Ln1, ws.R1[t], dh1, dr.Ln1, dx0);
             if (positions) for (int i = 0; i < D; i++) dr.Pos[t * D + i] += dx0[i];
