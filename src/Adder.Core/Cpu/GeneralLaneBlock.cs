@@ -120,28 +120,42 @@ public sealed class GeneralLaneBlock
 
     // ---- the layers on lanes: the same functions as GeneralLayers, matrices broadcast ----
 
+    // The matrices are a few elements wide: the loops run on refs (lengths checked once), since a bounds check
+    // per element costs as much as the multiply-add it guards.
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void MatVec(ReadOnlySpan<float> w, ReadOnlySpan<VF> x, Span<VF> y)
     {
         int n = x.Length;
+        if (w.Length < y.Length * n) throw new ArgumentException("matrix smaller than its vectors");
+        ref float wr = ref MemoryMarshal.GetReference(w);
+        ref VF xr = ref MemoryMarshal.GetReference(x);
+        ref VF yr = ref MemoryMarshal.GetReference(y);
         for (int o = 0; o < y.Length; o++)
         {
             var s = VF.Zero;
-            for (int i = 0; i < n; i++) s = LaneMath.Fma(x[i], w[o * n + i], s);
-            y[o] = s;
+            for (int i = 0; i < n; i++) s = LaneMath.Fma(Unsafe.Add(ref xr, i), Unsafe.Add(ref wr, o * n + i), s);
+            Unsafe.Add(ref yr, o) = s;
         }
     }
 
     static void MatVecBackward(ReadOnlySpan<float> w, ReadOnlySpan<VF> x, ReadOnlySpan<VF> dy, Span<VF> dw, Span<VF> dx)
     {
         int n = x.Length;
+        if (w.Length < dy.Length * n || dw.Length < dy.Length * n || dx.Length < n) throw new ArgumentException("matrix smaller than its vectors");
+        ref float wr = ref MemoryMarshal.GetReference(w);
+        ref VF xr = ref MemoryMarshal.GetReference(x);
+        ref VF dwr = ref MemoryMarshal.GetReference(dw);
+        ref VF dxr = ref MemoryMarshal.GetReference(dx);
         for (int o = 0; o < dy.Length; o++)
         {
             var g = dy[o];
             for (int i = 0; i < n; i++)
             {
-                dw[o * n + i] = LaneMath.Fma(g, x[i], dw[o * n + i]);
-                dx[i] = LaneMath.Fma(g, w[o * n + i], dx[i]);
+                ref VF dwi = ref Unsafe.Add(ref dwr, o * n + i);
+                dwi = LaneMath.Fma(g, Unsafe.Add(ref xr, i), dwi);
+                ref VF dxi = ref Unsafe.Add(ref dxr, i);
+                dxi = LaneMath.Fma(g, Unsafe.Add(ref wr, o * n + i), dxi);
             }
         }
     }
@@ -277,12 +291,9 @@ public sealed class GeneralLaneBlock
             for (int lane = 0; lane < W; lane++) label[lane] = logits[ws.Tokens[(t + 1) * W + lane]][lane];
             loss += weights * (V.Log(sum) + max - V.Create<float>(label));
             for (int c = 0; c < Vocab; c++) dlogits[c] *= inv;
-            for (int lane = 0; lane < W; lane++)
-            {
-                int target = ws.Tokens[(t + 1) * W + lane];
-                var dl = dlogits[target];
-                dlogits[target] = dl.WithElement(lane, dl[lane] - 1f);
-            }
+            // each lane's target: one float of the lane vectors, written in place
+            var dlogitFloats = MemoryMarshal.Cast<VF, float>(dlogits);
+            for (int lane = 0; lane < W; lane++) dlogitFloats[ws.Tokens[(t + 1) * W + lane] * W + lane] -= 1f;
             for (int c = 0; c < Vocab; c++) dlogits[c] *= weights;
             dh3.Clear();
             MatVecBackward(r.Head, Row(ws.H3, t, D), dlogits, dr.Head, dh3);
@@ -362,15 +373,13 @@ public sealed class GeneralLaneBlock
             Row(ws.DX1, t, D).CopyTo(dx0);
             RmsNormBackward(Row(ws.X0, t, D), r.Ln1, ws.R1[t], dh1, dr.Ln1, dx0);
             if (positions) for (int i = 0; i < D; i++) dr.Pos[t * D + i] += dx0[i];
-            // each lane's token row of the table gets its own lane's gradient
+            // each lane's token row of the table gets its own lane's gradient, one float of the lane vectors
+            var embFloats = MemoryMarshal.Cast<VF, float>(dr.Emb.AsSpan());
+            var dx0Floats = MemoryMarshal.Cast<VF, float>(dx0);
             for (int lane = 0; lane < W; lane++)
             {
-                int tok = ws.Tokens[t * W + lane];
-                for (int i = 0; i < D; i++)
-                {
-                    var e = dr.Emb[tok * D + i];
-                    dr.Emb[tok * D + i] = e.WithElement(lane, e[lane] + dx0[i][lane]);
-                }
+                int row = ws.Tokens[t * W + lane] * D;
+                for (int i = 0; i < D; i++) embFloats[(row + i) * W + lane] += dx0Floats[i * W + lane];
             }
         }
         return V.Sum(loss);
