@@ -102,9 +102,34 @@ public sealed class GeneralLaneBlock
     static void Axpy(VF a, ReadOnlySpan<VF> x, Span<VF> y)
     {
         if (y.Length != x.Length) throw new ArgumentException("spans of different lengths");
-        ref VF xr = ref MemoryMarshal.GetReference(x);
-        ref VF yr = ref MemoryMarshal.GetReference(y);
-        for (int j = 0; j < x.Length; j++) Unsafe.Add(ref yr, j) = LaneMath.Fma(a, Unsafe.Add(ref xr, j), Unsafe.Add(ref yr, j));
+        ref VF xj = ref MemoryMarshal.GetReference(x);
+        ref VF yj = ref MemoryMarshal.GetReference(y);
+        for (int j = 0; j < x.Length; j++)
+        {
+            yj = LaneMath.Fma(a, xj, yj);
+            xj = ref Unsafe.Add(ref xj, 1);
+            yj = ref Unsafe.Add(ref yj, 1);
+        }
+    }
+
+    /// <summary>p[j] = Σ_i q[i]·k[i][j] summed in order of i, as the Axpy loop does it, for heads of 4 dims
+    /// (every preset's): one pass over the positions instead of four.</summary>
+    void Scores4(ReadOnlySpan<VF> q, ReadOnlySpan<VF> keys, Span<VF> p)
+    {
+        if (q.Length != 4 || keys.Length != 4 * L || p.Length > L) throw new ArgumentException("not a 4-dim head");
+        VF q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
+        ref VF k0 = ref MemoryMarshal.GetReference(keys);
+        ref VF k1 = ref Unsafe.Add(ref k0, L);
+        ref VF k2 = ref Unsafe.Add(ref k0, 2 * L);
+        ref VF k3 = ref Unsafe.Add(ref k0, 3 * L);
+        ref VF pr = ref MemoryMarshal.GetReference(p);
+        for (int j = 0; j < p.Length; j++)
+        {
+            var s = LaneMath.Fma(q0, Unsafe.Add(ref k0, j), VF.Zero);
+            s = LaneMath.Fma(q1, Unsafe.Add(ref k1, j), s);
+            s = LaneMath.Fma(q2, Unsafe.Add(ref k2, j), s);
+            Unsafe.Add(ref pr, j) = LaneMath.Fma(q3, Unsafe.Add(ref k3, j), s);
+        }
     }
 
     /// <summary>acc + Σ_j a[j]·b[j], accumulated in order of j.</summary>
@@ -112,9 +137,14 @@ public sealed class GeneralLaneBlock
     static VF Dot(ReadOnlySpan<VF> a, ReadOnlySpan<VF> b, VF acc)
     {
         if (b.Length != a.Length) throw new ArgumentException("spans of different lengths");
-        ref VF ar = ref MemoryMarshal.GetReference(a);
-        ref VF br = ref MemoryMarshal.GetReference(b);
-        for (int j = 0; j < a.Length; j++) acc = LaneMath.Fma(Unsafe.Add(ref ar, j), Unsafe.Add(ref br, j), acc);
+        ref VF aj = ref MemoryMarshal.GetReference(a);
+        ref VF bj = ref MemoryMarshal.GetReference(b);
+        for (int j = 0; j < a.Length; j++)
+        {
+            acc = LaneMath.Fma(aj, bj, acc);
+            aj = ref Unsafe.Add(ref aj, 1);
+            bj = ref Unsafe.Add(ref bj, 1);
+        }
         return acc;
     }
 
@@ -160,6 +190,7 @@ public sealed class GeneralLaneBlock
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static VF RmsNorm(ReadOnlySpan<VF> x, ReadOnlySpan<float> w, float eps, Span<VF> y)
     {
         var ss = VF.Zero;
@@ -208,6 +239,7 @@ public sealed class GeneralLaneBlock
         }
     }
 
+    [SkipLocalsInit]
     public void ForwardPosition(Roles r, Workspace ws, int t)
     {
         var x0 = Row(ws.X0, t, D);
@@ -231,10 +263,15 @@ public sealed class GeneralLaneBlock
         // causal attention of query t over keys 0..t: the scores, each summed over i in order
         int n = t + 1;
         var p = ws.P.AsSpan(t * L, n);
-        p.Clear();
-        for (int i = 0; i < Dq; i++) Axpy(qr[i], Along(ws.KrT, i, n), p);
+        if (Dq == 4) Scores4(qr, ws.KrT.AsSpan(0, 4 * L), p);
+        else
+        {
+            p.Clear();
+            for (int i = 0; i < Dq; i++) Axpy(qr[i], Along(ws.KrT, i, n), p);
+        }
         var max = V.Create(float.NegativeInfinity);
-        for (int j = 0; j < n; j++) { p[j] *= V.Create(scale); max = V.Max(max, p[j]); }
+        // MaxNative: the scores are finite, so the IEEE fix-ups of V.Max (NaN, signed zeros) change nothing
+        for (int j = 0; j < n; j++) { p[j] *= V.Create(scale); max = V.MaxNative(max, p[j]); }
         var sum = VF.Zero;
         for (int j = 0; j < n; j++) { p[j] = LaneMath.Exp(p[j] - max); sum += p[j]; }
         var inv = V.Create(1f) / sum;
@@ -270,6 +307,7 @@ public sealed class GeneralLaneBlock
     /// <summary>Forward over all positions, the loss of the scored positions (each lane's terms weighted by
     /// weights[lane]: 0 for padding) and the backward into the per-lane role gradients. Returns the lanes'
     /// summed (weighted) loss.</summary>
+    [SkipLocalsInit]
     public double LossAndBackward(Roles r, Workspace ws, int first, int scored, VF weights, Gradients dr)
     {
         for (int t = 0; t < L; t++) ForwardPosition(r, ws, t);

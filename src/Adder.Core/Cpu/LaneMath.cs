@@ -50,7 +50,8 @@ public static class LaneMath
         p = Fma(p, r, V.Create(1.6666665459e-1f));
         p = Fma(p, r, V.Create(5.0000001201e-1f));
         p = Fma(p, r * r, r + V.Create(1f));
-        var scale = V.AsSingle(V.ShiftLeft(V.ConvertToInt32(n) + V.Create(127), 23));
+        // n is within [-126, 128] after the clamp, where the native conversion needs no saturation fix-up
+        var scale = V.AsSingle(V.ShiftLeft(V.ConvertToInt32Native(n) + V.Create(127), 23));
         return p * scale;
     }
 
