@@ -132,6 +132,74 @@ public sealed class GeneralLaneBlock
         }
     }
 
+    /// <summary>The general loops' values backward in one pass for 4-dim values: dp[j] = Σ_i a[i]·v[i][j] (in
+    /// order of i) and dv[i][j] += a[i]·p[j], for j below dp's length.</summary>
+    void ValuesBackward4(ReadOnlySpan<VF> a, ReadOnlySpan<VF> p, ReadOnlySpan<VF> values, Span<VF> dvalues, Span<VF> dp)
+    {
+        if (a.Length != 4 || values.Length < 4 * L || dvalues.Length < 4 * L || p.Length != dp.Length || p.Length > L)
+            throw new ArgumentException("not 4-dim values");
+        VF a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+        ref VF v0 = ref MemoryMarshal.GetReference(values);
+        ref VF v1 = ref Unsafe.Add(ref v0, L);
+        ref VF v2 = ref Unsafe.Add(ref v0, 2 * L);
+        ref VF v3 = ref Unsafe.Add(ref v0, 3 * L);
+        ref VF d0 = ref MemoryMarshal.GetReference(dvalues);
+        ref VF d1 = ref Unsafe.Add(ref d0, L);
+        ref VF d2 = ref Unsafe.Add(ref d0, 2 * L);
+        ref VF d3 = ref Unsafe.Add(ref d0, 3 * L);
+        ref VF pj = ref MemoryMarshal.GetReference(p);
+        ref VF dpj = ref MemoryMarshal.GetReference(dp);
+        for (int j = 0; j < p.Length; j++)
+        {
+            var s = LaneMath.Fma(a0, v0, VF.Zero);
+            s = LaneMath.Fma(a1, v1, s);
+            s = LaneMath.Fma(a2, v2, s);
+            dpj = LaneMath.Fma(a3, v3, s);
+            d0 = LaneMath.Fma(a0, pj, d0);
+            d1 = LaneMath.Fma(a1, pj, d1);
+            d2 = LaneMath.Fma(a2, pj, d2);
+            d3 = LaneMath.Fma(a3, pj, d3);
+            v0 = ref Unsafe.Add(ref v0, 1); v1 = ref Unsafe.Add(ref v1, 1); v2 = ref Unsafe.Add(ref v2, 1); v3 = ref Unsafe.Add(ref v3, 1);
+            d0 = ref Unsafe.Add(ref d0, 1); d1 = ref Unsafe.Add(ref d1, 1); d2 = ref Unsafe.Add(ref d2, 1); d3 = ref Unsafe.Add(ref d3, 1);
+            pj = ref Unsafe.Add(ref pj, 1); dpj = ref Unsafe.Add(ref dpj, 1);
+        }
+    }
+
+    /// <summary>The general loops' keys backward in one pass for 4-dim heads: dq[i] += Σ_j ds[j]·k[i][j] (in
+    /// order of j) and dk[i][j] += q[i]·ds[j], for j below ds's length.</summary>
+    void KeysBackward4(ReadOnlySpan<VF> ds, ReadOnlySpan<VF> q, ReadOnlySpan<VF> keys, Span<VF> dkeys, Span<VF> dq)
+    {
+        if (q.Length != 4 || dq.Length != 4 || keys.Length < 4 * L || dkeys.Length < 4 * L || ds.Length > L)
+            throw new ArgumentException("not a 4-dim head");
+        VF q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
+        VF s0 = dq[0], s1 = dq[1], s2 = dq[2], s3 = dq[3];
+        ref VF k0 = ref MemoryMarshal.GetReference(keys);
+        ref VF k1 = ref Unsafe.Add(ref k0, L);
+        ref VF k2 = ref Unsafe.Add(ref k0, 2 * L);
+        ref VF k3 = ref Unsafe.Add(ref k0, 3 * L);
+        ref VF d0 = ref MemoryMarshal.GetReference(dkeys);
+        ref VF d1 = ref Unsafe.Add(ref d0, L);
+        ref VF d2 = ref Unsafe.Add(ref d0, 2 * L);
+        ref VF d3 = ref Unsafe.Add(ref d0, 3 * L);
+        ref VF dsj = ref MemoryMarshal.GetReference(ds);
+        for (int j = 0; j < ds.Length; j++)
+        {
+            var g = dsj;
+            s0 = LaneMath.Fma(g, k0, s0);
+            s1 = LaneMath.Fma(g, k1, s1);
+            s2 = LaneMath.Fma(g, k2, s2);
+            s3 = LaneMath.Fma(g, k3, s3);
+            d0 = LaneMath.Fma(q0, g, d0);
+            d1 = LaneMath.Fma(q1, g, d1);
+            d2 = LaneMath.Fma(q2, g, d2);
+            d3 = LaneMath.Fma(q3, g, d3);
+            k0 = ref Unsafe.Add(ref k0, 1); k1 = ref Unsafe.Add(ref k1, 1); k2 = ref Unsafe.Add(ref k2, 1); k3 = ref Unsafe.Add(ref k3, 1);
+            d0 = ref Unsafe.Add(ref d0, 1); d1 = ref Unsafe.Add(ref d1, 1); d2 = ref Unsafe.Add(ref d2, 1); d3 = ref Unsafe.Add(ref d3, 1);
+            dsj = ref Unsafe.Add(ref dsj, 1);
+        }
+        dq[0] = s0; dq[1] = s1; dq[2] = s2; dq[3] = s3;
+    }
+
     /// <summary>acc + Σ_j a[j]·b[j], accumulated in order of j.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static VF Dot(ReadOnlySpan<VF> a, ReadOnlySpan<VF> b, VF acc)
@@ -374,19 +442,25 @@ public sealed class GeneralLaneBlock
             var dqr = Row(ws.DQr, t, Dq);
             // dp[j] = Σ_i dAtt[i]·v_j[i] (in order of i); the values' gradients; then ds_j, held in dp
             var ds = dp[..n];
-            ds.Clear();
-            for (int i = 0; i < Dv; i++)
+            if (Dv == 4) ValuesBackward4(dAtt, p, ws.VT, ws.DVT, ds);
+            else
             {
-                Axpy(dAtt[i], Along(ws.VT, i, n), ds);
-                Axpy(dAtt[i], p, Along(ws.DVT, i, n));
+                ds.Clear();
+                for (int i = 0; i < Dv; i++)
+                {
+                    Axpy(dAtt[i], Along(ws.VT, i, n), ds);
+                    Axpy(dAtt[i], p, Along(ws.DVT, i, n));
+                }
             }
             var dot = Dot(p, ds, VF.Zero);
             for (int j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot) * V.Create(scale);
-            for (int i = 0; i < Dq; i++)
-            {
-                dqr[i] = Dot(ds, Along(ws.KrT, i, n), dqr[i]);
-                Axpy(qr[i], ds, Along(ws.DKrT, i, n));
-            }
+            if (Dq == 4) KeysBackward4(ds, qr, ws.KrT, ws.DKrT, dqr);
+            else
+                for (int i = 0; i < Dq; i++)
+                {
+                    dqr[i] = Dot(ds, Along(ws.KrT, i, n), dqr[i]);
+                    Axpy(qr[i], ds, Along(ws.DKrT, i, n));
+                }
         }
         Span<VF> dq = stackalloc VF[Dq], dk = stackalloc VF[Dq], dh1 = stackalloc VF[D], dx0 = stackalloc VF[D];
         Span<VF> dkr = stackalloc VF[Dq], dv = stackalloc VF[Dv];
