@@ -339,9 +339,10 @@ public sealed class GeneralLaneBlock
         }
         var max = V.Create(float.NegativeInfinity);
         // MaxNative: the scores are finite, so the IEEE fix-ups of V.Max (NaN, signed zeros) change nothing
-        for (int j = 0; j < n; j++) { p[j] *= V.Create(scale); max = V.MaxNative(max, p[j]); }
+        // each value kept in a register: reading back what was just stored stalls on store forwarding
+        for (int j = 0; j < n; j++) { var s = p[j] * V.Create(scale); p[j] = s; max = V.MaxNative(max, s); }
         var sum = VF.Zero;
-        for (int j = 0; j < n; j++) { p[j] = LaneMath.Exp(p[j] - max); sum += p[j]; }
+        for (int j = 0; j < n; j++) { var e = LaneMath.Exp(p[j] - max); p[j] = e; sum += e; }
         var inv = V.Create(1f) / sum;
         for (int j = 0; j < n; j++) p[j] *= inv;
         var att = Row(ws.Att, t, Dv);
