@@ -132,6 +132,31 @@ public sealed class GeneralLaneBlock
         }
     }
 
+    /// <summary>The general loops' normalisation and weighted sum in one pass for 4-dim values: p[j] *= inv,
+    /// then att[i] = Σ_j p[j]·v[i][j] in order of j.</summary>
+    void NormaliseAndAttend4(VF inv, Span<VF> p, ReadOnlySpan<VF> values, Span<VF> att)
+    {
+        if (att.Length != 4 || values.Length < 4 * L || p.Length > L) throw new ArgumentException("not 4-dim values");
+        VF s0 = VF.Zero, s1 = VF.Zero, s2 = VF.Zero, s3 = VF.Zero;
+        ref VF v0 = ref MemoryMarshal.GetReference(values);
+        ref VF v1 = ref Unsafe.Add(ref v0, L);
+        ref VF v2 = ref Unsafe.Add(ref v0, 2 * L);
+        ref VF v3 = ref Unsafe.Add(ref v0, 3 * L);
+        ref VF pj = ref MemoryMarshal.GetReference(p);
+        for (int j = 0; j < p.Length; j++)
+        {
+            var w = pj * inv;
+            pj = w;
+            s0 = LaneMath.Fma(w, v0, s0);
+            s1 = LaneMath.Fma(w, v1, s1);
+            s2 = LaneMath.Fma(w, v2, s2);
+            s3 = LaneMath.Fma(w, v3, s3);
+            v0 = ref Unsafe.Add(ref v0, 1); v1 = ref Unsafe.Add(ref v1, 1); v2 = ref Unsafe.Add(ref v2, 1); v3 = ref Unsafe.Add(ref v3, 1);
+            pj = ref Unsafe.Add(ref pj, 1);
+        }
+        att[0] = s0; att[1] = s1; att[2] = s2; att[3] = s3;
+    }
+
     /// <summary>The general loops' values backward in one pass for 4-dim values: dp[j] = Σ_i a[i]·v[i][j] (in
     /// order of i) and dv[i][j] += a[i]·p[j], for j below dp's length.</summary>
     void ValuesBackward4(ReadOnlySpan<VF> a, ReadOnlySpan<VF> p, ReadOnlySpan<VF> values, Span<VF> dvalues, Span<VF> dp)
@@ -344,9 +369,13 @@ public sealed class GeneralLaneBlock
         var sum = VF.Zero;
         for (int j = 0; j < n; j++) { var e = LaneMath.Exp(p[j] - max); p[j] = e; sum += e; }
         var inv = V.Create(1f) / sum;
-        for (int j = 0; j < n; j++) p[j] *= inv;
         var att = Row(ws.Att, t, Dv);
-        for (int i = 0; i < Dv; i++) att[i] = Dot(p, Along(ws.VT, i, n), VF.Zero);
+        if (Dv == 4) NormaliseAndAttend4(inv, p, ws.VT, att);
+        else
+        {
+            for (int j = 0; j < n; j++) p[j] *= inv;
+            for (int i = 0; i < Dv; i++) att[i] = Dot(p, Along(ws.VT, i, n), VF.Zero);
+        }
         var x1 = Row(ws.X1, t, D);
         MatVec(r.O, att, x1);
         for (int i = 0; i < D; i++) x1[i] += x0[i];
