@@ -270,16 +270,20 @@ public sealed class GeneralLaneBlock
         ref VF xr = ref MemoryMarshal.GetReference(x);
         ref VF dwr = ref MemoryMarshal.GetReference(dw);
         ref VF dxr = ref MemoryMarshal.GetReference(dx);
-        for (int o = 0; o < dy.Length; o++)
+        ref VF dyr = ref MemoryMarshal.GetReference(dy);
+        // dx[i] summed over o in order, in a register (not stored and reloaded for every o)
+        for (int i = 0; i < n; i++)
         {
-            var g = dy[o];
-            for (int i = 0; i < n; i++)
+            var xi = Unsafe.Add(ref xr, i);
+            var acc = Unsafe.Add(ref dxr, i);
+            for (int o = 0; o < dy.Length; o++)
             {
+                var g = Unsafe.Add(ref dyr, o);
                 ref VF dwi = ref Unsafe.Add(ref dwr, o * n + i);
-                dwi = LaneMath.Fma(g, Unsafe.Add(ref xr, i), dwi);
-                ref VF dxi = ref Unsafe.Add(ref dxr, i);
-                dxi = LaneMath.Fma(g, Unsafe.Add(ref wr, o * n + i), dxi);
+                dwi = LaneMath.Fma(g, xi, dwi);
+                acc = LaneMath.Fma(g, Unsafe.Add(ref wr, o * n + i), acc);
             }
+            Unsafe.Add(ref dxr, i) = acc;
         }
     }
 
