@@ -424,9 +424,9 @@ public sealed class GeneralLaneBlock
             // cross-entropy per lane against the next token
             var logits = Row(ws.Logits, t, Vocab);
             var max = logits[0];
-            for (int c = 1; c < Vocab; c++) max = V.Max(max, logits[c]);
+            for (int c = 1; c < Vocab; c++) max = V.MaxNative(max, logits[c]);
             var sum = VF.Zero;
-            for (int c = 0; c < Vocab; c++) { dlogits[c] = LaneMath.Exp(logits[c] - max); sum += dlogits[c]; }
+            for (int c = 0; c < Vocab; c++) { var e = LaneMath.Exp(logits[c] - max); dlogits[c] = e; sum += e; }
             var inv = V.Create(1f) / sum;
             for (int lane = 0; lane < W; lane++) label[lane] = logits[ws.Tokens[(t + 1) * W + lane]][lane];
             loss += weights * (V.Log(sum) + max - V.Create<float>(label));
@@ -519,13 +519,13 @@ public sealed class GeneralLaneBlock
             Row(ws.DX1, t, D).CopyTo(dx0);
             RmsNormBackward(Row(ws.X0, t, D), r.Ln1, ws.R1[t], dh1, dr.Ln1, dx0);
             if (positions) for (int i = 0; i < D; i++) dr.Pos[t * D + i] += dx0[i];
-            // each lane's token row of the table gets its own lane's gradient, one float of the lane vectors
-            var embFloats = MemoryMarshal.Cast<VF, float>(dr.Emb.AsSpan());
-            var dx0Floats = MemoryMarshal.Cast<VF, float>(dx0);
-            for (int lane = 0; lane < W; lane++)
+            // each lane's token row of the table gets its own lane's gradient: every row adds the lanes whose
+            // token it is and +0 elsewhere (which leaves a sum unchanged: the sums start at +0, never at -0)
+            var tokens = Vector512.Create<int>(ws.Tokens.AsSpan(t * W, W));
+            for (int v = 0; v < Vocab; v++)
             {
-                int row = ws.Tokens[t * W + lane] * D;
-                for (int i = 0; i < D; i++) embFloats[(row + i) * W + lane] += dx0Floats[i * W + lane];
+                var mine = Vector512.Equals(tokens, Vector512.Create(v)).AsSingle();
+                for (int i = 0; i < D; i++) dr.Emb[v * D + i] += dx0[i] & mine;
             }
         }
         return V.Sum(loss);
