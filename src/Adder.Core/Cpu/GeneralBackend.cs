@@ -208,7 +208,7 @@ public sealed class GeneralBackend : IBackend
         {
             int first = c * W, n = Math.Min(W, count - first);
             GeneralLaneBlock.Load(ws, input.AsSpan(first * prompt), prompt, n);
-            for (int t = 0; t < prompt - 1; t++) lanes.ForwardPosition(roles, ws, t);
+            for (int t = 0; t < prompt - 1; t++) lanes.ForwardKeyValue(roles, ws, t);
             for (int k = 0; k < digits; k++)
             {
                 int t = prompt - 1 + k;

@@ -336,8 +336,17 @@ public sealed class GeneralLaneBlock
         }
     }
 
-    [SkipLocalsInit]
+    /// <summary>All of position t: its key and value, then its query's attention, the MLP and the logits.</summary>
     public void ForwardPosition(Roles r, Workspace ws, int t)
+    {
+        ForwardKeyValue(r, ws, t);
+        ForwardQuery(r, ws, t);
+    }
+
+    /// <summary>What later positions read of position t: its embedding, first norm, key and value. In one
+    /// layer nothing else of a position feeds another, so a position whose logits are not used needs only this.</summary>
+    [SkipLocalsInit]
+    public void ForwardKeyValue(Roles r, Workspace ws, int t)
     {
         var x0 = Row(ws.X0, t, D);
         Span<float> gathered = stackalloc float[W];
@@ -348,15 +357,29 @@ public sealed class GeneralLaneBlock
         }
         var h1 = Row(ws.H1, t, D);
         ws.R1[t] = RmsNorm(x0, r.Ln1, eps, h1);
-        var q = Row(ws.Q, t, Dq); var k = Row(ws.K, t, Dq);
+        var k = Row(ws.K, t, Dq);
         Span<VF> v = stackalloc VF[Dv], kr = stackalloc VF[Dq];
-        MatVec(r.Q, h1, q); MatVec(r.K, h1, k); MatVec(r.V, h1, v);
-        var qr = Row(ws.Qr, t, Dq);
-        if (qkNorm) { ws.Rq[t] = RmsNorm(q, r.QN, qkEps, qr); ws.Rk[t] = RmsNorm(k, r.KN, qkEps, kr); }
-        else { q.CopyTo(qr); k.CopyTo(kr); }
-        if (rope) { Rope(qr, t, false); Rope(kr, t, false); }
+        MatVec(r.K, h1, k); MatVec(r.V, h1, v);
+        if (qkNorm) ws.Rk[t] = RmsNorm(k, r.KN, qkEps, kr);
+        else k.CopyTo(kr);
+        if (rope) Rope(kr, t, false);
         for (int i = 0; i < Dq; i++) ws.KrT[i * L + t] = kr[i];
         for (int i = 0; i < Dv; i++) ws.VT[i * L + t] = v[i];
+    }
+
+    /// <summary>Position t's query over the keys and values of positions 0..t (ForwardKeyValue done for them),
+    /// the MLP and the logits.</summary>
+    [SkipLocalsInit]
+    public void ForwardQuery(Roles r, Workspace ws, int t)
+    {
+        var x0 = Row(ws.X0, t, D);
+        var h1 = Row(ws.H1, t, D);
+        var q = Row(ws.Q, t, Dq);
+        MatVec(r.Q, h1, q);
+        var qr = Row(ws.Qr, t, Dq);
+        if (qkNorm) ws.Rq[t] = RmsNorm(q, r.QN, qkEps, qr);
+        else q.CopyTo(qr);
+        if (rope) Rope(qr, t, false);
         // causal attention of query t over keys 0..t: the scores, each summed over i in order
         int n = t + 1;
         var p = ws.P.AsSpan(t * L, n);
@@ -412,7 +435,10 @@ public sealed class GeneralLaneBlock
     [SkipLocalsInit]
     public double LossAndBackward(Roles r, Workspace ws, int first, int scored, VF weights, Gradients dr)
     {
-        for (int t = 0; t < L; t++) ForwardPosition(r, ws, t);
+        int last = first + scored;
+        // only the scored positions' queries reach the loss; the others are keys and values
+        for (int t = 0; t < first; t++) ForwardKeyValue(r, ws, t);
+        for (int t = first; t < last; t++) ForwardPosition(r, ws, t);
         Array.Clear(ws.DX1); Array.Clear(ws.DQr); Array.Clear(ws.DKrT); Array.Clear(ws.DVT);
         Span<VF> dlogits = stackalloc VF[Vocab];
         Span<VF> dh3 = stackalloc VF[D], dx2 = stackalloc VF[D], dh2 = stackalloc VF[D];
@@ -463,10 +489,10 @@ public sealed class GeneralLaneBlock
             }
             RmsNormBackward(Row(ws.X1, t, D), r.Ln2, ws.R2[t], dh2, dr.Ln2, dx1);
         }
-        int last = first + scored;
         Span<VF> dAtt = stackalloc VF[Dv];
         Span<VF> dp = stackalloc VF[L];
-        for (int t = 0; t < last; t++)
+        // queries before the first scored position have no gradient: nothing to add for them
+        for (int t = first; t < last; t++)
         {
             dAtt.Clear();
             MatVecBackward(r.O, Row(ws.Att, t, Dv), Row(ws.DX1, t, D), dr.O, dAtt);
@@ -503,17 +529,18 @@ public sealed class GeneralLaneBlock
             var dqr = Row(ws.DQr, t, Dq);
             for (int i = 0; i < Dq; i++) dkr[i] = ws.DKrT[i * L + t];
             for (int i = 0; i < Dv; i++) dv[i] = ws.DVT[i * L + t];
-            if (rope) { Rope(dqr, t, true); Rope(dkr, t, true); }
+            bool query = t >= first;
+            if (rope) { if (query) Rope(dqr, t, true); Rope(dkr, t, true); }
             if (qkNorm)
             {
                 dq.Clear(); dk.Clear();
-                RmsNormBackward(Row(ws.Q, t, Dq), r.QN, ws.Rq[t], dqr, dr.QN, dq);
+                if (query) RmsNormBackward(Row(ws.Q, t, Dq), r.QN, ws.Rq[t], dqr, dr.QN, dq);
                 RmsNormBackward(Row(ws.K, t, Dq), r.KN, ws.Rk[t], dkr, dr.KN, dk);
             }
             else { dqr.CopyTo(dq); dkr.CopyTo(dk); }
             var h1 = Row(ws.H1, t, D);
             dh1.Clear();
-            MatVecBackward(r.Q, h1, dq, dr.Q, dh1);
+            if (query) MatVecBackward(r.Q, h1, dq, dr.Q, dh1);
             MatVecBackward(r.K, h1, dk, dr.K, dh1);
             MatVecBackward(r.V, h1, dv, dr.V, dh1);
             Row(ws.DX1, t, D).CopyTo(dx0);
