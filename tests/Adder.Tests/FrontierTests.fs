@@ -76,6 +76,40 @@ let trainFromScratch (preset: string) (steps: int) =
         backend.TrainStep(ReadOnlySpan(config.Format.EncodeFullBatch(a, b)), batch, &settings, Span results)
         float results.[0].Loss |]
 
+/// The weights after 300 steps of trainFromScratch's schedule, as SHA-256 of their float32 bytes.
+let private fingerprintAfter (preset: string) (options: CpuOptions) =
+    let config = Architectures.preset preset
+    let model = Model.Initialised(config, 1)
+    use backend = Backends.create Backends.Cpu config 1 options
+    backend.SetParameters(0, ReadOnlySpan model.Parameters)
+    backend.SetOptimizer(0, OptimizerState(0L, Array.zeroCreate model.Layout.Count, Array.zeroCreate model.Layout.Count))
+    let sampler = Batches.sampler 5 (Batches.holdout 5) Curriculum.Full
+    let batch = 128
+    let a = Array.zeroCreate<int64> batch
+    let b = Array.zeroCreate<int64> batch
+    let results = Array.zeroCreate<StepResult> 1
+    let settings = StepSettings(0.01, 0.01, 1.0, AdamW.DefaultBeta1, AdamW.DefaultBeta2, AdamW.DefaultEps)
+    for step in 0 .. 299 do
+        sampler.NextBatch(step, a, b)
+        backend.TrainStep(ReadOnlySpan(config.Format.EncodeFullBatch(a, b)), batch, &settings, Span results)
+    let weights = Array.zeroCreate<float32> model.Layout.Count
+    backend.GetParameters(0, Span weights)
+    let bytes = Array.zeroCreate<byte> (weights.Length * 4)
+    Buffer.BlockCopy(weights, 0, bytes, 0, bytes.Length)
+    Convert.ToHexString(Security.Cryptography.SHA256.HashData bytes).ToLowerInvariant()
+
+/// The general block's training numerics (both token formats, 4- and 5-dim values, one and two threads): pinned
+/// like the seed's fingerprint. These are the weights of commit 7432fb7's block too, before its speed-ups,
+/// which keep every operation and its order. A change that alters them does so on purpose and says why.
+[<Theory>]
+[<InlineData("62p", "f12b8d685d93a83fe4b03fe5b3e0b043803d6a94b8e410eeef991f17578b98d4")>]
+[<InlineData("67p", "49cf3fee370d15b303d9a207dff5ad2f9da3ba523f1d219ec3cc6546a4a1b5ba")>]
+let ``training fingerprint of the general block: 300 steps of the 62p and the 67p, on one thread and on two`` (preset: string, expected: string) =
+    let one = fingerprintAfter preset (CpuOptions 1)
+    Assert.True((expected = one), sprintf "%s on one thread: %s" preset one)
+    let two = fingerprintAfter preset (CpuOptions 2)
+    Assert.True((expected = two), sprintf "%s on two threads: %s" preset two)
+
 [<Theory>]
 [<InlineData("62p")>]
 [<InlineData("44p")>]
