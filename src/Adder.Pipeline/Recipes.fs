@@ -141,6 +141,13 @@ let parse (text: string) (source: string) =
 
 let load (path: string) = parse (SafeFiles.ReadAllText(path, "recipe")) path
 
+/// A targeted stage's outcome from its rounds' best validations (the first, the start's mining, has none: NaN).
+/// Where no round ran (the start mined clean) its best is the stage before's, and so are its validation and step.
+let targetedOutcome (roundVals: float list) (finished: bool) (bestStep: int) (before: Training.Outcome option) : Training.Outcome =
+    match roundVals |> List.filter (fun v -> not (Double.IsNaN v)), before with
+    | [], Some b when finished -> { Completed = true; LastStep = 0; BestValExact = b.BestValExact; BestStep = b.BestStep }
+    | vals, _ -> { Completed = finished; LastStep = roundVals.Length - 1; BestValExact = List.fold max 0.0 vals; BestStep = bestStep }
+
 /// Runs the stages in order; each starts from the one before (its best or last checkpoint). A stage whose folder
 /// holds a run already is resumed (a finished one ends at once), so the same command continues a recipe.
 let run (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (outDir: string) (announce: int -> Stage -> string -> unit)
@@ -165,9 +172,9 @@ let run (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (outDir: st
                     let resume = File.Exists(Path.Combine(dir, Targeted.stateName))
                     let reports, finished = Targeted.run device cpu settings config.StartCheckpoint.Value dir resume say report stop
                     let best = if finished then Checkpoint.Load(RunFolder.best dir) else null
-                    let bestVal = reports |> List.map (fun r -> r.BestValExact) |> List.filter (fun v -> not (Double.IsNaN v)) |> List.fold max 0.0
-                    { Completed = finished; LastStep = reports.Length - 1; BestValExact = bestVal
-                      BestStep = (if isNull best then 0 else int best.Metadata.[TrainingState.StepKey]) }
+                    let bestStep = if isNull best then 0 else int best.Metadata.[TrainingState.StepKey]
+                    let before = match done' with (_, _, o) :: _ -> Some o | [] -> None
+                    targetedOutcome [ for r in reports -> r.BestValExact ] finished bestStep before
             let done' = (stage, dir, outcome) :: done'
             // an interrupted stage ends the recipe here; the same command continues it
             if outcome.Completed then go (i + 1) (Some(dir, stage)) rest done' else List.rev done'

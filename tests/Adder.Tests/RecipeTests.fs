@@ -104,6 +104,18 @@ let ``a targeted stage runs rounds of targeted fine-tuning from the stage before
     Assert.Equal<string[]>(rows, File.ReadAllLines(Path.Combine(stage, Adder.Pipeline.Targeted.csvName)))
 
 [<Fact>]
+let ``a targeted stage whose start mines clean reports the stage before's validation, not none`` () =
+    let before: Adder.Pipeline.Training.Outcome = { Completed = true; LastStep = 60000; BestValExact = 1.0; BestStep = 44000 }
+    let clean = Adder.Pipeline.Recipes.targetedOutcome [ nan ] true 44000 (Some before)
+    Assert.Equal(1.0, clean.BestValExact)
+    Assert.Equal(44000, clean.BestStep)
+    let rounds = Adder.Pipeline.Recipes.targetedOutcome [ nan; 0.9; 0.95 ] true 2000 (Some before)
+    Assert.Equal(0.95, rounds.BestValExact)
+    Assert.Equal(2000, rounds.BestStep)
+    Assert.Equal(2, rounds.LastStep)
+    Assert.False((Adder.Pipeline.Recipes.targetedOutcome [ nan ] false 0 (Some before)).Completed)
+
+[<Fact>]
 let ``a malformed recipe is refused in one line before any folder is made`` () =
     let dir = tempDir ()
     let out = Path.Combine(dir, "run")
