@@ -106,7 +106,8 @@ let ``a targeted stage runs rounds of targeted fine-tuning from the stage before
 [<Fact>]
 let ``a targeted stage whose start mines clean reports the stage before's validation, not none`` () =
     let before: Adder.Pipeline.Training.Outcome = { Completed = true; LastStep = 60000; BestValExact = 1.0; BestStep = 44000 }
-    let clean = Adder.Pipeline.Recipes.targetedOutcome [ nan ] true 44000 (Some before)
+    // the stage's own best checkpoint step (7 here) is not what it reports: no round ran, so its best is the stage before's
+    let clean = Adder.Pipeline.Recipes.targetedOutcome [ nan ] true 7 (Some before)
     Assert.Equal(1.0, clean.BestValExact)
     Assert.Equal(44000, clean.BestStep)
     let rounds = Adder.Pipeline.Recipes.targetedOutcome [ nan; 0.9; 0.95 ] true 2000 (Some before)
