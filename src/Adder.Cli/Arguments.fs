@@ -82,12 +82,16 @@ type ConvertArgs =
     | [<MainCommand; ExactlyOnce>] Input of path: string
     | [<AltCommandLine("-o"); Mandatory; Unique>] Output of path: string
     | Weights_Only
+    | [<Unique>] Preset of Preset
+    | [<Unique>] Arch of file: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Input _ -> "PyTorch checkpoint to read (or a safetensors file to rewrite)"
             | Output _ -> "safetensors file to write"
             | Weights_Only -> "drop the optimiser and data-stream state (for publishing a model)"
+            | Preset _ -> "move the weights into this architecture preset: its parameters taken from the checkpoint's by name and shape, the others dropped (printed with their largest magnitude); weights only: " + presetsText
+            | Arch _ -> "as --preset, into an architecture file (the schema of architectures/*.json)"
 
 type EvalArgs =
     | [<AltCommandLine("-c"); Unique>] Checkpoint of path: string
@@ -213,6 +217,7 @@ type TrainArgs =
     | [<Unique>] Carry_Mix_Fade_Start of int
     | [<Unique>] Carry_Mix_Fade_End of int
     | [<Unique>] Weight_Decay_Cuts of spec: string
+    | [<Unique>] Decay_Scales of spec: string
     | [<Unique>] Ema of decay: float
     | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int
@@ -276,6 +281,7 @@ type FinetuneArgs =
     | [<Unique>] Carry_Mix_Fade_Start of int
     | [<Unique>] Carry_Mix_Fade_End of int
     | [<Unique>] Weight_Decay_Cuts of spec: string
+    | [<Unique>] Decay_Scales of spec: string
     | [<Unique>] Ema of decay: float
     | [<Unique>] Device of Device
     | [<Unique>] Threads of n: int

@@ -47,11 +47,22 @@ let convert (args: ParseResults<ConvertArgs>) =
     let output = args.GetResult ConvertArgs.Output
     SafeFiles.CheckNotAnInput(output, "-o", input, "the checkpoint")
     SafeFiles.CheckWritable(output, "-o")
+    let target =
+        match args.TryGetResult ConvertArgs.Preset, args.TryGetResult ConvertArgs.Arch with
+        | Some p, None -> Some(Architectures.preset (presetName p))
+        | None, Some file -> Some(Architectures.file file)
+        | None, None -> None
+        | Some _, Some _ -> CommandLine.misuse "convert takes --preset or --arch, not both"
     let loaded = Checkpoint.Load input
     let ckpt =
-        if args.Contains ConvertArgs.Weights_Only then
-            Adder.Core.Checkpoint(loaded.Model, TrainingState.Without loaded.Metadata)
-        else loaded
+        match target with
+        | Some config ->
+            let model, dropped = Architectures.transfer loaded.Model config
+            for name, largest in dropped do printfn "dropped %s (largest magnitude %.3g)" name largest
+            // the optimiser's moments and the data stream belong to the other layout
+            Adder.Core.Checkpoint(model, TrainingState.Without loaded.Metadata)
+        | None when args.Contains ConvertArgs.Weights_Only -> Adder.Core.Checkpoint(loaded.Model, TrainingState.Without loaded.Metadata)
+        | None -> loaded
     ckpt.Metadata.["converted_from"] <- Path.GetFileName input
     ckpt.Save output
     printfn "wrote %s (%d parameters, %s)" output ckpt.Model.Layout.Count (ckpt.Model.Config.Describe())

@@ -2,9 +2,11 @@ namespace Adder.Core;
 
 /// <summary>One training step's optimiser settings (SPEC section 7): the learning rate changes every step,
 /// the rest are the run's. GrokfastLambda 0 (the published recipe) leaves the gradient unfiltered
-/// (<see cref="Grokfast"/>).</summary>
+/// (<see cref="Grokfast"/>). DecayScale, when given, multiplies the weight decay element by element over the flat
+/// parameter buffer (<see cref="WeightDecayScales"/>); null decays every parameter alike.</summary>
 public readonly record struct StepSettings(double Lr, double WeightDecay, double Clip, double Beta1, double Beta2, double Eps,
-                                           double GrokfastAlpha = Grokfast.DefaultAlpha, double GrokfastLambda = Grokfast.DefaultLambda);
+                                           double GrokfastAlpha = Grokfast.DefaultAlpha, double GrokfastLambda = Grokfast.DefaultLambda,
+                                           float[]? DecayScale = null);
 
 /// <summary>What one model's training step reports: the batch's mean loss and the gradient's global L2 norm
 /// before clipping.</summary>

@@ -215,6 +215,7 @@ public sealed class CudaBackend : IBackend
     public void TrainStep(ReadOnlySpan<int> tokens, int batch, in StepSettings s, Span<StepResult> results)
     {
         BackendContract.Batch(batch);
+        if (s.DecayScale is not null) throw new AdderException(WeightDecayScales.CpuOnly);
         CheckLength(tokens.Length, (long)Models * batch * Tokens.FullLength, "tokens");
         CheckLength(results.Length, Models, "results");
         context.SetCurrent();

@@ -47,6 +47,7 @@ type RunConfig =
       GrokfastLambda: float
       CarryMix: CarryMix
       WeightDecayCuts: WeightDecayCuts
+      DecayScales: WeightDecayScales
       /// decay of the weights' moving average (0: none)
       Ema: float }
 
@@ -147,6 +148,15 @@ let all: Hyperparameter list =
                          | _ -> fail "--weight-decay-cuts must be text"
         Read = fun e -> Text(e.GetString())
         Write = fun v -> JsonValue.Create(text v) }
+      { Name = "decay_scales"
+        Description = "per-parameter weight decay: 'PARAMETER:FACTOR,...': each named stored parameter decays FACTOR times as fast as the rest (CPU backend; e.g. a large factor fades a term out); empty: every parameter alike"
+        Default = byKind (Some "") (Some "") Text
+        Get = fun c -> Text(string c.DecayScales)
+        Set = fun c v -> match v with
+                         | Text s -> { c with DecayScales = WeightDecayScales.Parse s }
+                         | _ -> fail "--decay-scales must be text"
+        Read = fun e -> Text(e.GetString())
+        Write = fun v -> JsonValue.Create(text v) }
       float "ema" "an exponential moving average of the weights, this its decay per step (e.g. 0.999; 0: none): validated beside the weights, its best kept as ema.safetensors"
           (Some 0.0) (Some 0.0) unitOpen (fun c -> c.Ema) (fun c x -> { c with Ema = x }) ]
 
@@ -171,7 +181,7 @@ let defaults (kind: RunKind) (model: ModelConfig) =
           Warmup = 0; Floor = 0.0; WeightDecay = 0.0; Clip = 1.0; EvalInterval = 1; Curriculum = Curriculum.Full
           Beta1 = AdamW.DefaultBeta1; Beta2 = AdamW.DefaultBeta2; Eps = AdamW.DefaultEps
           GrokfastAlpha = Grokfast.DefaultAlpha; GrokfastLambda = Grokfast.DefaultLambda; CarryMix = CarryMix.Off
-          WeightDecayCuts = WeightDecayCuts.None; Ema = 0.0 }
+          WeightDecayCuts = WeightDecayCuts.None; DecayScales = WeightDecayScales.None; Ema = 0.0 }
     let c = all |> List.fold (fun c h -> match h.Default kind with Some v -> h.Set c v | None -> c) blank
     { c with InitSeed = c.Seed }
 
@@ -184,6 +194,8 @@ let validate (c: RunConfig) =
     // a fade that ends before it starts (each value alone is fine)
     if c.CarryMix.Active then c.CarryMix.Validate() |> ignore
     c.Model.Validate() |> ignore
+    // names the model's own parameters, and no factor that flips a sign at the peak lr
+    if c.DecayScales.Active then c.DecayScales.Check(ParameterLayout c.Model, c.Lr, c.WeightDecay)
     c
 
 /// What a run's options leave out without being wrong, one line each, for a warning as the run starts: the

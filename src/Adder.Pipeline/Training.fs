@@ -198,6 +198,7 @@ let private train (backend: IBackend) (emaBackend: IBackend option) (config: Run
 
         // a resumed run already at its stop point (a sweep's probe, --stop-after) does not take another step
         let mutable cancelled = step < config.Steps && stop step
+        let decayScale = config.DecayScales.PerElement backend.Layout
         while step < config.Steps && not cancelled do
             lr <- LrSchedule.At(step, config.Steps, config.Lr, config.Warmup, config.Floor)
             if not ahead then streams.Draw(tokens.[current], step)
@@ -207,7 +208,7 @@ let private train (backend: IBackend) (emaBackend: IBackend option) (config: Run
             let drawing = if nextStep < config.Steps then Threading.Tasks.Task.Run(fun () -> streams.Draw(tokens.[next], nextStep)) else null
             let decay = config.WeightDecay * config.WeightDecayCuts.Factor(seats.[0].BestVal)
             let settings = StepSettings(lr, decay, config.Clip, config.Beta1, config.Beta2, config.Eps,
-                                        config.GrokfastAlpha, config.GrokfastLambda)
+                                        config.GrokfastAlpha, config.GrokfastLambda, decayScale)
             try backend.TrainStep(ReadOnlySpan tokens.[current], config.Batch, &settings, Span results)
             finally
                 // the step's own error is the one to report; the draw is waited for either way
@@ -294,8 +295,9 @@ let checkCohortOptions (config: RunConfig) (models: int) =
 
 /// Refuses, in one line, `models` runs of `config` side by side whose estimated memory is more than the limit:
 /// the CPU backend's buffers (twice with a weights' average), the token buffers, each run's holdout and validation prompts, and `other` bytes (a
-/// targeted run's failures). A caller that makes folders asks before making any.
+/// targeted run's failures); and per-parameter decay off the CPU. A caller that makes folders asks before making any.
 let checkMemory (device: Backends.Device) (cpu: CpuOptions) (config: RunConfig) (models: int) (other: int64) =
+    if config.DecayScales.Active && device <> Backends.Cpu then fail "%s" WeightDecayScales.CpuOnly
     let holdout = Limits.HoldoutBytes(Batches.validationPairs, Batches.testPairs, config.Model.Format.PromptLength, config.Batch)
     let onCpu = device = Backends.Cpu
     // a run that keeps the weights' average validates it in a second backend of the same size

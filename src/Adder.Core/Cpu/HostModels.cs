@@ -68,7 +68,7 @@ public sealed class HostModels
         var o = optimizers[model];
         if (o.Beta1 != settings.Beta1 || o.Beta2 != settings.Beta2 || o.Eps != settings.Eps)
             o = optimizers[model] = new AdamW(o.Step, o.M, o.V) { Beta1 = settings.Beta1, Beta2 = settings.Beta2, Eps = settings.Eps };
-        o.Update(parameters[model], grad, settings.Lr, settings.WeightDecay);
+        o.Update(parameters[model], grad, settings.Lr, settings.WeightDecay, settings.DecayScale);
         return norm;
     }
 }

@@ -22,9 +22,12 @@ public sealed class AdamW
         V = v;
     }
 
-    public void Update(Span<float> parameters, ReadOnlySpan<float> grad, double lr, double weightDecay)
+    /// <param name="decayScale">empty, or one factor a parameter multiplying its decay (lr·wd·factor)</param>
+    public void Update(Span<float> parameters, ReadOnlySpan<float> grad, double lr, double weightDecay, ReadOnlySpan<float> decayScale = default)
     {
         if (parameters.Length != M.Length || grad.Length != M.Length) throw new ArgumentException("length mismatch");
+        if (!decayScale.IsEmpty && decayScale.Length != M.Length) throw new ArgumentException("decay scale length mismatch");
+        bool scaled = !decayScale.IsEmpty;
         Step++;
         float decay = (float)(1 - lr * weightDecay);
         double biasCorrection1 = 1 - Math.Pow(Beta1, Step);
@@ -35,7 +38,7 @@ public sealed class AdamW
         for (int i = 0; i < parameters.Length; i++)
         {
             float g = grad[i];
-            parameters[i] *= decay;
+            parameters[i] *= scaled ? (float)(1 - lr * weightDecay * decayScale[i]) : decay;
             M[i] += b1 * (g - M[i]);                     // torch: exp_avg.lerp_(grad, 1 - beta1)
             V[i] = V[i] * b2 + oneMinusB2 * g * g;
             float denom = MathF.Sqrt(V[i]) / bc2Sqrt + eps;
