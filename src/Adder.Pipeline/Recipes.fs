@@ -5,7 +5,9 @@
 ///     "stages": [ { "name": "base", "steps": 200000, "lr": 0.01, "floor": 0.1, "batch": 128, … },
 ///                 { "name": "polish", "optimizer": "adam", "start": "best", "lr": 0.001, "floor": 0, … } ] }
 /// The first stage takes `adder train`'s defaults, later ones `adder finetune`'s; "optimizer": "adam" is AdamW
-/// without weight decay (torch's Adam). Every stage is checked before any folder is made.
+/// without weight decay (torch's Adam). A later stage may name an "architecture" of its own: the stage before's
+/// checkpoint is moved into it by parameter name (`adder convert --preset`), e.g. to drop a term faded out by
+/// "decay_scales". Every stage is checked before any folder is made.
 module Adder.Pipeline.Recipes
 
 open System
@@ -27,7 +29,7 @@ type Stage = { Name: string; Config: RunConfig; Start: string; Method: Method; O
 type Recipe = { Model: ModelConfig; Stages: Stage list }
 
 let private recipeKeys = [ "architecture"; "seed"; "stages" ]
-let private stageOwnKeys = [ "name"; "start"; "optimizer"; "history"; "targeted" ]
+let private stageOwnKeys = [ "name"; "start"; "optimizer"; "history"; "targeted"; "architecture" ]
 let private targetedKeys = [ "rounds"; "mine"; "mix" ]
 
 
@@ -42,11 +44,14 @@ let parse (text: string) (source: string) =
     if root.ValueKind <> JsonValueKind.Object then bad "a recipe is a JSON object"
     for p in root.EnumerateObject() do
         if not (List.contains p.Name recipeKeys) then bad "unknown recipe key '%s' (known: %s)" (Limits.Echo p.Name) (String.Join(", ", recipeKeys))
+    let architecture (where: string) (v: JsonElement) =
+        match v.ValueKind with
+        | JsonValueKind.String -> (try Architectures.preset (v.GetString()) with :? AdderException as e -> bad "%s%s" where e.Message)
+        | JsonValueKind.Object -> ModelConfig.Of(Architecture.FromJson(v.GetRawText(), source))
+        | _ -> bad "%s'architecture' is a preset name or an architecture object" where
     let model =
         match root.TryGetProperty "architecture" with
-        | true, v when v.ValueKind = JsonValueKind.String -> Architectures.preset (v.GetString())
-        | true, v when v.ValueKind = JsonValueKind.Object -> ModelConfig.Of(Architecture.FromJson(v.GetRawText(), source))
-        | true, _ -> bad "'architecture' is a preset name or an architecture object"
+        | true, v -> architecture "" v
         | _ -> bad "the recipe has no 'architecture'"
     let seed =
         match root.TryGetProperty "seed" with
@@ -58,6 +63,8 @@ let parse (text: string) (source: string) =
         | true, v when v.ValueKind = JsonValueKind.Array && v.GetArrayLength() > 0 -> [ for s in v.EnumerateArray() -> s ]
         | _ -> bad "the recipe needs a non-empty 'stages' list"
     let names = Collections.Generic.HashSet<string>()
+    // the model each stage trains: the recipe's, until a stage names another
+    let mutable current = model
     let stages =
         stages
         |> List.mapi (fun i s ->
@@ -79,7 +86,15 @@ let parse (text: string) (source: string) =
             if start <> "best" && start <> "last" && start <> "ema" then bad "%s: start '%s' is not best, last or ema" where (Limits.Echo start)
             let optimizer = str "optimizer" "adamw"
             let kind = if i = 0 then Train else Finetune
-            let config = { defaults kind model with Seed = seed; InitSeed = seed }
+            match s.TryGetProperty "architecture" with
+            | true, _ when i = 0 -> bad "%s: the first stage trains the recipe's 'architecture'; a later stage's moves the weights into another" where
+            | true, v ->
+                let next = architecture (where + ": ") v
+                // every parameter of the new model must be in the stage before's (checked on zero weights)
+                (try Architectures.transfer (Model current) next |> ignore with :? AdderException as e -> bad "%s: %s" where e.Message)
+                current <- next
+            | _ -> ()
+            let config = { defaults kind current with Seed = seed; InitSeed = seed }
             let config =
                 try
                     all |> List.fold (fun c h -> match s.TryGetProperty h.Name with | true, v -> h.Set c (h.Read v) | _ -> c) config
@@ -161,7 +176,17 @@ let run (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (outDir: st
             let config =
                 match previous with
                 | None -> stage.Config
-                | Some(prevDir, _) -> { stage.Config with StartCheckpoint = Some(Path.GetFullPath(Path.Combine(prevDir, stage.Start + ".safetensors"))) }
+                | Some(prevDir, prevStage) ->
+                    let start = Path.GetFullPath(Path.Combine(prevDir, stage.Start + ".safetensors"))
+                    if prevStage.Config.Model = stage.Config.Model then { stage.Config with StartCheckpoint = Some start }
+                    else
+                        // a stage on another architecture starts from the stage before's weights moved into it
+                        let moved = Path.Combine(outDir, sprintf "stage-%d-%s-start.safetensors" (i + 1) stage.Name)
+                        let loaded = Checkpoint.Load start
+                        let model, dropped = Architectures.transfer loaded.Model stage.Config.Model
+                        for name, largest in dropped do say (sprintf "stage %d starts without %s (largest magnitude %.3g)" (i + 1) name largest)
+                        Checkpoint(model, TrainingState.Without loaded.Metadata).Save moved
+                        { stage.Config with StartCheckpoint = Some(Path.GetFullPath moved) }
             announce i stage dir
             let outcome =
                 match stage.Method with

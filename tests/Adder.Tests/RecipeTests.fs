@@ -137,7 +137,34 @@ let ``a malformed recipe is refused in one line before any folder is made`` () =
     refused "unknown targeted key 'round'" (stage """{ "targeted": { "round": 2 } }""")
     refused "targeted 'mix' must be in (0, 1)" (stage """{ "targeted": { "mix": 1.5 } }""")
     refused "a targeted stage leaves its best only" """{ "architecture": "36p", "stages": [ { "steps": 5 }, { "targeted": {}, "steps": 5 }, { "start": "last", "steps": 5 } ] }"""
+    refused "the first stage trains the recipe's 'architecture'" """{ "architecture": "36p", "stages": [ { "architecture": "44p", "steps": 5 } ] }"""
+    refused "stage 2: the checkpoint has no parameter" (stage """{ "architecture": "44p" }""")
+    refused "stage 2: unknown model preset 'x'" (stage """{ "architecture": "x" }""")
     assertOneLineError "--recipe sets the model" (run [ "train"; "--recipe"; write dir twoStages; "--lr"; "0.1"; "--out"; out ])
+
+[<Fact>]
+let ``a stage on another architecture starts from the stage before's weights moved into it by name, a faded term dropped`` () =
+    let dir = tempDir ()
+    let arch = File.ReadAllText(Path.Combine(repoRoot, "docs", "experiments", "42p-down-res.json"))
+    let text =
+        sprintf """{ "architecture": %s, "seed": 2,
+          "stages": [ { "name": "base", "steps": 40, "batch": 16, "lr": 0.01, "warmup": 0, "eval_interval": 20 },
+                      { "name": "fade", "start": "last", "steps": 40, "batch": 16, "lr": 0.001, "weight_decay": 0.01, "decay_scales": "mlp.W_res:50000", "eval_interval": 20 },
+                      { "name": "cut", "start": "last", "architecture": "36p", "steps": 20, "batch": 16, "lr": 0.001, "eval_interval": 20 } ] }""" arch
+    let out = Path.Combine(dir, "run")
+    let r = run [ "train"; "--recipe"; write dir text; "--out"; out; "--quiet" ]
+    Assert.True((r.Code = 0), sprintf "exit %d\n%s%s" r.Code r.Out r.Err)
+    Assert.Contains("stage 3 starts without mlp.W_res", r.Out + r.Err)
+    let faded = (Checkpoint.Load(Path.Combine(out, "stage-2-fade", "last.safetensors"))).Model
+    let moved = (Checkpoint.Load(Path.Combine(out, "stage-3-cut-start.safetensors"))).Model
+    Assert.Equal(36, moved.Layout.Count)
+    // the moved weights are the faded stage's, parameter by parameter
+    for t in moved.Layout.Tensors do
+        let s = faded.Layout.Tensors |> Seq.find (fun x -> x.Name = t.Name)
+        Assert.Equal<float32[]>(faded.Parameters.[s.Offset .. s.Offset + s.Size - 1], moved.Parameters.[t.Offset .. t.Offset + t.Size - 1])
+    let last = Checkpoint.Load(Path.Combine(out, "stage-3-cut", "last.safetensors"))
+    Assert.Equal(36, last.Model.Layout.Count)
+    Assert.Contains("stage-3-cut-start.safetensors", File.ReadAllText(Path.Combine(out, "stage-3-cut", "config.json")))
 
 [<Fact>]
 let ``the shipped recipes parse`` () =
