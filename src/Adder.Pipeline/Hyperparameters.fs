@@ -97,6 +97,16 @@ let private float name description train finetune (ok: float -> bool, rule: stri
       Read = fun e -> Float(e.GetDouble())
       Write = fun v -> JsonValue.Create(match v with Float x -> x | Int x -> double x | _ -> 0.0) }
 
+/// A hyperparameter written as text (a spec its type parses); `set` parses and stores it.
+let private spec name description (train: string) (finetune: string) (get: RunConfig -> obj) (set: RunConfig -> string -> RunConfig) =
+    { Name = name; Description = description; Default = byKind (Some train) (Some finetune) Text
+      Get = fun c -> Text(string (get c))
+      Set = fun c v -> match v with
+                       | Text s -> set c s
+                       | _ -> fail "%s must be text" (option name)
+      Read = fun e -> Text(e.GetString())
+      Write = fun v -> JsonValue.Create(text v) }
+
 let private atLeast n = (fun x -> x >= n), sprintf "must be at least %d" n
 let private positive = (fun x -> x > 0.0), "must be positive"
 let private notNegative = (fun (x: float) -> x >= 0.0), "must not be negative"
@@ -117,14 +127,8 @@ let all: Hyperparameter list =
       float "weight_decay" "AdamW weight decay" (Some 0.01) (Some 0.01) notNegative (fun c -> c.WeightDecay) (fun c x -> { c with WeightDecay = x })
       float "clip" "gradient clipping global norm" (Some 1.0) (Some 1.0) positive (fun c -> c.Clip) (fun c x -> { c with Clip = x })
       int "eval_interval" "validate every N steps" (Some 1000) (Some 500) (atLeast 1) (fun c -> c.EvalInterval) (fun c x -> { c with EvalInterval = x })
-      { Name = "curriculum"; Description = "phases 'step:min-max,...' (digit counts: a count drawn, then the operands below 10^count) or 'step:low..high,...' (operands uniform on a value range)"
-        Default = byKind (Some(string Curriculum.Base)) (Some(string Curriculum.Full)) Text
-        Get = fun c -> Text(string c.Curriculum)
-        Set = fun c v -> match v with
-                         | Text s -> { c with Curriculum = Curriculum.Parse s }
-                         | _ -> fail "--curriculum must be text"
-        Read = fun e -> Text(e.GetString())
-        Write = fun v -> JsonValue.Create(text v) }
+      spec "curriculum" "phases 'step:min-max,...' (digit counts: a count drawn, then the operands below 10^count) or 'step:low..high,...' (operands uniform on a value range)"
+          (string Curriculum.Base) (string Curriculum.Full) (fun c -> box c.Curriculum) (fun c x -> { c with Curriculum = Curriculum.Parse x })
       float "beta1" "AdamW beta1" (Some AdamW.DefaultBeta1) (Some AdamW.DefaultBeta1) unitOpen (fun c -> c.Beta1) (fun c x -> { c with Beta1 = x })
       float "beta2" "AdamW beta2" (Some AdamW.DefaultBeta2) (Some AdamW.DefaultBeta2) unitOpen (fun c -> c.Beta2) (fun c x -> { c with Beta2 = x })
       float "eps" "AdamW epsilon" (Some AdamW.DefaultEps) (Some AdamW.DefaultEps) positive (fun c -> c.Eps) (fun c x -> { c with Eps = x })
@@ -139,24 +143,10 @@ let all: Hyperparameter list =
           (fun c -> c.CarryMix.FadeStart) (fun c x -> { c with CarryMix = CarryMix(c.CarryMix.Probability, x, c.CarryMix.FadeEnd) })
       int "carry_mix_fade_end" "carry-mix: the step at which its probability reaches 0 (at or after the fade's start)" (Some 0) (Some 0) (atLeast 0)
           (fun c -> c.CarryMix.FadeEnd) (fun c x -> { c with CarryMix = CarryMix(c.CarryMix.Probability, c.CarryMix.FadeStart, x) })
-      { Name = "weight_decay_cuts"
-        Description = "adaptive weight decay: 'THRESHOLD:FACTOR,...': the decay is multiplied by FACTOR once the best validation exact match exceeds THRESHOLD (a fraction; the 44p's recipe: 0.01:0.1,0.05:0.01); empty: off"
-        Default = byKind (Some "") (Some "") Text
-        Get = fun c -> Text(string c.WeightDecayCuts)
-        Set = fun c v -> match v with
-                         | Text s -> { c with WeightDecayCuts = WeightDecayCuts.Parse s }
-                         | _ -> fail "--weight-decay-cuts must be text"
-        Read = fun e -> Text(e.GetString())
-        Write = fun v -> JsonValue.Create(text v) }
-      { Name = "decay_scales"
-        Description = "per-parameter weight decay: 'PARAMETER:FACTOR,...': each named stored parameter decays FACTOR times as fast as the rest (CPU backend; e.g. a large factor fades a term out); empty: every parameter alike"
-        Default = byKind (Some "") (Some "") Text
-        Get = fun c -> Text(string c.DecayScales)
-        Set = fun c v -> match v with
-                         | Text s -> { c with DecayScales = WeightDecayScales.Parse s }
-                         | _ -> fail "--decay-scales must be text"
-        Read = fun e -> Text(e.GetString())
-        Write = fun v -> JsonValue.Create(text v) }
+      spec "weight_decay_cuts" "adaptive weight decay: 'THRESHOLD:FACTOR,...': the decay is multiplied by FACTOR once the best validation exact match exceeds THRESHOLD (a fraction; the 44p's recipe: 0.01:0.1,0.05:0.01); empty: off"
+          "" "" (fun c -> box c.WeightDecayCuts) (fun c x -> { c with WeightDecayCuts = WeightDecayCuts.Parse x })
+      spec "decay_scales" "per-parameter weight decay: 'PARAMETER:FACTOR,...': each named stored parameter decays FACTOR times as fast as the rest (CPU backend; e.g. a large factor fades a term out); empty: every parameter alike"
+          "" "" (fun c -> box c.DecayScales) (fun c x -> { c with DecayScales = WeightDecayScales.Parse x })
       float "ema" "an exponential moving average of the weights, this its decay per step (e.g. 0.999; 0: none): validated beside the weights, its best kept as ema.safetensors"
           (Some 0.0) (Some 0.0) unitOpen (fun c -> c.Ema) (fun c x -> { c with Ema = x }) ]
 

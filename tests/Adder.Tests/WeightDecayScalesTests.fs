@@ -72,6 +72,10 @@ let ``a large decay scale shrinks its parameter, a scale of 1 changes nothing, a
         assertOneLineError fragment (run [ "train"; "--arch"; arch42; "--steps"; "10"; "--lr"; "0.01"; "--weight-decay"; "0.01"
                                            "--decay-scales"; spec; "--out"; out ])
         Assert.False(Directory.Exists out)
+    // the CUDA backend does not take it: refused before any folder, with or without a GPU present
+    let out = Path.Combine(dir, "cuda")
+    assertOneLineError "CPU backend only" (run [ "train"; "--arch"; arch42; "--steps"; "10"; "--device"; "cuda"; "--decay-scales"; "mlp.W_res:10"; "--out"; out ])
+    Assert.False(Directory.Exists out)
 
 [<Fact>]
 let ``convert --preset moves a model's weights by name: the 36p computes the 42p's function with its extra term at zero`` () =
@@ -100,4 +104,9 @@ let ``convert --preset moves a model's weights by name: the 36p computes the 42p
     // the other way a parameter is missing: refused in one line, nothing written
     let back = Path.Combine(dir, "back.safetensors")
     assertOneLineError "no parameter 'mlp.W_res'" (run [ "convert"; moved; "--arch"; arch42; "-o"; back ])
+    Assert.False(File.Exists back)
+    // the seed's family is not an architecture to move weights between; both targets at once is a misuse
+    assertOneLineError "is not an architecture" (run [ "convert"; referenceCheckpoint (); "--preset"; "36p"; "-o"; back ])
+    Assert.False(File.Exists back)
+    assertOneLineError "not both" (run [ "convert"; moved; "--preset"; "36p"; "--arch"; arch42; "-o"; back ])
     Assert.False(File.Exists back)
