@@ -66,11 +66,14 @@ let mutable private signalRegistrations: Runtime.InteropServices.PosixSignalRegi
 /// Ctrl-C, SIGTERM or reaching --stop-after stops the run after the current step and saves last.safetensors.
 /// A second signal is not cancelled, so it ends the process at once.
 let private cancellation (stopAfter: int option) =
+    let signalled = ref 0
     let requested = ref 0
     let onSignal (context: Runtime.InteropServices.PosixSignalContext) =
-        if Threading.Interlocked.Exchange(&requested.contents, 1) = 0 then
+        if Threading.Interlocked.Exchange(&signalled.contents, 1) = 0 then
             context.Cancel <- true
+            // the notice goes out before the run is told to stop: saving and exiting can outrun it otherwise
             eprintfn "\ninterrupt (%O): saving last.safetensors after this step (signal again to abort)" context.Signal
+            Threading.Volatile.Write(&requested.contents, 1)
     signalRegistrations <-
         [ for signal in [ Runtime.InteropServices.PosixSignal.SIGINT; Runtime.InteropServices.PosixSignal.SIGTERM ] ->
               Runtime.InteropServices.PosixSignalRegistration.Create(signal, onSignal) ]
