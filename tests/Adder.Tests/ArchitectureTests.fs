@@ -51,6 +51,7 @@ let ``the presets' unique parameter counts are 311, 62, 44, 36, 67 and 57`` () =
 [<InlineData("35p-gate-up.json", 35)>]
 [<InlineData("33p-gate-scale.json", 33)>]
 [<InlineData("42p-down-res.json", 42)>]
+[<InlineData("41p-gate-res.json", 41)>]
 let ``the architectures tried in BENCHMARKS have the counts it gives`` (file: string, count: int) =
     let path = IO.Path.Combine(repoRoot, "docs", "experiments", file)
     Assert.Equal(count, Architecture.FromJson(IO.File.ReadAllText path, path).Count)
