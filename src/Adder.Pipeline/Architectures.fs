@@ -44,22 +44,27 @@ let describe (config: ModelConfig) =
           yield sprintf "unique parameters: %d" arch.Count ]
 
 /// A model moved to another architecture: each of the target's stored parameters taken from the source's of the
-/// same name and shape (one missing, or of another shape, is an error naming it); the source's others are
-/// dropped, each returned with its largest magnitude (what the cut leaves out of the function).
-let transfer (source: Model) (target: ModelConfig) =
+/// same name and shape (one of another shape is an error naming it; one missing is too, unless `fresh`, the
+/// target's initial values, is given: a new parameter then starts there); the source's others are dropped,
+/// each returned with its largest magnitude (what the cut leaves out of the function).
+let transferWith (fresh: Model option) (source: Model) (target: ModelConfig) =
     if isNull (box target.General) then fail "--arch/--preset: %s is not an architecture (convert moves weights between architectures)" (target.Describe())
     if isNull (box source.Config.General) then fail "the checkpoint's model %s is not an architecture (convert moves weights between architectures)" (source.Config.Describe())
     let layout = ParameterLayout target
     let values = Array.zeroCreate<float32> layout.Count
     let byName = source.Layout.Tensors |> Seq.map (fun t -> t.Name, t) |> Map.ofSeq
     for t in layout.Tensors do
-        match byName.TryFind t.Name with
-        | None -> fail "the checkpoint has no parameter '%s' for %s (it has: %s)" t.Name (target.Describe()) (source.Layout.Tensors |> Seq.map (fun t -> t.Name) |> String.concat ", ")
-        | Some s when s.Shape <> t.Shape -> fail "parameter '%s' is %s in the checkpoint and %s in %s" t.Name s.ShapeText t.ShapeText (target.Describe())
-        | Some s -> Array.blit source.Parameters s.Offset values t.Offset t.Size
+        match byName.TryFind t.Name, fresh with
+        | None, Some initial -> Array.blit initial.Parameters t.Offset values t.Offset t.Size
+        | None, None -> fail "the checkpoint has no parameter '%s' for %s (it has: %s)" t.Name (target.Describe()) (source.Layout.Tensors |> Seq.map (fun t -> t.Name) |> String.concat ", ")
+        | Some s, _ when s.Shape <> t.Shape -> fail "parameter '%s' is %s in the checkpoint and %s in %s" t.Name s.ShapeText t.ShapeText (target.Describe())
+        | Some s, _ -> Array.blit source.Parameters s.Offset values t.Offset t.Size
     let kept = layout.Tensors |> Seq.map (fun t -> t.Name) |> Set.ofSeq
     let dropped =
         [ for s in source.Layout.Tensors do
             if not (kept.Contains s.Name) then
                 yield s.Name, (source.Parameters.[s.Offset .. s.Offset + s.Size - 1] |> Array.fold (fun m x -> max m (abs (float x))) 0.0) ]
     Model(target, values), dropped
+
+/// transferWith, every parameter of the target taken from the source.
+let transfer (source: Model) (target: ModelConfig) = transferWith None source target

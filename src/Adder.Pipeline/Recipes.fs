@@ -24,12 +24,14 @@ type Method =
     | Targeted of rounds: int * mine: int * mix: float
 
 /// A stage; OwnSeed: it sets its own "seed" (a recipe sweep's seed then leaves that stage's data seed alone).
-type Stage = { Name: string; Config: RunConfig; Start: string; Method: Method; OwnSeed: bool; OwnInitSeed: bool }
+/// NewFromInit: the stage moves the weights into an architecture of its own and starts the parameters the stage
+/// before lacks at their initial values ("new_parameters": "init"), not refusing them.
+type Stage = { Name: string; Config: RunConfig; Start: string; Method: Method; OwnSeed: bool; OwnInitSeed: bool; NewFromInit: bool }
 
 type Recipe = { Model: ModelConfig; Stages: Stage list }
 
 let private recipeKeys = [ "architecture"; "seed"; "stages" ]
-let private stageOwnKeys = [ "name"; "start"; "optimizer"; "history"; "targeted"; "architecture" ]
+let private stageOwnKeys = [ "name"; "start"; "optimizer"; "history"; "targeted"; "architecture"; "new_parameters" ]
 let private targetedKeys = [ "rounds"; "mine"; "mix" ]
 
 
@@ -86,12 +88,19 @@ let parse (text: string) (source: string) =
             if start <> "best" && start <> "last" && start <> "ema" then bad "%s: start '%s' is not best, last or ema" where (Limits.Echo start)
             let optimizer = str "optimizer" "adamw"
             let kind = if i = 0 then Train else Finetune
+            let newFromInit =
+                match str "new_parameters" "" with
+                | "" -> false
+                | "init" when fst (s.TryGetProperty "architecture") -> true
+                | "init" -> bad "%s: 'new_parameters' belongs to a stage with an 'architecture' of its own" where
+                | other -> bad "%s: new_parameters '%s' is not init (the new model's parameters the stage before lacks start at their architecture's init)" where (Limits.Echo other)
             match s.TryGetProperty "architecture" with
             | true, _ when i = 0 -> bad "%s: the first stage trains the recipe's 'architecture'; a later stage's moves the weights into another" where
             | true, v ->
                 let next = architecture (where + ": ") v
-                // every parameter of the new model must be in the stage before's (checked on zero weights)
-                (try Architectures.transfer (Model current) next |> ignore with :? AdderException as e -> bad "%s: %s" where e.Message)
+                // every parameter of the new model must be in the stage before's, or start at its init (checked on zero weights)
+                let fresh = if newFromInit then Some(Model next) else None
+                (try Architectures.transferWith fresh (Model current) next |> ignore with :? AdderException as e -> bad "%s: %s" where e.Message)
                 current <- next
             | _ -> ()
             let config = { defaults kind current with Seed = seed; InitSeed = seed }
@@ -144,7 +153,7 @@ let parse (text: string) (source: string) =
                 | other -> bad "%s: unknown optimizer '%s' (known: adamw, adam, lbfgs)" where (Limits.Echo other)
             let config = try validate config with :? AdderException as e -> bad "%s: %s" where e.Message
             { Name = name; Config = config; Start = start; Method = method
-              OwnSeed = fst (s.TryGetProperty "seed"); OwnInitSeed = fst (s.TryGetProperty "init_seed") })
+              OwnSeed = fst (s.TryGetProperty "seed"); OwnInitSeed = fst (s.TryGetProperty "init_seed"); NewFromInit = newFromInit })
     stages |> List.pairwise |> List.iteri (fun i (previous, stage) ->
         match previous.Method with
         | Targeted _ when stage.Start <> "best" -> bad "stage %d starts from the stage before's %s, but a targeted stage leaves its best only" (i + 2) stage.Start
@@ -183,8 +192,12 @@ let run (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (outDir: st
                         // a stage on another architecture starts from the stage before's weights moved into it
                         let moved = Path.Combine(outDir, sprintf "stage-%d-%s-start.safetensors" (i + 1) stage.Name)
                         let loaded = Checkpoint.Load start
-                        let model, dropped = Architectures.transfer loaded.Model stage.Config.Model
+                        let fresh = if stage.NewFromInit then Some(Model.Initialised(stage.Config.Model, stage.Config.InitSeed)) else None
+                        let model, dropped = Architectures.transferWith fresh loaded.Model stage.Config.Model
                         for name, largest in dropped do say (sprintf "stage %d starts without %s (largest magnitude %.3g)" (i + 1) name largest)
+                        let before = loaded.Model.Layout.Tensors |> Seq.map (fun t -> t.Name) |> Set.ofSeq
+                        for t in model.Layout.Tensors do
+                            if not (before.Contains t.Name) then say (sprintf "stage %d starts %s at its init" (i + 1) t.Name)
                         Checkpoint(model, TrainingState.Without loaded.Metadata).Save moved
                         { stage.Config with StartCheckpoint = Some(Path.GetFullPath moved) }
             announce i stage dir

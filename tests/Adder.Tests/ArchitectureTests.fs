@@ -52,6 +52,8 @@ let ``the presets' unique parameter counts are 311, 62, 44, 36, 67 and 57`` () =
 [<InlineData("33p-gate-scale.json", 33)>]
 [<InlineData("42p-down-res.json", 42)>]
 [<InlineData("41p-gate-res.json", 41)>]
+[<InlineData("40p-gate-rank1-res.json", 40)>]
+[<InlineData("34p-gate-rank1.json", 34)>]
 let ``the architectures tried in BENCHMARKS have the counts it gives`` (file: string, count: int) =
     let path = IO.Path.Combine(repoRoot, "docs", "experiments", file)
     Assert.Equal(count, Architecture.FromJson(IO.File.ReadAllText path, path).Count)

@@ -140,6 +140,8 @@ let ``a malformed recipe is refused in one line before any folder is made`` () =
     refused "the first stage trains the recipe's 'architecture'" """{ "architecture": "36p", "stages": [ { "architecture": "44p", "steps": 5 } ] }"""
     refused "stage 2: the checkpoint has no parameter" (stage """{ "architecture": "44p" }""")
     refused "stage 2: unknown model preset 'x'" (stage """{ "architecture": "x" }""")
+    refused "stage 2: 'new_parameters' belongs to a stage with an 'architecture' of its own" (stage """{ "new_parameters": "init" }""")
+    refused "stage 2: new_parameters 'zero' is not init" (stage """{ "architecture": "44p", "new_parameters": "zero" }""")
     assertOneLineError "--recipe sets the model" (run [ "train"; "--recipe"; write dir twoStages; "--lr"; "0.1"; "--out"; out ])
 
 [<Fact>]
@@ -171,3 +173,41 @@ let ``the shipped recipes parse`` () =
     for file in Directory.GetFiles(Path.Combine(repoRoot, "recipes"), "*.json") do
         let recipe = Adder.Pipeline.Recipes.load file
         Assert.NotEmpty(recipe.Stages)
+
+[<Fact>]
+let ``a stage with new_parameters init starts the parameters the stage before lacks at their init, the rest moved by name`` () =
+    let dir = tempDir ()
+    let arch = File.ReadAllText(Path.Combine(repoRoot, "docs", "experiments", "40p-gate-rank1-res.json"))
+    let text =
+        sprintf """{ "architecture": "36p", "seed": 2,
+          "stages": [ { "name": "base", "steps": 40, "batch": 16, "lr": 0.01, "warmup": 0, "eval_interval": 20 },
+                      { "name": "grow", "start": "last", "architecture": %s, "new_parameters": "init", "steps": 20, "batch": 16, "lr": 0.001, "eval_interval": 20 } ] }""" arch
+    let out = Path.Combine(dir, "run")
+    // without the key the new model's parameters are refused before any folder
+    let refusedText = text.Replace("\"new_parameters\": \"init\", ", "")
+    Assert.NotEqual<string>(text, refusedText)
+    assertOneLineError "stage 2: the checkpoint has no parameter 'mlp.gate_row'" (run [ "train"; "--recipe"; write dir refusedText; "--out"; out ])
+    Assert.False(Directory.Exists out)
+    let r = run [ "train"; "--recipe"; write dir text; "--out"; out; "--quiet" ]
+    Assert.True((r.Code = 0), sprintf "exit %d\n%s%s" r.Code r.Out r.Err)
+    Assert.Contains("stage 2 starts mlp.gate_row at its init", r.Out + r.Err)
+    let before = (Checkpoint.Load(Path.Combine(out, "stage-1-base", "last.safetensors"))).Model
+    let moved = (Checkpoint.Load(Path.Combine(out, "stage-2-grow-start.safetensors"))).Model
+    Assert.Equal(40, moved.Layout.Count)
+    for t in moved.Layout.Tensors do
+        let values = moved.Parameters.[t.Offset .. t.Offset + t.Size - 1]
+        match before.Layout.Tensors |> Seq.tryFind (fun x -> x.Name = t.Name) with
+        | Some s -> Assert.Equal<float32[]>(before.Parameters.[s.Offset .. s.Offset + s.Size - 1], values)
+        | None when t.Name = "mlp.gate_row" -> Assert.Equal<float32[]>([| 0f; 0f; 0f |], values)
+        | None -> Assert.Equal<float32[]>([| 1f |], values)
+    // the new rank-1 part of the gate starts at zero, so the moved model computes the 36p's function
+    let logitsOf (model: Model) =
+        use backend = new Adder.Core.Cpu.GeneralBackend(model.Config, 1, CpuOptions.Default)
+        backend.SetParameters(0, System.ReadOnlySpan model.Parameters)
+        let format = model.Config.Format
+        let tokens = format.EncodeFullBatch([| 1234567890L; 9999999999L |], [| 8765432109L; 1L |])
+        let logits = Array.zeroCreate<float32> (2 * format.InputLength * format.VocabSize)
+        backend.Logits(0, System.ReadOnlySpan tokens, 2, System.Span logits)
+        logits
+    Assert.Equal<float32[]>(logitsOf before, logitsOf moved)
+    Assert.Equal(40, (Checkpoint.Load(Path.Combine(out, "stage-2-grow", "last.safetensors"))).Model.Layout.Count)
