@@ -43,22 +43,40 @@ let describe (config: ModelConfig) =
           yield ""
           yield sprintf "unique parameters: %d" arch.Count ]
 
+/// Where a moved model's parameters the source lacks start: refused (an error naming the first), at the target's
+/// initial values, or at expressions in the roles' algebra over the source's parameters and roles.
+type NewParameters =
+    | Refused
+    | FromInit of Model
+    | FromExpressions of Map<string, string>
+
 /// A model moved to another architecture: each of the target's stored parameters taken from the source's of the
-/// same name and shape (one of another shape is an error naming it; one missing is too, unless `fresh`, the
-/// target's initial values, is given: a new parameter then starts there); the source's others are dropped,
-/// each returned with its largest magnitude (what the cut leaves out of the function).
-let transferWith (fresh: Model option) (source: Model) (target: ModelConfig) =
+/// same name and shape (one of another shape is an error naming it), or, where `fresh` says, from the target's
+/// init or an expression over the source (of the parameter's shape); the source's others are dropped, each
+/// returned with its largest magnitude (what the cut leaves out of the function).
+let transferWith (fresh: NewParameters) (source: Model) (target: ModelConfig) =
     if isNull (box target.General) then fail "--arch/--preset: %s is not an architecture (convert moves weights between architectures)" (target.Describe())
     if isNull (box source.Config.General) then fail "the checkpoint's model %s is not an architecture (convert moves weights between architectures)" (source.Config.Describe())
     let layout = ParameterLayout target
     let values = Array.zeroCreate<float32> layout.Count
     let byName = source.Layout.Tensors |> Seq.map (fun t -> t.Name, t) |> Map.ofSeq
+    let expressions = match fresh with FromExpressions e -> e | _ -> Map.empty
+    let targetNames = layout.Tensors |> Seq.map (fun t -> t.Name) |> Set.ofSeq
+    for KeyValue(name, _) in expressions do
+        if not (targetNames.Contains name) then fail "new_parameters names '%s', which %s does not store" (Limits.Echo name) (target.Describe())
+    let sourceArch = lazy (source.Config.General.Compile())
     for t in layout.Tensors do
-        match byName.TryFind t.Name, fresh with
-        | None, Some initial -> Array.blit initial.Parameters t.Offset values t.Offset t.Size
-        | None, None -> fail "the checkpoint has no parameter '%s' for %s (it has: %s)" t.Name (target.Describe()) (source.Layout.Tensors |> Seq.map (fun t -> t.Name) |> String.concat ", ")
-        | Some s, _ when s.Shape <> t.Shape -> fail "parameter '%s' is %s in the checkpoint and %s in %s" t.Name s.ShapeText t.ShapeText (target.Describe())
-        | Some s, _ -> Array.blit source.Parameters s.Offset values t.Offset t.Size
+        match expressions.TryFind t.Name, byName.TryFind t.Name, fresh with
+        | Some expression, _, _ ->
+            let value = sourceArch.Force().Evaluate(expression, System.ReadOnlySpan(Array.map float source.Parameters), sprintf "new parameter %s" t.Name)
+            let rows, cols = (if t.Shape.Length = 1 then t.Shape.[0], 1 else t.Shape.[0], t.Shape.[1])
+            if value.Rows <> rows || value.Cols <> cols then
+                fail "new parameter %s: its expression is %s, the parameter %s" t.Name value.ShapeText t.ShapeText
+            for i in 0 .. t.Size - 1 do values.[t.Offset + i] <- float32 value.Data.[i]
+        | None, None, FromInit initial -> Array.blit initial.Parameters t.Offset values t.Offset t.Size
+        | None, None, _ -> fail "the checkpoint has no parameter '%s' for %s (it has: %s)" t.Name (target.Describe()) (source.Layout.Tensors |> Seq.map (fun t -> t.Name) |> String.concat ", ")
+        | None, Some s, _ when s.Shape <> t.Shape -> fail "parameter '%s' is %s in the checkpoint and %s in %s" t.Name s.ShapeText t.ShapeText (target.Describe())
+        | None, Some s, _ -> Array.blit source.Parameters s.Offset values t.Offset t.Size
     let kept = layout.Tensors |> Seq.map (fun t -> t.Name) |> Set.ofSeq
     let dropped =
         [ for s in source.Layout.Tensors do
@@ -67,4 +85,4 @@ let transferWith (fresh: Model option) (source: Model) (target: ModelConfig) =
     Model(target, values), dropped
 
 /// transferWith, every parameter of the target taken from the source.
-let transfer (source: Model) (target: ModelConfig) = transferWith None source target
+let transfer (source: Model) (target: ModelConfig) = transferWith Refused source target

@@ -24,9 +24,15 @@ type Method =
     | Targeted of rounds: int * mine: int * mix: float
 
 /// A stage; OwnSeed: it sets its own "seed" (a recipe sweep's seed then leaves that stage's data seed alone).
-/// NewFromInit: the stage moves the weights into an architecture of its own and starts the parameters the stage
-/// before lacks at their initial values ("new_parameters": "init"), not refusing them.
-type Stage = { Name: string; Config: RunConfig; Start: string; Method: Method; OwnSeed: bool; OwnInitSeed: bool; NewFromInit: bool }
+/// Where a stage that moves the weights into an architecture of its own starts the parameters the stage before
+/// lacks ("new_parameters"): absent, they are refused; "init": their architecture's init (drawn with the stage's
+/// init seed); an object: each named parameter at an expression over the stage before's parameters and roles.
+type NewParameters =
+    | Refuse
+    | AtInit
+    | AtExpressions of Map<string, string>
+
+type Stage = { Name: string; Config: RunConfig; Start: string; Method: Method; OwnSeed: bool; OwnInitSeed: bool; NewParameters: NewParameters }
 
 type Recipe = { Model: ModelConfig; Stages: Stage list }
 
@@ -88,18 +94,27 @@ let parse (text: string) (source: string) =
             if start <> "best" && start <> "last" && start <> "ema" then bad "%s: start '%s' is not best, last or ema" where (Limits.Echo start)
             let optimizer = str "optimizer" "adamw"
             let kind = if i = 0 then Train else Finetune
-            let newFromInit =
-                match str "new_parameters" "" with
-                | "" -> false
-                | "init" when fst (s.TryGetProperty "architecture") -> true
-                | "init" -> bad "%s: 'new_parameters' belongs to a stage with an 'architecture' of its own" where
-                | other -> bad "%s: new_parameters '%s' is not init (the new model's parameters the stage before lacks start at their architecture's init)" where (Limits.Echo other)
+            let newParameters =
+                match s.TryGetProperty "new_parameters" with
+                | false, _ -> Refuse
+                | true, _ when not (fst (s.TryGetProperty "architecture")) -> bad "%s: 'new_parameters' belongs to a stage with an 'architecture' of its own" where
+                | true, v when v.ValueKind = JsonValueKind.String && v.GetString() = "init" -> AtInit
+                | true, v when v.ValueKind = JsonValueKind.Object ->
+                    AtExpressions(Map.ofList [ for p in v.EnumerateObject() ->
+                                                if p.Value.ValueKind <> JsonValueKind.String then bad "%s: new_parameters '%s' is not an expression (a string)" where (Limits.Echo p.Name)
+                                                p.Name, p.Value.GetString() ])
+                | true, v ->
+                    bad "%s: new_parameters '%s' is neither init nor an object of expressions (the new model's parameters the stage before lacks start at their architecture's init, or at an expression over the stage before's)" where (Limits.Echo(if v.ValueKind = JsonValueKind.String then v.GetString() else v.GetRawText()))
             match s.TryGetProperty "architecture" with
             | true, _ when i = 0 -> bad "%s: the first stage trains the recipe's 'architecture'; a later stage's moves the weights into another" where
             | true, v ->
                 let next = architecture (where + ": ") v
                 // every parameter of the new model must be in the stage before's, or start at its init (checked on zero weights)
-                let fresh = if newFromInit then Some(Model next) else None
+                let fresh =
+                    match newParameters with
+                    | Refuse -> Architectures.Refused
+                    | AtInit -> Architectures.FromInit(Model next)
+                    | AtExpressions e -> Architectures.FromExpressions e
                 (try Architectures.transferWith fresh (Model current) next |> ignore with :? AdderException as e -> bad "%s: %s" where e.Message)
                 current <- next
             | _ -> ()
@@ -153,7 +168,7 @@ let parse (text: string) (source: string) =
                 | other -> bad "%s: unknown optimizer '%s' (known: adamw, adam, lbfgs)" where (Limits.Echo other)
             let config = try validate config with :? AdderException as e -> bad "%s: %s" where e.Message
             { Name = name; Config = config; Start = start; Method = method
-              OwnSeed = fst (s.TryGetProperty "seed"); OwnInitSeed = fst (s.TryGetProperty "init_seed"); NewFromInit = newFromInit })
+              OwnSeed = fst (s.TryGetProperty "seed"); OwnInitSeed = fst (s.TryGetProperty "init_seed"); NewParameters = newParameters })
     stages |> List.pairwise |> List.iteri (fun i (previous, stage) ->
         match previous.Method with
         | Targeted _ when stage.Start <> "best" -> bad "stage %d starts from the stage before's %s, but a targeted stage leaves its best only" (i + 2) stage.Start
@@ -192,12 +207,19 @@ let run (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (outDir: st
                         // a stage on another architecture starts from the stage before's weights moved into it
                         let moved = Path.Combine(outDir, sprintf "stage-%d-%s-start.safetensors" (i + 1) stage.Name)
                         let loaded = Checkpoint.Load start
-                        let fresh = if stage.NewFromInit then Some(Model.Initialised(stage.Config.Model, stage.Config.InitSeed)) else None
+                        let fresh =
+                            match stage.NewParameters with
+                            | Refuse -> Architectures.Refused
+                            | AtInit -> Architectures.FromInit(Model.Initialised(stage.Config.Model, stage.Config.InitSeed))
+                            | AtExpressions e -> Architectures.FromExpressions e
                         let model, dropped = Architectures.transferWith fresh loaded.Model stage.Config.Model
                         for name, largest in dropped do say (sprintf "stage %d starts without %s (largest magnitude %.3g)" (i + 1) name largest)
                         let before = loaded.Model.Layout.Tensors |> Seq.map (fun t -> t.Name) |> Set.ofSeq
                         for t in model.Layout.Tensors do
-                            if not (before.Contains t.Name) then say (sprintf "stage %d starts %s at its init" (i + 1) t.Name)
+                            if not (before.Contains t.Name) then
+                                match stage.NewParameters with
+                                | AtExpressions e -> say (sprintf "stage %d starts %s at %s" (i + 1) t.Name e.[t.Name])
+                                | _ -> say (sprintf "stage %d starts %s at its init" (i + 1) t.Name)
                         Checkpoint(model, TrainingState.Without loaded.Metadata).Save moved
                         { stage.Config with StartCheckpoint = Some(Path.GetFullPath moved) }
             announce i stage dir

@@ -55,6 +55,8 @@ let ``the presets' unique parameter counts are 311, 62, 44, 36, 67 and 57`` () =
 [<InlineData("40p-gate-rank1-res.json", 40)>]
 [<InlineData("34p-gate-rank1.json", 34)>]
 [<InlineData("33p-gate-rank1-kq.json", 33)>]
+[<InlineData("34p-gate-rank1-qn.json", 34)>]
+[<InlineData("33p-gate-rank1-qn3.json", 33)>]
 let ``the architectures tried in BENCHMARKS have the counts it gives`` (file: string, count: int) =
     let path = IO.Path.Combine(repoRoot, "docs", "experiments", file)
     Assert.Equal(count, Architecture.FromJson(IO.File.ReadAllText path, path).Count)

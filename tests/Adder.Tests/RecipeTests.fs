@@ -141,7 +141,7 @@ let ``a malformed recipe is refused in one line before any folder is made`` () =
     refused "stage 2: the checkpoint has no parameter" (stage """{ "architecture": "44p" }""")
     refused "stage 2: unknown model preset 'x'" (stage """{ "architecture": "x" }""")
     refused "stage 2: 'new_parameters' belongs to a stage with an 'architecture' of its own" (stage """{ "new_parameters": "init" }""")
-    refused "stage 2: new_parameters 'zero' is not init" (stage """{ "architecture": "44p", "new_parameters": "zero" }""")
+    refused "stage 2: new_parameters 'zero' is neither init nor an object of expressions" (stage """{ "architecture": "44p", "new_parameters": "zero" }""")
     assertOneLineError "--recipe sets the model" (run [ "train"; "--recipe"; write dir twoStages; "--lr"; "0.1"; "--out"; out ])
 
 [<Fact>]
@@ -174,6 +174,16 @@ let ``the shipped recipes parse`` () =
         let recipe = Adder.Pipeline.Recipes.load file
         Assert.NotEmpty(recipe.Stages)
 
+/// An architecture model's logits for two fixed pairs (the general CPU backend).
+let logitsOf (model: Model) =
+    use backend = new Adder.Core.Cpu.GeneralBackend(model.Config, 1, CpuOptions.Default)
+    backend.SetParameters(0, System.ReadOnlySpan model.Parameters)
+    let format = model.Config.Format
+    let tokens = format.EncodeFullBatch([| 1234567890L; 9999999999L |], [| 8765432109L; 1L |])
+    let logits = Array.zeroCreate<float32> (2 * format.InputLength * format.VocabSize)
+    backend.Logits(0, System.ReadOnlySpan tokens, 2, System.Span logits)
+    logits
+
 [<Fact>]
 let ``a stage with new_parameters init starts the parameters the stage before lacks at their init, the rest moved by name`` () =
     let dir = tempDir ()
@@ -201,13 +211,34 @@ let ``a stage with new_parameters init starts the parameters the stage before la
         | None when t.Name = "mlp.gate_row" -> Assert.Equal<float32[]>([| 0f; 0f; 0f |], values)
         | None -> Assert.Equal<float32[]>([| 1f |], values)
     // the new rank-1 part of the gate starts at zero, so the moved model computes the 36p's function
-    let logitsOf (model: Model) =
-        use backend = new Adder.Core.Cpu.GeneralBackend(model.Config, 1, CpuOptions.Default)
-        backend.SetParameters(0, System.ReadOnlySpan model.Parameters)
-        let format = model.Config.Format
-        let tokens = format.EncodeFullBatch([| 1234567890L; 9999999999L |], [| 8765432109L; 1L |])
-        let logits = Array.zeroCreate<float32> (2 * format.InputLength * format.VocabSize)
-        backend.Logits(0, System.ReadOnlySpan tokens, 2, System.Span logits)
-        logits
     Assert.Equal<float32[]>(logitsOf before, logitsOf moved)
     Assert.Equal(40, (Checkpoint.Load(Path.Combine(out, "stage-2-grow", "last.safetensors"))).Model.Layout.Count)
+
+[<Fact>]
+let ``new_parameters as expressions start a split parameter at the stage before's values, and a wrong one is refused in one line`` () =
+    let dir = tempDir ()
+    let arch34 = File.ReadAllText(Path.Combine(repoRoot, "docs", "experiments", "34p-gate-rank1.json"))
+    let split = File.ReadAllText(Path.Combine(repoRoot, "docs", "experiments", "34p-gate-rank1-qn.json"))
+    let recipe (starts: string) =
+        sprintf """{ "architecture": %s, "seed": 4,
+          "stages": [ { "name": "base", "steps": 40, "batch": 16, "lr": 0.01, "warmup": 0, "eval_interval": 20 },
+                      { "name": "split", "start": "last", "architecture": %s, "new_parameters": %s, "steps": 20, "batch": 16, "lr": 0.001, "eval_interval": 20 } ] }""" arch34 split starts
+    let out = Path.Combine(dir, "run")
+    let refused (fragment: string) (starts: string) =
+        assertOneLineError fragment (run [ "train"; "--recipe"; write dir (recipe starts); "--out"; out ])
+        Assert.False(Directory.Exists out, "a refused recipe left a folder")
+    refused "is neither a stored parameter nor a role" """{ "attn.q_norm_head": "slice(attn.qnorm, 0, 3, 0, 1)", "attn.q_norm_tail": "slice(attn.q_norm, 3, 1, 0, 1)" }"""
+    refused "new parameter attn.q_norm_tail: its expression is 2×1, the parameter [1]" """{ "attn.q_norm_head": "slice(attn.q_norm, 0, 3, 0, 1)", "attn.q_norm_tail": "slice(attn.q_norm, 2, 2, 0, 1)" }"""
+    refused "the checkpoint has no parameter 'attn.q_norm_tail'" """{ "attn.q_norm_head": "slice(attn.q_norm, 0, 3, 0, 1)" }"""
+    refused "new_parameters names 'attn.nope'" """{ "attn.nope": "attn.key_angle" }"""
+    refused "is neither init nor an object of expressions" "3"
+    let r = run [ "train"; "--recipe"; write dir (recipe """{ "attn.q_norm_head": "slice(attn.q_norm, 0, 3, 0, 1)", "attn.q_norm_tail": "slice(attn.q_norm, 3, 1, 0, 1)" }"""); "--out"; out; "--quiet" ]
+    Assert.True((r.Code = 0), sprintf "exit %d\n%s%s" r.Code r.Out r.Err)
+    Assert.Contains("stage 2 starts attn.q_norm_tail at slice(attn.q_norm, 3, 1, 0, 1)", r.Out + r.Err)
+    let before = (Checkpoint.Load(Path.Combine(out, "stage-1-base", "last.safetensors"))).Model
+    let moved = (Checkpoint.Load(Path.Combine(out, "stage-2-split-start.safetensors"))).Model
+    let values (m: Model) (name: string) =
+        let t = m.Layout.Tensors |> Seq.find (fun x -> x.Name = name)
+        m.Parameters.[t.Offset .. t.Offset + t.Size - 1]
+    Assert.Equal<float32[]>(values before "attn.q_norm", Array.append (values moved "attn.q_norm_head") (values moved "attn.q_norm_tail"))
+    Assert.Equal<float32[]>(logitsOf before, logitsOf moved)

@@ -53,6 +53,20 @@ public sealed class CompiledArchitecture
 
     public RoleNode Role(string name) => Graph.Roles[name];
 
+    readonly Dictionary<string, RoleNode> parameterNodes;
+
+    /// <summary>An expression in the roles' algebra over this architecture's stored parameters and roles, at the
+    /// given parameter values (a parameter's start when weights move into another architecture). It is compiled
+    /// into a graph of its own, so this instance's graph is left as it was.</summary>
+    public Mat Evaluate(string expression, ReadOnlySpan<double> parameters, string what)
+    {
+        if (parameters.Length != Count) throw new AdderException($"{what}: {parameters.Length} parameter values for an architecture of {Count}");
+        var own = Architecture.Compile();
+        var node = RoleExpression.Compile(expression, own.Graph, new Symbols(own.parameterNodes, own.Graph), what);
+        own.Graph.Forward(parameters);
+        return node.Value;
+    }
+
     internal CompiledArchitecture(Architecture arch)
     {
         Architecture = arch;
@@ -67,6 +81,7 @@ public sealed class CompiledArchitecture
         }
         Offsets = offsets;
         Count = offset;
+        this.parameterNodes = parameterNodes;
 
         AdderException Error(string message) => new($"architecture {Limits.Echo(arch.Name)}: {message}");
         var symbols = new Symbols(parameterNodes, Graph);
