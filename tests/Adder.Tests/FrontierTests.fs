@@ -38,6 +38,7 @@ let ``the MicroAdder 67p imports with the authors' weights and gets 10,010 of 10
 [<InlineData("adder-57p-s39.safetensors", 57)>]
 [<InlineData("adder-36p-s5.safetensors", 36)>]
 [<InlineData("adder-34p-s5.safetensors", 34)>]
+[<InlineData("adder-33p-s5.safetensors", 33)>]
 let ``our shipped frontier models, trained by Adder, get 10,010 of 10,010 on AdderBoard's protocol`` (file: string, count: int) =
     let r = run [ "eval"; "-c"; Path.Combine(AppContext.BaseDirectory, "models", file); "--suite"; "adderboard" ]
     Assert.Equal(0, r.Code)
