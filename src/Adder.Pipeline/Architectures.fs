@@ -64,11 +64,11 @@ let transferWith (fresh: NewParameters) (source: Model) (target: ModelConfig) =
     let targetNames = layout.Tensors |> Seq.map (fun t -> t.Name) |> Set.ofSeq
     for KeyValue(name, _) in expressions do
         if not (targetNames.Contains name) then fail "new_parameters names '%s', which %s does not store" (Limits.Echo name) (target.Describe())
-    let sourceArch = lazy (source.Config.General.Compile())
+    let sourceValues = lazy (Array.map float source.Parameters)
     for t in layout.Tensors do
         match expressions.TryFind t.Name, byName.TryFind t.Name, fresh with
         | Some expression, _, _ ->
-            let value = sourceArch.Force().Evaluate(expression, System.ReadOnlySpan(Array.map float source.Parameters), sprintf "new parameter %s" t.Name)
+            let value = source.Config.General.Evaluate(expression, System.ReadOnlySpan(sourceValues.Force()), sprintf "new parameter %s" t.Name)
             let rows, cols = (if t.Shape.Length = 1 then t.Shape.[0], 1 else t.Shape.[0], t.Shape.[1])
             if value.Rows <> rows || value.Cols <> cols then
                 fail "new parameter %s: its expression is %s, the parameter %s" t.Name value.ShapeText t.ShapeText

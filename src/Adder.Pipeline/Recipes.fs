@@ -36,6 +36,13 @@ type Stage = { Name: string; Config: RunConfig; Start: string; Method: Method; O
 
 type Recipe = { Model: ModelConfig; Stages: Stage list }
 
+/// How the weights move into a stage's architecture; `initial` gives the new model's init when the stage asks for it.
+let private transferOf (newParameters: NewParameters) (initial: unit -> Model) =
+    match newParameters with
+    | Refuse -> Architectures.Refused
+    | AtInit -> Architectures.FromInit(initial ())
+    | AtExpressions e -> Architectures.FromExpressions e
+
 let private recipeKeys = [ "architecture"; "seed"; "stages" ]
 let private stageOwnKeys = [ "name"; "start"; "optimizer"; "history"; "targeted"; "architecture"; "new_parameters" ]
 let private targetedKeys = [ "rounds"; "mine"; "mix" ]
@@ -109,12 +116,9 @@ let parse (text: string) (source: string) =
             | true, _ when i = 0 -> bad "%s: the first stage trains the recipe's 'architecture'; a later stage's moves the weights into another" where
             | true, v ->
                 let next = architecture (where + ": ") v
-                // every parameter of the new model must be in the stage before's, or start at its init (checked on zero weights)
-                let fresh =
-                    match newParameters with
-                    | Refuse -> Architectures.Refused
-                    | AtInit -> Architectures.FromInit(Model next)
-                    | AtExpressions e -> Architectures.FromExpressions e
+                // every parameter of the new model must be in the stage before's, or start as new_parameters says
+                // (checked on zero weights: names, shapes and expressions)
+                let fresh = transferOf newParameters (fun () -> Model next)
                 (try Architectures.transferWith fresh (Model current) next |> ignore with :? AdderException as e -> bad "%s: %s" where e.Message)
                 current <- next
             | _ -> ()
@@ -207,11 +211,7 @@ let run (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (outDir: st
                         // a stage on another architecture starts from the stage before's weights moved into it
                         let moved = Path.Combine(outDir, sprintf "stage-%d-%s-start.safetensors" (i + 1) stage.Name)
                         let loaded = Checkpoint.Load start
-                        let fresh =
-                            match stage.NewParameters with
-                            | Refuse -> Architectures.Refused
-                            | AtInit -> Architectures.FromInit(Model.Initialised(stage.Config.Model, stage.Config.InitSeed))
-                            | AtExpressions e -> Architectures.FromExpressions e
+                        let fresh = transferOf stage.NewParameters (fun () -> Model.Initialised(stage.Config.Model, stage.Config.InitSeed))
                         let model, dropped = Architectures.transferWith fresh loaded.Model stage.Config.Model
                         for name, largest in dropped do say (sprintf "stage %d starts without %s (largest magnitude %.3g)" (i + 1) name largest)
                         let before = loaded.Model.Layout.Tensors |> Seq.map (fun t -> t.Name) |> Set.ofSeq

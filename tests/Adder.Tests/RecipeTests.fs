@@ -20,6 +20,20 @@ let write (dir: string) (text: string) =
     File.WriteAllText(path, text)
     path
 
+/// Runs a recipe into out, which must succeed; returns the run's output.
+let trainRecipe (dir: string) (text: string) (out: string) =
+    let r = run [ "train"; "--recipe"; write dir text; "--out"; out; "--quiet" ]
+    Assert.True((r.Code = 0), sprintf "exit %d\n%s%s" r.Code r.Out r.Err)
+    r.Out + r.Err
+
+/// A stored parameter's values.
+let tensorOf (m: Model) (name: string) =
+    let t = m.Layout.Tensors |> Seq.find (fun x -> x.Name = name)
+    m.Parameters.[t.Offset .. t.Offset + t.Size - 1]
+
+/// A checkpoint's model.
+let modelAt (path: string) = (Checkpoint.Load path).Model
+
 [<Fact>]
 let ``a two-stage recipe runs each stage from the last with its own options, and the same command continues it bit for bit`` () =
     let dir = tempDir ()
@@ -154,16 +168,13 @@ let ``a stage on another architecture starts from the stage before's weights mov
                       { "name": "fade", "start": "last", "steps": 40, "batch": 16, "lr": 0.001, "weight_decay": 0.01, "decay_scales": "mlp.W_res:50000", "eval_interval": 20 },
                       { "name": "cut", "start": "last", "architecture": "36p", "steps": 20, "batch": 16, "lr": 0.001, "eval_interval": 20 } ] }""" arch
     let out = Path.Combine(dir, "run")
-    let r = run [ "train"; "--recipe"; write dir text; "--out"; out; "--quiet" ]
-    Assert.True((r.Code = 0), sprintf "exit %d\n%s%s" r.Code r.Out r.Err)
-    Assert.Contains("stage 3 starts without mlp.W_res", r.Out + r.Err)
-    let faded = (Checkpoint.Load(Path.Combine(out, "stage-2-fade", "last.safetensors"))).Model
-    let moved = (Checkpoint.Load(Path.Combine(out, "stage-3-cut-start.safetensors"))).Model
+    Assert.Contains("stage 3 starts without mlp.W_res", trainRecipe dir text out)
+    let faded = modelAt (Path.Combine(out, "stage-2-fade", "last.safetensors"))
+    let moved = modelAt (Path.Combine(out, "stage-3-cut-start.safetensors"))
     Assert.Equal(36, moved.Layout.Count)
     // the moved weights are the faded stage's, parameter by parameter
     for t in moved.Layout.Tensors do
-        let s = faded.Layout.Tensors |> Seq.find (fun x -> x.Name = t.Name)
-        Assert.Equal<float32[]>(faded.Parameters.[s.Offset .. s.Offset + s.Size - 1], moved.Parameters.[t.Offset .. t.Offset + t.Size - 1])
+        Assert.Equal<float32[]>(tensorOf faded t.Name, tensorOf moved t.Name)
     let last = Checkpoint.Load(Path.Combine(out, "stage-3-cut", "last.safetensors"))
     Assert.Equal(36, last.Model.Layout.Count)
     Assert.Contains("stage-3-cut-start.safetensors", File.ReadAllText(Path.Combine(out, "stage-3-cut", "config.json")))
@@ -198,21 +209,18 @@ let ``a stage with new_parameters init starts the parameters the stage before la
     Assert.NotEqual<string>(text, refusedText)
     assertOneLineError "stage 2: the checkpoint has no parameter 'mlp.gate_row'" (run [ "train"; "--recipe"; write dir refusedText; "--out"; out ])
     Assert.False(Directory.Exists out)
-    let r = run [ "train"; "--recipe"; write dir text; "--out"; out; "--quiet" ]
-    Assert.True((r.Code = 0), sprintf "exit %d\n%s%s" r.Code r.Out r.Err)
-    Assert.Contains("stage 2 starts mlp.gate_row at its init", r.Out + r.Err)
-    let before = (Checkpoint.Load(Path.Combine(out, "stage-1-base", "last.safetensors"))).Model
-    let moved = (Checkpoint.Load(Path.Combine(out, "stage-2-grow-start.safetensors"))).Model
+    Assert.Contains("stage 2 starts mlp.gate_row at its init", trainRecipe dir text out)
+    let before = modelAt (Path.Combine(out, "stage-1-base", "last.safetensors"))
+    let moved = modelAt (Path.Combine(out, "stage-2-grow-start.safetensors"))
     Assert.Equal(40, moved.Layout.Count)
     for t in moved.Layout.Tensors do
-        let values = moved.Parameters.[t.Offset .. t.Offset + t.Size - 1]
-        match before.Layout.Tensors |> Seq.tryFind (fun x -> x.Name = t.Name) with
-        | Some s -> Assert.Equal<float32[]>(before.Parameters.[s.Offset .. s.Offset + s.Size - 1], values)
-        | None when t.Name = "mlp.gate_row" -> Assert.Equal<float32[]>([| 0f; 0f; 0f |], values)
-        | None -> Assert.Equal<float32[]>([| 1f |], values)
+        match t.Name with
+        | "mlp.gate_row" -> Assert.Equal<float32[]>([| 0f; 0f; 0f |], tensorOf moved t.Name)
+        | "mlp.gate_ratio" -> Assert.Equal<float32[]>([| 1f |], tensorOf moved t.Name)
+        | name -> Assert.Equal<float32[]>(tensorOf before name, tensorOf moved name)
     // the new rank-1 part of the gate starts at zero, so the moved model computes the 36p's function
     Assert.Equal<float32[]>(logitsOf before, logitsOf moved)
-    Assert.Equal(40, (Checkpoint.Load(Path.Combine(out, "stage-2-grow", "last.safetensors"))).Model.Layout.Count)
+    Assert.Equal(40, (modelAt (Path.Combine(out, "stage-2-grow", "last.safetensors"))).Layout.Count)
 
 [<Fact>]
 let ``new_parameters as expressions start a split parameter at the stage before's values, and a wrong one is refused in one line`` () =
@@ -232,13 +240,10 @@ let ``new_parameters as expressions start a split parameter at the stage before'
     refused "the checkpoint has no parameter 'attn.q_norm_tail'" """{ "attn.q_norm_head": "slice(attn.q_norm, 0, 3, 0, 1)" }"""
     refused "new_parameters names 'attn.nope'" """{ "attn.nope": "attn.key_angle" }"""
     refused "is neither init nor an object of expressions" "3"
-    let r = run [ "train"; "--recipe"; write dir (recipe """{ "attn.q_norm_head": "slice(attn.q_norm, 0, 3, 0, 1)", "attn.q_norm_tail": "slice(attn.q_norm, 3, 1, 0, 1)" }"""); "--out"; out; "--quiet" ]
-    Assert.True((r.Code = 0), sprintf "exit %d\n%s%s" r.Code r.Out r.Err)
-    Assert.Contains("stage 2 starts attn.q_norm_tail at slice(attn.q_norm, 3, 1, 0, 1)", r.Out + r.Err)
-    let before = (Checkpoint.Load(Path.Combine(out, "stage-1-base", "last.safetensors"))).Model
-    let moved = (Checkpoint.Load(Path.Combine(out, "stage-2-split-start.safetensors"))).Model
-    let values (m: Model) (name: string) =
-        let t = m.Layout.Tensors |> Seq.find (fun x -> x.Name = name)
-        m.Parameters.[t.Offset .. t.Offset + t.Size - 1]
-    Assert.Equal<float32[]>(values before "attn.q_norm", Array.append (values moved "attn.q_norm_head") (values moved "attn.q_norm_tail"))
+    refused "new_parameters 'attn.q_norm_head' is not an expression (a string)" """{ "attn.q_norm_head": 3 }"""
+    let output = trainRecipe dir (recipe """{ "attn.q_norm_head": "slice(attn.q_norm, 0, 3, 0, 1)", "attn.q_norm_tail": "slice(attn.q_norm, 3, 1, 0, 1)" }""") out
+    Assert.Contains("stage 2 starts attn.q_norm_tail at slice(attn.q_norm, 3, 1, 0, 1)", output)
+    let before = modelAt (Path.Combine(out, "stage-1-base", "last.safetensors"))
+    let moved = modelAt (Path.Combine(out, "stage-2-split-start.safetensors"))
+    Assert.Equal<float32[]>(tensorOf before "attn.q_norm", Array.append (tensorOf moved "attn.q_norm_head") (tensorOf moved "attn.q_norm_tail"))
     Assert.Equal<float32[]>(logitsOf before, logitsOf moved)

@@ -159,4 +159,9 @@ public sealed class Architecture
     /// <summary>Builds the role graph and checks every role against the block: the roles it needs are there,
     /// each of the shape the block and the format give it, and every stored parameter is used.</summary>
     public CompiledArchitecture Compile() => new(this);
+
+    /// <summary>An expression in the roles' algebra over this architecture's stored parameters and roles, at the
+    /// given parameter values (a parameter's start when weights move into another architecture).</summary>
+    public Mat Evaluate(string expression, ReadOnlySpan<double> parameters, string what) =>
+        Compile().EvaluateOnOwnGraph(expression, parameters, what);
 }

@@ -55,15 +55,14 @@ public sealed class CompiledArchitecture
 
     readonly Dictionary<string, RoleNode> parameterNodes;
 
-    /// <summary>An expression in the roles' algebra over this architecture's stored parameters and roles, at the
-    /// given parameter values (a parameter's start when weights move into another architecture). It is compiled
-    /// into a graph of its own, so this instance's graph is left as it was.</summary>
-    public Mat Evaluate(string expression, ReadOnlySpan<double> parameters, string what)
+    /// <summary>An expression in the roles' algebra over the stored parameters and roles, at the given parameter
+    /// values. The expression joins this instance's graph, so only a compilation of its own should be handed it
+    /// (Architecture.Evaluate makes one).</summary>
+    internal Mat EvaluateOnOwnGraph(string expression, ReadOnlySpan<double> parameters, string what)
     {
         if (parameters.Length != Count) throw new AdderException($"{what}: {parameters.Length} parameter values for an architecture of {Count}");
-        var own = Architecture.Compile();
-        var node = RoleExpression.Compile(expression, own.Graph, new Symbols(own.parameterNodes, own.Graph), what);
-        own.Graph.Forward(parameters);
+        var node = RoleExpression.Compile(expression, Graph, new Symbols(parameterNodes, Graph), what);
+        Graph.Forward(parameters);
         return node.Value;
     }
 
