@@ -276,8 +276,9 @@ let private recipeSweep (args: ParseResults<TrainArgs>) (file: string) (recipe: 
         if i = 0 then printfn "seed %d:" seed
         announce i stage dir
     let seedDone (r: Recipes.SeedResult) =
-        printfn "seed %-6d best validation %6.2f%% at step %d; AdderBoard %d / %d; %.0f s" r.Seed (100.0 * r.BestValExact) r.BestStep
-            r.AdderBoardCorrect r.AdderBoardTotal r.Seconds
+        let stopped = if r.StagesRun < recipe.Stages.Length then sprintf " (stopped after stage %d)" r.StagesRun else ""
+        printfn "seed %-6d best validation %6.2f%% at step %d%s; AdderBoard %d / %d; %.0f s" r.Seed (100.0 * r.BestValExact) r.BestStep
+            stopped r.AdderBoardCorrect r.AdderBoardTotal r.Seconds
     let results, finished =
         Recipes.sweep (fst launch) (snd launch) recipe mine sweepDir announceSeed seedDone (printfn "%s") (reporter (args.Contains TrainArgs.Quiet)) (cancellation None)
     let csv =
@@ -301,7 +302,7 @@ let private recipeOnce (args: ParseResults<TrainArgs>) (file: string) (recipe: R
     for stage, dir, outcome in results do
         printfn "stage %s: %s; best validation exact match %.2f%% at step %d (%s)" stage.Name
             (if outcome.Completed then "done" else sprintf "stopped at step %d" outcome.LastStep) (100.0 * outcome.BestValExact) outcome.BestStep dir
-    if results.Length = recipe.Stages.Length && (let _, _, o = List.last results in o.Completed) then
+    if Recipes.reachedEnd recipe results then
         let _, dir, _ = List.last results
         printfn "best: %s" (RunFolder.best dir)
         0

@@ -7,7 +7,8 @@
 /// The first stage takes `adder train`'s defaults, later ones `adder finetune`'s; "optimizer": "adam" is AdamW
 /// without weight decay (torch's Adam). A later stage may name an "architecture" of its own: the stage before's
 /// checkpoint is moved into it by parameter name (`adder convert --preset`), e.g. to drop a term faded out by
-/// "decay_scales". Every stage is checked before any folder is made.
+/// "decay_scales". A stage's "stop_below": 0.5 ends the recipe after it when its best validation is below 50%
+/// (a sweep then spends the later stages only on seeds worth them). Every stage is checked before any folder is made.
 module Adder.Pipeline.Recipes
 
 open System
@@ -32,7 +33,11 @@ type NewParameters =
     | AtInit
     | AtExpressions of Map<string, string>
 
-type Stage = { Name: string; Config: RunConfig; Start: string; Method: Method; OwnSeed: bool; OwnInitSeed: bool; NewParameters: NewParameters }
+/// StopBelow: the recipe goes past this stage only if the stage's best validation exact match reaches it (a seed
+/// that has not learned enough by then is not worth the stages after; a sweep counts it as the recipe's end).
+type Stage =
+    { Name: string; Config: RunConfig; Start: string; Method: Method; OwnSeed: bool; OwnInitSeed: bool
+      NewParameters: NewParameters; StopBelow: float option }
 
 type Recipe = { Model: ModelConfig; Stages: Stage list }
 
@@ -44,7 +49,7 @@ let private transferOf (newParameters: NewParameters) (initial: unit -> Model) =
     | AtExpressions e -> Architectures.FromExpressions e
 
 let private recipeKeys = [ "architecture"; "seed"; "stages" ]
-let private stageOwnKeys = [ "name"; "start"; "optimizer"; "history"; "targeted"; "architecture"; "new_parameters" ]
+let private stageOwnKeys = [ "name"; "start"; "optimizer"; "history"; "targeted"; "architecture"; "new_parameters"; "stop_below" ]
 let private targetedKeys = [ "rounds"; "mine"; "mix" ]
 
 
@@ -171,8 +176,15 @@ let parse (text: string) (source: string) =
                     config, Lbfgs(defaultArg history 10)
                 | other -> bad "%s: unknown optimizer '%s' (known: adamw, adam, lbfgs)" where (Limits.Echo other)
             let config = try validate config with :? AdderException as e -> bad "%s: %s" where e.Message
+            let stopBelow =
+                match s.TryGetProperty "stop_below" with
+                | false, _ -> None
+                | true, _ when i = stages.Length - 1 -> bad "%s: 'stop_below' on the last stage changes nothing (it decides whether the stages after run)" where
+                | true, v when v.ValueKind = JsonValueKind.Number && v.GetDouble() > 0.0 && v.GetDouble() <= 1.0 -> Some(v.GetDouble())
+                | true, _ -> bad "%s: 'stop_below' must be a validation exact match in (0, 1]" where
             { Name = name; Config = config; Start = start; Method = method
-              OwnSeed = fst (s.TryGetProperty "seed"); OwnInitSeed = fst (s.TryGetProperty "init_seed"); NewParameters = newParameters })
+              OwnSeed = fst (s.TryGetProperty "seed"); OwnInitSeed = fst (s.TryGetProperty "init_seed"); NewParameters = newParameters
+              StopBelow = stopBelow })
     stages |> List.pairwise |> List.iteri (fun i (previous, stage) ->
         match previous.Method with
         | Targeted _ when stage.Start <> "best" -> bad "stage %d starts from the stage before's %s, but a targeted stage leaves its best only" (i + 2) stage.Start
@@ -190,6 +202,17 @@ let targetedOutcome (roundVals: float list) (finished: bool) (bestStep: int) (be
     match roundVals |> List.filter (fun v -> not (Double.IsNaN v)), before with
     | [], Some b when finished -> { Completed = true; LastStep = 0; BestValExact = b.BestValExact; BestStep = b.BestStep }
     | vals, _ -> { Completed = finished; LastStep = roundVals.Length - 1; BestValExact = List.fold max 0.0 vals; BestStep = bestStep }
+
+/// Whether a finished stage ends the recipe: its best validation is below its "stop_below".
+let stopsAfter (stage: Stage) (outcome: Training.Outcome) =
+    outcome.Completed && (match stage.StopBelow with Some t -> outcome.BestValExact < t | None -> false)
+
+/// Whether a run's stages (as `run` returns them) reached the recipe's end: every stage finished, or a finished
+/// stage's "stop_below" ended it.
+let reachedEnd (recipe: Recipe) (results: (Stage * string * Training.Outcome) list) =
+    match List.tryLast results with
+    | Some(stage, _, outcome) -> outcome.Completed && (results.Length = recipe.Stages.Length || stopsAfter stage outcome)
+    | None -> false
 
 /// Runs the stages in order; each starts from the one before (its best or last checkpoint). A stage whose folder
 /// holds a run already is resumed (a finished one ends at once), so the same command continues a recipe.
@@ -236,8 +259,13 @@ let run (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (outDir: st
                     let before = match done' with (_, _, o) :: _ -> Some o | [] -> None
                     targetedOutcome [ for r in reports -> r.BestValExact ] finished bestStep before
             let done' = (stage, dir, outcome) :: done'
+            if stopsAfter stage outcome then
+                say (sprintf "stage %d's best validation %.2f%% is below its stop_below %.2f%%: the recipe ends here"
+                        (i + 1) (100.0 * outcome.BestValExact) (100.0 * stage.StopBelow.Value))
+                List.rev done'
             // an interrupted stage ends the recipe here; the same command continues it
-            if outcome.Completed then go (i + 1) (Some(dir, stage)) rest done' else List.rev done'
+            elif outcome.Completed then go (i + 1) (Some(dir, stage)) rest done'
+            else List.rev done'
     go 0 None recipe.Stages []
 
 /// The recipe run with another seed in place of its "seed": the initial weights' seed and every stage's data
@@ -254,7 +282,8 @@ let withSeed (seed: int) (recipe: Recipe) =
 /// One seed of a recipe sweep: its last stage's best validation, that checkpoint's AdderBoard score (reported,
 /// never used to choose), and the training time of all its stages.
 type SeedResult =
-    { Seed: int; Completed: bool; BestValExact: float; BestStep: int; AdderBoardCorrect: int; AdderBoardTotal: int; Seconds: float; Best: string }
+    { Seed: int; Completed: bool; StagesRun: int; BestValExact: float; BestStep: int; AdderBoardCorrect: int; AdderBoardTotal: int
+      Seconds: float; Best: string }
 
 /// A seed's recipe folder inside a recipe sweep's folder.
 let seedDir (sweepDir: string) (seed: int) = RunFolder.ofSeed sweepDir seed
@@ -264,15 +293,15 @@ let summaryName = "recipe-sweep.csv"
 /// A shard's part of the table (adder train --recipe … --shard i/n).
 let shardSummary (sweepDir: string) (shard: Shards.Shard) = Path.Combine(sweepDir, sprintf "recipe-sweep-shard-%d-of-%d.csv" shard.Index shard.Count)
 
-let private summaryHeader = "seed,completed,best_val_exact,best_step,adderboard_correct,adderboard_total,train_seconds,best"
+let private summaryHeader = "seed,completed,best_val_exact,best_step,adderboard_correct,adderboard_total,train_seconds,stages_run,best"
 
 /// recipe-sweep.csv: a row a seed, in the sweep's order.
 let writeSummary (path: string) (rows: SeedResult list) =
     let lines =
         summaryHeader
         :: [ for r in rows ->
-                sprintf "%d,%b,%s,%d,%d,%d,%.1f,%s" r.Seed r.Completed (Files.formatFloat r.BestValExact) r.BestStep r.AdderBoardCorrect
-                    r.AdderBoardTotal r.Seconds r.Best ]
+                sprintf "%d,%b,%s,%d,%d,%d,%.1f,%d,%s" r.Seed r.Completed (Files.formatFloat r.BestValExact) r.BestStep r.AdderBoardCorrect
+                    r.AdderBoardTotal r.Seconds r.StagesRun r.Best ]
     Files.writeTextAtomic path (String.Join("\n", lines) + "\n")
 
 /// The AdderBoard protocol's score of a checkpoint: correct of 10,010.
@@ -295,8 +324,7 @@ let sweep (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (seeds: i
         if not interrupted then
             let dir = seedDir sweepDir seed
             let stages = run device cpu (withSeed seed recipe) dir (announce seed) say report stop
-            let completed = stages.Length = recipe.Stages.Length && (let _, _, o = List.last stages in o.Completed)
-            if not completed then interrupted <- true
+            if not (reachedEnd recipe stages) then interrupted <- true
             else
                 let _, lastDir, outcome = List.last stages
                 let best = RunFolder.best lastDir
@@ -309,7 +337,7 @@ let sweep (device: Backends.Device) (cpu: CpuOptions) (recipe: Recipe) (seeds: i
                     else runSeconds d
                 let seconds = stages |> List.sumBy (fun (_, d, _) -> stageSeconds d)
                 let r =
-                    { Seed = seed; Completed = true; BestValExact = outcome.BestValExact; BestStep = outcome.BestStep
+                    { Seed = seed; Completed = true; StagesRun = stages.Length; BestValExact = outcome.BestValExact; BestStep = outcome.BestStep
                       AdderBoardCorrect = correct; AdderBoardTotal = total; Seconds = seconds; Best = Path.GetRelativePath(sweepDir, best) }
                 results.Add r
                 seedDone r

@@ -73,7 +73,7 @@ let ``a recipe sweep runs the recipe for each seed as a recipe with that seed wo
     Assert.StartsWith("seed,completed,best_val_exact", rows.[0])
     Assert.StartsWith("4,true,", rows.[1])
     Assert.StartsWith("5,true,", rows.[2])
-    Assert.EndsWith(",10010," + rows.[2].Split(',').[6] + "," + Path.Combine("s5", "stage-2-polish", "best.safetensors"), rows.[2])
+    Assert.EndsWith(",10010," + rows.[2].Split(',').[6] + ",2," + Path.Combine("s5", "stage-2-polish", "best.safetensors"), rows.[2])
     Assert.Contains("on AdderBoard's protocol (reported, not used to choose)", r.Out)
     let config1 = File.ReadAllText(Path.Combine(out, "s5", "stage-1-base", "config.json"))
     Assert.Contains("\"seed\": 5,", config1)
@@ -156,6 +156,8 @@ let ``a malformed recipe is refused in one line before any folder is made`` () =
     refused "stage 2: unknown model preset 'x'" (stage """{ "architecture": "x" }""")
     refused "stage 2: 'new_parameters' belongs to a stage with an 'architecture' of its own" (stage """{ "new_parameters": "init" }""")
     refused "stage 2: new_parameters 'zero' is neither init nor an object of expressions" (stage """{ "architecture": "44p", "new_parameters": "zero" }""")
+    refused "stage 1: 'stop_below' must be a validation exact match in (0, 1]" """{ "architecture": "36p", "stages": [ { "steps": 5, "stop_below": 1.5 }, { "steps": 5 } ] }"""
+    refused "stage 2: 'stop_below' on the last stage changes nothing" (stage """{ "stop_below": 0.5 }""")
     assertOneLineError "--recipe sets the model" (run [ "train"; "--recipe"; write dir twoStages; "--lr"; "0.1"; "--out"; out ])
 
 [<Fact>]
@@ -178,6 +180,40 @@ let ``a stage on another architecture starts from the stage before's weights mov
     let last = Checkpoint.Load(Path.Combine(out, "stage-3-cut", "last.safetensors"))
     Assert.Equal(36, last.Model.Layout.Count)
     Assert.Contains("stage-3-cut-start.safetensors", File.ReadAllText(Path.Combine(out, "stage-3-cut", "config.json")))
+
+[<Fact>]
+let ``a stage whose best is below its stop_below ends the recipe, a sweep counts the seed as ended there, and one above goes on`` () =
+    let dir = tempDir ()
+    let threeStages (threshold: float) =
+        sprintf """{ "architecture": "36p", "seed": 3,
+          "stages": [ { "name": "base", "steps": 20, "batch": 16, "eval_interval": 10, "stop_below": %g },
+                      { "name": "next", "steps": 10, "batch": 16, "eval_interval": 10, "stop_below": %g },
+                      { "name": "last", "steps": 10, "batch": 16, "eval_interval": 10 } ] }""" threshold threshold
+    // twenty steps from scratch are far below 90% exact: the recipe ends after stage 1, and says so
+    let out = Path.Combine(dir, "stopped")
+    let printed = trainRecipe dir (threeStages 0.9) out
+    Assert.Contains("stage 1's best validation", printed)
+    Assert.Contains("below its stop_below 90.00%: the recipe ends here", printed)
+    Assert.False(Directory.Exists(Path.Combine(out, "stage-2-next")), "a stage after the stop ran")
+    Assert.Contains("best: " + Path.Combine(out, "stage-1-base", "best.safetensors"), printed)
+    let sweepDir = Path.Combine(dir, "sweep")
+    let r = run [ "train"; "--recipe"; write dir (threeStages 0.9); "--seeds"; "3,4"; "--out"; sweepDir; "--quiet" ]
+    Assert.True((r.Code = 0), r.Err + r.Out)
+    Assert.Contains("(stopped after stage 1)", r.Out)
+    let rows = File.ReadAllLines(Path.Combine(sweepDir, Adder.Pipeline.Recipes.summaryName))
+    Assert.Equal(3, rows.Length)
+    for row in rows.[1..] do
+        let cells = row.Split(',')
+        Assert.Equal("true", cells.[1])
+        Assert.Equal("1", cells.[7])
+    // a best at or above the threshold goes on; an interrupted stage is not a stop
+    let recipe = Adder.Pipeline.Recipes.parse (threeStages 0.9) "recipe"
+    let stage = recipe.Stages.Head
+    let outcome (v: float) (completed: bool) : Adder.Pipeline.Training.Outcome = { Completed = completed; LastStep = 20; BestValExact = v; BestStep = 20 }
+    Assert.True(Adder.Pipeline.Recipes.stopsAfter stage (outcome 0.89 true))
+    Assert.False(Adder.Pipeline.Recipes.stopsAfter stage (outcome 0.9 true))
+    Assert.False(Adder.Pipeline.Recipes.stopsAfter stage (outcome 0.1 false))
+    Assert.False(Adder.Pipeline.Recipes.stopsAfter recipe.Stages.[2] (outcome 0.0 true))
 
 [<Fact>]
 let ``the shipped recipes parse`` () =
