@@ -254,7 +254,7 @@ type TrainArgs =
             | Threads _ -> threadsUsage
             | Shard _ -> "sweep on several machines: run shard i/n (the seeds at list positions k with k mod n = i) to the probe; then --finish, then --merge"
             | Finish -> "with --shard i/n: rank all n shards' probes, finish the kept seeds of this shard, write sweep-shard-i-of-n.csv"
-            | Merge _ -> "combine the n shards' sweep-shard-*-of-n.csv in --out into sweep.csv (the same as an unsharded sweep's)"
+            | Merge _ -> "combine the n shards' sweep-shard-*-of-n.csv in --out into sweep.csv (the same as an unsharded sweep's); with --recipe, recipe-sweep-shard-*-of-n.csv into recipe-sweep.csv"
             | Resume -> "continue the run in --out from its last.safetensors, with the options in its config.json"
             | Quiet -> "no live progress, one line per validation"
             | _ -> "")

@@ -261,6 +261,23 @@ let private sweep (args: ParseResults<TrainArgs>) =
         printfn "summary: %s; best checkpoints: %s" csv (RunFolder.best (Path.Combine(sweepDir, "s<seed>")))
         failures ()
 
+/// How many of a recipe sweep's seeds end exact on AdderBoard's protocol.
+let private printExactCount (results: Recipes.SeedResult list) (seeds: int) (csv: string) =
+    let exact = results |> List.filter (fun r -> r.AdderBoardCorrect = r.AdderBoardTotal) |> List.length
+    printfn "%d of %d seeds done; %d at %d / %d on AdderBoard's protocol (reported, not used to choose); summary: %s"
+        results.Length seeds exact AdderBoard.total AdderBoard.total csv
+
+/// `train --recipe FILE --seeds LIST --merge N`: the N shards' recipe-sweep-shard-*-of-N.csv in --out into recipe-sweep.csv.
+let private recipeMerge (args: ParseResults<TrainArgs>) (file: string) (seeds: int list) =
+    let count = args.GetResult TrainArgs.Merge
+    if args.Contains TrainArgs.Shard then misuse "--merge combines all shards; leave out --shard"
+    if count < 1 then fail "--merge must be at least 1 (the number of shards)"
+    let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", Path.GetFileNameWithoutExtension file + "-sweep"))
+    if not (Directory.Exists sweepDir) then fail "sweep folder not found: %s" sweepDir
+    let rows = Recipes.merge sweepDir seeds count
+    printExactCount rows seeds.Length (Path.Combine(sweepDir, Recipes.summaryName))
+    0
+
 /// `train --recipe FILE --seeds LIST [--shard i/n]`: the recipe for each seed (of this shard) in --out/s<seed>,
 /// then recipe-sweep.csv: each seed's last-stage validation and its AdderBoard score (the grok rate).
 let private recipeSweep (args: ParseResults<TrainArgs>) (file: string) (recipe: Recipes.Recipe) (seeds: int list)
@@ -286,9 +303,7 @@ let private recipeSweep (args: ParseResults<TrainArgs>) (file: string) (recipe: 
         | Some s -> Recipes.shardSummary sweepDir s
         | None -> Path.Combine(sweepDir, Recipes.summaryName)
     Recipes.writeSummary csv results
-    let exact = results |> List.filter (fun r -> r.AdderBoardCorrect = r.AdderBoardTotal) |> List.length
-    printfn "%d of %d seeds done; %d at %d / %d on AdderBoard's protocol (reported, not used to choose); summary: %s"
-        results.Length mine.Length exact AdderBoard.total AdderBoard.total csv
+    printExactCount results mine.Length csv
     if finished then 0
     else
         printfn "interrupted: run the same command again to continue the sweep"
@@ -314,9 +329,10 @@ let private recipeOnce (args: ParseResults<TrainArgs>) (file: string) (recipe: R
 let private trainRecipe (args: ParseResults<TrainArgs>) (file: string) =
     for a in args.GetAllResults() do
         match a with
-        | TrainArgs.Recipe _ | TrainArgs.Out _ | TrainArgs.Device _ | TrainArgs.Threads _ | TrainArgs.Quiet | TrainArgs.Seeds _ | TrainArgs.Shard _ -> ()
+        | TrainArgs.Recipe _ | TrainArgs.Out _ | TrainArgs.Device _ | TrainArgs.Threads _ | TrainArgs.Quiet | TrainArgs.Seeds _ | TrainArgs.Shard _ | TrainArgs.Merge _ -> ()
         | other -> misuse "--recipe sets the model and every stage's options; %s goes in the recipe file" ((string other).Split(' ').[0].ToLowerInvariant().Replace('_', '-') |> sprintf "--%s")
     if args.Contains TrainArgs.Shard && not (args.Contains TrainArgs.Seeds) then misuse "--shard goes with --seeds"
+    if args.Contains TrainArgs.Merge && not (args.Contains TrainArgs.Seeds) then misuse "--merge goes with --seeds (the list the shards ran)"
     let recipe = Recipes.load file
     let launch = launchOf (args.TryGetResult TrainArgs.Device) (args.TryGetResult TrainArgs.Threads)
     let announce (i: int) (stage: Recipes.Stage) (dir: string) =
@@ -332,6 +348,7 @@ let private trainRecipe (args: ParseResults<TrainArgs>) (file: string) =
             printfn "stage %d (%s): targeted fine-tuning, up to %d rounds of %d steps (lr %g, batch %d), mining %d pairs a generator, %g of each batch from failures -> %s"
                 (i + 1) stage.Name rounds c.Steps c.Lr c.Batch mine mix dir
     match args.TryGetResult TrainArgs.Seeds with
+    | Some list when args.Contains TrainArgs.Merge -> recipeMerge args file (Sweep.parseSeeds list)
     | Some list -> recipeSweep args file recipe (Sweep.parseSeeds list) launch announce
     | None -> recipeOnce args file recipe launch announce
 

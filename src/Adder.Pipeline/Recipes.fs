@@ -304,6 +304,20 @@ let writeSummary (path: string) (rows: SeedResult list) =
                     r.AdderBoardTotal r.Seconds r.StagesRun r.Best ]
     Files.writeTextAtomic path (String.Join("\n", lines) + "\n")
 
+/// Reads a table written by writeSummary (a shard's or a whole recipe sweep's).
+let readSummary (path: string) : SeedResult list =
+    Shards.readRows path summaryHeader (fun f ->
+        if f.Length < 9 then failwith "fields"
+        { Seed = int f.[0]; Completed = Boolean.Parse f.[1]; BestValExact = Shards.num f.[2]; BestStep = int f.[3]
+          AdderBoardCorrect = int f.[4]; AdderBoardTotal = int f.[5]; Seconds = Shards.num f.[6]; StagesRun = int f.[7]
+          Best = String.Join(",", f.[8..]) })
+
+/// recipe-sweep.csv from the n shards' tables: the rows in the seed list's order, as the unsharded sweep writes them.
+let merge (sweepDir: string) (seeds: int list) (count: int) =
+    let rows = Shards.gather (shardSummary sweepDir) readSummary (fun (r: SeedResult) -> r.Seed) "the recipe sweep" seeds count
+    writeSummary (Path.Combine(sweepDir, summaryName)) rows
+    rows
+
 /// The AdderBoard protocol's score of a checkpoint: correct of 10,010.
 let adderBoardScore (device: Backends.Device) (cpu: CpuOptions) (checkpoint: string) =
     let model = (Checkpoint.Load checkpoint).Model

@@ -41,7 +41,7 @@ let summaryFile (sweepDir: string) (shard: Shard) = Path.Combine(sweepDir, sprin
 
 let private inv = Files.formatFloat
 
-let private readRows (path: string) (header: string) (parse: string[] -> 'T) =
+let readRows (path: string) (header: string) (parse: string[] -> 'T) =
     // capped, regular files only; the last line's newline leaves an empty entry, skipped below
     let lines = SafeFiles.ReadAllText(path, "shard file").Split('\n') |> Array.map (fun l -> l.TrimEnd '\r')
     if lines.Length = 0 || lines.[0] <> header then fail "%s is not a shard file (expected the header %s)" path header
@@ -53,7 +53,7 @@ let private readRows (path: string) (header: string) (parse: string[] -> 'T) =
             | Some r -> r
             | None -> fail "%s: bad row '%s'" path (Limits.Echo line) ]
 
-let private num (s: string) = Double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture)
+let num (s: string) = Double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture)
 
 let private probeHeader = "seed,probe_step,probe_loss,probe_val_exact"
 

@@ -93,6 +93,25 @@ let ``a recipe sweep runs the recipe for each seed as a recipe with that seed wo
     assertOneLineError "--shard goes with --seeds" (run [ "train"; "--recipe"; recipe; "--shard"; "1/2"; "--out"; out ])
 
 [<Fact>]
+let ``a sharded recipe sweep's tables merge into the table the whole sweep writes`` () =
+    let dir = tempDir ()
+    let recipe = write dir twoStages
+    let out = Path.Combine(dir, "sweep")
+    for shard in [ "0/2"; "1/2" ] do
+        let r = run [ "train"; "--recipe"; recipe; "--seeds"; "4,5,6"; "--shard"; shard; "--out"; out; "--quiet" ]
+        Assert.True((r.Code = 0), r.Err + r.Out)
+    let summary = Path.Combine(out, Adder.Pipeline.Recipes.summaryName)
+    let merged = run [ "train"; "--recipe"; recipe; "--seeds"; "4,5,6"; "--merge"; "2"; "--out"; out ]
+    Assert.True((merged.Code = 0), merged.Err + merged.Out)
+    Assert.Contains("3 of 3 seeds done", merged.Out)
+    let mergedText = File.ReadAllText summary
+    Assert.Equal(4, mergedText.Trim().Split('\n').Length)
+    let whole = run [ "train"; "--recipe"; recipe; "--seeds"; "4,5,6"; "--out"; out; "--quiet" ]
+    Assert.True((whole.Code = 0), whole.Err + whole.Out)
+    Assert.Equal(File.ReadAllText summary, mergedText)
+    assertOneLineError "recipe-sweep-shard-0-of-3.csv not found: the recipe sweep of shard 0/3 has not finished" (run [ "train"; "--recipe"; recipe; "--seeds"; "4,5,6"; "--merge"; "3"; "--out"; out ])
+
+[<Fact>]
 let ``a targeted stage runs rounds of targeted fine-tuning from the stage before, and the same command again changes nothing`` () =
     let dir = tempDir ()
     let recipe = write dir """{
