@@ -261,6 +261,10 @@ let private sweep (args: ParseResults<TrainArgs>) =
         printfn "summary: %s; best checkpoints: %s" csv (RunFolder.best (Path.Combine(sweepDir, "s<seed>")))
         failures ()
 
+/// A recipe sweep's folder: --out, or runs/<recipe name>-sweep.
+let private recipeSweepDir (args: ParseResults<TrainArgs>) (file: string) =
+    args.GetResult(TrainArgs.Out, Path.Combine("runs", Path.GetFileNameWithoutExtension file + "-sweep"))
+
 /// How many of a recipe sweep's seeds end exact on AdderBoard's protocol.
 let private printExactCount (results: Recipes.SeedResult list) (seeds: int) (csv: string) =
     let exact = results |> List.filter (fun r -> r.AdderBoardCorrect = r.AdderBoardTotal) |> List.length
@@ -272,7 +276,7 @@ let private recipeMerge (args: ParseResults<TrainArgs>) (file: string) (seeds: i
     let count = args.GetResult TrainArgs.Merge
     if args.Contains TrainArgs.Shard then misuse "--merge combines all shards; leave out --shard"
     if count < 1 then fail "--merge must be at least 1 (the number of shards)"
-    let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", Path.GetFileNameWithoutExtension file + "-sweep"))
+    let sweepDir = recipeSweepDir args file
     if not (Directory.Exists sweepDir) then fail "sweep folder not found: %s" sweepDir
     let rows = Recipes.merge sweepDir seeds count
     printExactCount rows seeds.Length (Path.Combine(sweepDir, Recipes.summaryName))
@@ -284,7 +288,7 @@ let private recipeSweep (args: ParseResults<TrainArgs>) (file: string) (recipe: 
         (launch: Backends.Device * CpuOptions) announce =
     let shard = args.TryGetResult TrainArgs.Shard |> Option.map Shards.parse
     let mine = match shard with Some s -> Shards.assigned s seeds | None -> seeds
-    let sweepDir = args.GetResult(TrainArgs.Out, Path.Combine("runs", Path.GetFileNameWithoutExtension file + "-sweep"))
+    let sweepDir = recipeSweepDir args file
     use _lock = claimSweepFolder sweepDir shard.IsSome
     printfn "recipe sweep %s: %s, %d stage%s, %d seeds%s -> %s" file (recipe.Model.Describe()) recipe.Stages.Length
         (if recipe.Stages.Length = 1 then "" else "s") mine.Length

@@ -109,6 +109,9 @@ let ``a sharded recipe sweep's tables merge into the table the whole sweep write
     let whole = run [ "train"; "--recipe"; recipe; "--seeds"; "4,5,6"; "--out"; out; "--quiet" ]
     Assert.True((whole.Code = 0), whole.Err + whole.Out)
     Assert.Equal(File.ReadAllText summary, mergedText)
+    assertOneLineError "--merge goes with --seeds" (run [ "train"; "--recipe"; recipe; "--merge"; "2"; "--out"; out ])
+    assertOneLineError "--merge combines all shards; leave out --shard" (run [ "train"; "--recipe"; recipe; "--seeds"; "4,5,6"; "--shard"; "0/2"; "--merge"; "2"; "--out"; out ])
+    Assert.Equal(mergedText, File.ReadAllText summary)
     assertOneLineError "recipe-sweep-shard-0-of-3.csv not found: the recipe sweep of shard 0/3 has not finished" (run [ "train"; "--recipe"; recipe; "--seeds"; "4,5,6"; "--merge"; "3"; "--out"; out ])
 
 [<Fact>]
